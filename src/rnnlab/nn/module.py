@@ -1,0 +1,127 @@
+"""Parameters and the Layer protocol every module follows.
+
+A Layer's `forward` keeps what its `backward` needs; `backward(dy)` returns the gradient with
+respect to the input and *adds* into each `Parameter.grad` (so, as in PyTorch, two backward passes
+accumulate and one `zero_grad()` clears them). Parameter names follow PyTorch, so a `state_dict`
+moves between rnnlab and `torch.nn` modules with no renaming.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+
+class Parameter:
+    """A trainable array and the gradient accumulated into it (same shape and dtype)."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = np.ascontiguousarray(data)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """The one way randomness enters rnnlab: a Generator, a seed, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None; got {type(rng).__name__}")
+
+
+class Layer:
+    """Base class: parameters, child layers, train/eval mode and PyTorch-style state dicts."""
+
+    training: bool = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backward(self, *args, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # -- structure ---------------------------------------------------------------------------
+    def children(self) -> Iterator[tuple[str, "Layer"]]:
+        """Child layers in the order they were assigned (lists of layers are numbered)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Layer):
+                yield name, value
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
+                for i, v in enumerate(value):
+                    yield f"{name}.{i}", v
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Every parameter under this layer with its PyTorch-style dotted name."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.children():
+            yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def train(self, mode: bool = True) -> "Layer":
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        return self.train(False)
+
+    def num_parameters(self) -> int:
+        return sum(p.data.size for p in self.parameters())
+
+    # -- weights in and out --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter under its PyTorch name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays (NumPy, or anything with `.numpy()` / `__array__`) into the parameters.
+
+        Raises ValueError naming every missing, unexpected or wrongly shaped key; nothing is
+        changed unless the whole dict fits.
+        """
+        if not hasattr(state, "items"):
+            raise TypeError(f"state_dict must be a mapping of name -> array; got {type(state).__name__}")
+        own = dict(self.named_parameters())
+        arrays = {}
+        problems = []
+        for name, value in state.items():
+            if name not in own:
+                if strict:
+                    problems.append(f"unexpected key {name!r}")
+                continue
+            array = _to_numpy(value)
+            if array.shape != own[name].data.shape:
+                problems.append(f"{name!r} has shape {array.shape}, expected {own[name].data.shape}")
+            arrays[name] = array
+        missing = [name for name in own if name not in state]
+        if strict and missing:
+            problems.extend(f"missing key {name!r}" for name in missing)
+        if problems:
+            raise ValueError(f"cannot load state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name, array in arrays.items():
+            own[name].data[...] = array
+
+
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
