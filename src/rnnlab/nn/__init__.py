@@ -1,0 +1,12 @@
+"""Neural-network building blocks: recurrent stacks and cells, linear, embedding, dropout, losses."""
+from .cells import GRUCell, LSTMCell, RNNCell
+from .dropout import Dropout
+from .embedding import Embedding
+from .linear import Linear
+from .losses import CrossEntropyLoss, MSELoss, cross_entropy, log_softmax, mse, softmax
+from .module import Layer, Parameter
+from .stack import GRU, LSTM, RNN, Recurrent
+
+__all__ = ["RNN", "LSTM", "GRU", "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding",
+           "Dropout", "CrossEntropyLoss", "MSELoss", "cross_entropy", "mse", "softmax", "log_softmax",
+           "Layer", "Parameter"]

@@ -1,0 +1,30 @@
+"""Inverted dropout: in training, zero each element with probability p and scale the rest by
+1/(1-p), so evaluation needs no rescaling; in eval mode it is the identity."""
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Layer, as_generator
+
+
+class Dropout(Layer):
+    def __init__(self, p: float = 0.5, rng=None):
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p must be in [0, 1); got {p!r}")
+        self.p = float(p)
+        self.rng = as_generator(rng)
+        self._keep = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if not self.training or self.p == 0.0:
+            self._keep = None
+            return x
+        self._keep = ((self.rng.random(x.shape) >= self.p) / (1.0 - self.p)).astype(x.dtype)  # same shape as x
+        return x * self._keep
+
+    def backward(self, dy):
+        return dy if self._keep is None else dy * self._keep
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"

@@ -1,0 +1,130 @@
+"""GRU: forward and backward through time, in PyTorch's form and gate order r, z, n.
+
+    r = sigma(W_ir x + b_ir + W_hr h + b_hr)       reset gate: how much of the past feeds n
+    z = sigma(W_iz x + b_iz + W_hz h + b_hz)       update gate: how much of h is kept
+    n = tanh (W_in x + b_in + r * (W_hn h + b_hn)) candidate state
+    h' = (1 - z) * n + z * h
+
+Shapes: T = time, B = batch, D = input features, H = hidden units, G = 3 gates.
+params = (W_ih (3H, D), W_hh (3H, H), b_ih (3H,) | None, b_hh (3H,) | None), rows r, z, n.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid
+
+
+def _grads(dXW2, dHW2, x2, h2, has_bias):
+    """Weight gradients of all steps at once: one GEMM each, after the sweep."""
+    grads = {"weight_ih": dXW2.T @ x2, "weight_hh": dHW2.T @ h2}
+    if has_bias:
+        grads["bias_ih"] = dXW2.sum(axis=0)
+        grads["bias_hh"] = dHW2.sum(axis=0)
+    return grads
+
+
+# --- one step: the readable reference and the single-step cell ------------------------------------
+def gru_step_forward(params, x, state):
+    W_ih, W_hh, b_ih, b_hh = params
+    (h,) = state
+    xw = x @ W_ih.T  # (B, 3H)
+    hw = h @ W_hh.T  # (B, 3H)
+    if b_ih is not None:
+        xw, hw = xw + b_ih, hw + b_hh
+    xw_r, xw_z, xw_n = np.split(xw, 3, axis=1)
+    hw_r, hw_z, hw_n = np.split(hw, 3, axis=1)
+    r, z = sigmoid(xw_r + hw_r), sigmoid(xw_z + hw_z)
+    n = np.tanh(xw_n + r * hw_n)
+    h_new = (1 - z) * n + z * h
+    return (h_new,), (x, h, r, z, n, hw_n)
+
+
+def gru_step_backward(params, cache, dstate):
+    W_ih, W_hh, b_ih, _ = params
+    x, h, r, z, n, hw_n = cache
+    (dh_new,) = dstate
+    dn = dh_new * (1 - z)
+    dz = dh_new * (h - n)
+    da_n = dn * dtanh_from_output(n)
+    da_r = da_n * hw_n * dsigmoid_from_output(r)
+    da_z = dz * dsigmoid_from_output(z)
+    dxw = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H) gradient of x @ W_ih^T + b_ih
+    dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H) gradient of h @ W_hh^T + b_hh
+    dx = dxw @ W_ih
+    dh = dh_new * z + dhw @ W_hh
+    return dx, (dh,), _grads(dxw, dhw, x, h, b_ih is not None)
+
+
+# --- the whole sequence: the fast path ------------------------------------------------------------
+def gru_forward(params, x, state, mask=None):
+    """x (T, B, D), state = (h0 (B, H),), mask (T, B, 1) or None -> y (T, B, H), (hT,), cache.
+
+    The input projection of all T steps is one GEMM; only h_{t-1} @ W_hh^T is done per step.
+    """
+    W_ih, W_hh, b_ih, b_hh = params
+    T, B, D = x.shape
+    H = W_hh.shape[1]
+    xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # becomes r, z, n in place
+    if b_ih is not None:
+        xw += b_ih
+        xw[:, :, :2 * H] += b_hh[:2 * H]  # r and z see both biases; b_hn sits inside r * (...)
+    hw_n = np.empty((T, B, H), dtype=x.dtype)  # W_hn h + b_hn, needed by dr
+    hs = np.empty((T + 1, B, H), dtype=x.dtype)  # h_0 .. h_T
+    (hs[0],) = state
+    W_hh_T = W_hh.T
+    for t in range(T):
+        a = xw[t]
+        hw = hs[t] @ W_hh_T  # (B, 3H)
+        a[:, :2 * H] += hw[:, :2 * H]
+        sigmoid(a[:, :2 * H], out=a[:, :2 * H])  # r, z
+        hw_n[t] = hw[:, 2 * H:]
+        if b_hh is not None:
+            hw_n[t] += b_hh[2 * H:]
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        n += r * hw_n[t]
+        np.tanh(n, out=n)
+        h_new = hs[t + 1]
+        np.subtract(hs[t], n, out=h_new)  # h' = n + z * (h - n)
+        h_new *= z
+        h_new += n
+        if mask is not None:  # past the end: hold the state
+            np.copyto(h_new, hs[t], where=~(mask[t] > 0))
+    y = hs[1:] * mask if mask is not None else hs[1:].copy()
+    return y, (hs[T].copy(),), (x, hs, xw, hw_n, mask)
+
+
+def gru_backward(params, cache, dy, dstate):
+    """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads."""
+    W_ih, W_hh, b_ih, _ = params
+    x, hs, gates, hw_n, mask = cache
+    T, B, D = x.shape
+    H = W_hh.shape[1]
+    dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
+    dXW = np.empty((T, B, 3 * H), dtype=x.dtype)  # gradient of x @ W_ih^T + b_ih per step
+    dHW = np.empty((T, B, 3 * H), dtype=x.dtype)  # gradient of h @ W_hh^T + b_hh per step
+    if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
+        dy = dy * mask
+    for t in reversed(range(T)):
+        a = gates[t]
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        dh = dh_next if dy is None else dh_next + dy[t]
+        if mask is not None:  # a held step passes dh through; only live steps reach the cell
+            dh_skip = dh * (1 - mask[t])
+            dh = dh * mask[t]
+        dxw, dhw = dXW[t], dHW[t]
+        np.multiply(dh * (1 - z), dtanh_from_output(n), out=dxw[:, 2 * H:])  # da_n
+        np.multiply(dxw[:, 2 * H:] * hw_n[t], dsigmoid_from_output(r), out=dxw[:, :H])  # da_r
+        np.multiply(dh * (hs[t] - n), dsigmoid_from_output(z), out=dxw[:, H:2 * H])  # da_z
+        dhw[:, :2 * H] = dxw[:, :2 * H]
+        np.multiply(dxw[:, 2 * H:], r, out=dhw[:, 2 * H:])
+        dh_next = dh * z + dhw @ W_hh
+        if mask is not None:
+            dh_next += dh_skip
+    dXW2, dHW2 = dXW.reshape(T * B, 3 * H), dHW.reshape(T * B, 3 * H)
+    dx = (dXW2 @ W_ih).reshape(T, B, D)
+    grads = _grads(dXW2, dHW2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+    return dx, (dh_next,), grads
+
+
+GRU_KIND = CellKind("gru", 3, ("h",), gru_forward, gru_backward, gru_step_forward, gru_step_backward)

@@ -1,0 +1,102 @@
+"""Losses with their gradients: softmax cross-entropy over integer targets, and mean squared error.
+
+Each pure function returns (loss, dlogits): the gradient of the (mean) loss, ready for backward.
+Shapes: S = any leading shape (B, or B, T), V = classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log p over the last axis, stable: subtract the max before exponentiating."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+def _check_mask(mask, shape) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(f"mask must have the targets' shape {shape}; got {mask.shape}")
+    return mask.astype(bool)
+
+
+def cross_entropy(logits, targets, mask=None) -> tuple[float, np.ndarray]:
+    """Mean of -log softmax(logits)[target] over unmasked positions; logits (*S, V), targets (*S,).
+
+    The gradient is the fused (p - onehot(target)) / N, zero at masked positions.
+    """
+    logits = np.asarray(logits)
+    targets = np.asarray(targets)
+    if not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(f"targets must be integer class ids; got dtype {targets.dtype}")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits must have shape targets.shape + (classes,) = {targets.shape} + (V,); "
+                         f"got logits {logits.shape}")
+    V = logits.shape[-1]
+    if targets.size and (targets.min() < 0 or targets.max() >= V):
+        raise ValueError(f"targets must lie in 0..{V - 1}; got min {targets.min()}, max {targets.max()}")
+    mask = _check_mask(mask, targets.shape)
+    logp = log_softmax(logits)  # (*S, V)
+    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (*S,)
+    count = targets.size if mask is None else int(mask.sum())
+    if count == 0:
+        raise ValueError("the mask leaves no position to average the loss over")
+    loss = -(picked.sum() if mask is None else picked[mask].sum()) / count
+    dlogits = np.exp(logp)
+    np.put_along_axis(dlogits, targets[..., None], np.take_along_axis(dlogits, targets[..., None], -1) - 1, -1)
+    dlogits /= count
+    if mask is not None:
+        dlogits *= mask[..., None]
+    return float(loss), dlogits
+
+
+def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
+    """Mean of (pred - target)^2 over all (unmasked) elements, like torch's MSELoss(reduction="mean").
+
+    A mask of the leading shape (*S,) or of the full shape selects the elements that count.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target, dtype=pred.dtype)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape; got {pred.shape} and {target.shape}")
+    diff = pred - target
+    if mask is None:
+        count = diff.size
+    else:
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != pred.shape:
+            if mask.shape != pred.shape[:mask.ndim]:
+                raise ValueError(f"mask must have shape {pred.shape} or a leading part of it; got {mask.shape}")
+            mask = np.broadcast_to(mask.reshape(mask.shape + (1,) * (pred.ndim - mask.ndim)), pred.shape)
+        diff = diff * mask
+        count = int(mask.sum())
+        if count == 0:
+            raise ValueError("the mask leaves no element to average the loss over")
+    return float((diff * diff).sum() / count), (2.0 / count) * diff
+
+
+class CrossEntropyLoss:
+    """Stateful wrapper: loss = f(logits, targets, mask); backward() -> dlogits."""
+
+    def __call__(self, logits, targets, mask=None) -> float:
+        loss, self._grad = cross_entropy(logits, targets, mask)
+        return loss
+
+    def backward(self) -> np.ndarray:
+        return self._grad
+
+
+class MSELoss:
+    def __call__(self, pred, target, mask=None) -> float:
+        loss, self._grad = mse(pred, target, mask)
+        return loss
+
+    def backward(self) -> np.ndarray:
+        return self._grad

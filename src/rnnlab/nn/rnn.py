@@ -1,0 +1,99 @@
+"""Elman RNN: the recurrence of the lecture, h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu).
+
+The state h is the network's memory: each step sees the present input and, through W_hh, the past.
+
+Shapes: T = time, B = batch, D = input features, H = hidden units, G = 1.
+params = (W_ih (H, D), W_hh (H, H), b_ih (H,) | None, b_hh (H,) | None).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .functional import CellKind, drelu_from_output, dtanh_from_output
+
+ACTIVATIONS = {"tanh": (np.tanh, dtanh_from_output), "relu": (lambda a: np.maximum(a, 0), drelu_from_output)}
+
+
+def _grads(dA2, x2, h2, has_bias):
+    """Weight gradients of all steps at once: one GEMM each, after the sweep."""
+    grads = {"weight_ih": dA2.T @ x2, "weight_hh": dA2.T @ h2}
+    if has_bias:
+        grads["bias_ih"] = dA2.sum(axis=0)
+        grads["bias_hh"] = grads["bias_ih"].copy()
+    return grads
+
+
+def make_rnn_kind(nonlinearity: str) -> CellKind:
+    """The RNN kernels for one nonlinearity ("tanh" or "relu")."""
+    act, dact_from_output = ACTIVATIONS[nonlinearity]
+
+    # --- one step: the readable reference and the single-step cell --------------------------------
+    def rnn_step_forward(params, x, state):
+        W_ih, W_hh, b_ih, b_hh = params
+        (h,) = state
+        a = x @ W_ih.T + h @ W_hh.T  # (B, H)
+        if b_ih is not None:
+            a = a + b_ih + b_hh
+        h_new = act(a)
+        return (h_new,), (x, h, h_new)
+
+    def rnn_step_backward(params, cache, dstate):
+        W_ih, W_hh, b_ih, _ = params
+        x, h, h_new = cache
+        (dh_new,) = dstate
+        da = dh_new * dact_from_output(h_new)
+        return da @ W_ih, (da @ W_hh,), _grads(da, x, h, b_ih is not None)
+
+    # --- the whole sequence: the fast path --------------------------------------------------------
+    def rnn_forward(params, x, state, mask=None):
+        """x (T, B, D), state = (h0 (B, H),), mask (T, B, 1) or None -> y (T, B, H), (hT,), cache."""
+        W_ih, W_hh, b_ih, b_hh = params
+        T, B, D = x.shape
+        H = W_hh.shape[1]
+        hs = np.empty((T + 1, B, H), dtype=x.dtype)  # h_0 .. h_T
+        hs[0] = state[0]
+        xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, H)  # one GEMM for all steps
+        if b_ih is not None:
+            xw += b_ih + b_hh
+        W_hh_T = W_hh.T
+        for t in range(T):
+            a = hs[t + 1]
+            np.matmul(hs[t], W_hh_T, out=a)
+            a += xw[t]
+            if nonlinearity == "tanh":
+                np.tanh(a, out=a)
+            else:
+                np.maximum(a, 0, out=a)
+            if mask is not None:  # past the end: hold the state
+                np.copyto(a, hs[t], where=~(mask[t] > 0))
+        y = hs[1:] * mask if mask is not None else hs[1:].copy()
+        return y, (hs[T].copy(),), (x, hs, mask)
+
+    def rnn_backward(params, cache, dy, dstate):
+        """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads."""
+        W_ih, W_hh, b_ih, _ = params
+        x, hs, mask = cache
+        T, B, D = x.shape
+        H = W_hh.shape[1]
+        dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
+        dA = np.empty((T, B, H), dtype=x.dtype)
+        if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
+            dy = dy * mask
+        for t in reversed(range(T)):
+            dh = dh_next if dy is None else dh_next + dy[t]
+            if mask is not None:  # a held step passes dh through; only live steps reach the cell
+                dh_skip = dh * (1 - mask[t])
+                dh = dh * mask[t]
+            np.multiply(dh, dact_from_output(hs[t + 1]), out=dA[t])
+            dh_next = dA[t] @ W_hh
+            if mask is not None:
+                dh_next += dh_skip
+        dA2 = dA.reshape(T * B, H)
+        dx = (dA2 @ W_ih).reshape(T, B, D)
+        return dx, (dh_next,), _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+
+    return CellKind(f"rnn_{nonlinearity}", 1, ("h",), rnn_forward, rnn_backward, rnn_step_forward, rnn_step_backward)
+
+
+RNN_TANH_KIND = make_rnn_kind("tanh")
+RNN_RELU_KIND = make_rnn_kind("relu")

@@ -1,0 +1,304 @@
+"""Recurrent layers as PyTorch has them: stacked, bidirectional, with dropout between layers and
+variable-length batches. The cell kernels (rnn.py, lstm.py, gru.py) do the arithmetic; this module
+only routes sequences through layers and directions and adds each kernel's gradients into the
+parameters.
+
+Shapes: B = batch, T = time, D = input features, H = hidden units, L = layers, K = directions.
+Public arrays are batch-first like `batch_first=True`: x (B, T, D), y (B, T, K*H),
+states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .functional import CellKind, reference_backward, reference_forward
+from .gru import GRU_KIND
+from .lstm import LSTM_KIND
+from .module import Layer, Parameter, as_generator
+from .rnn import RNN_RELU_KIND, RNN_TANH_KIND
+
+INITS = ("uniform", "orthogonal")
+
+
+def check_array(name: str, value, ndim: int, dtype) -> np.ndarray:
+    """A float array of the given rank, or a clear error naming the argument."""
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a numeric array; got {type(value).__name__} ({error})") from None
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array; got shape {array.shape}")
+    return array
+
+
+def lengths_to_mask(lengths, B: int, T: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Validate `lengths` (B,) in 1..T and return it with the mask (T, B, 1): 1 inside a sequence."""
+    try:
+        lengths = np.asarray(lengths)
+    except Exception as error:  # pragma: no cover - exotic objects
+        raise TypeError(f"lengths must be a 1-D array of integers; got {type(lengths).__name__}") from error
+    if lengths.ndim != 1 or lengths.shape[0] != B:
+        raise ValueError(f"lengths must have shape (batch,) = ({B},); got shape {lengths.shape}")
+    if lengths.size and not np.issubdtype(lengths.dtype, np.integer):
+        if not np.all(np.equal(np.mod(lengths, 1), 0)):
+            raise TypeError(f"lengths must be integers; got {lengths.dtype} values {lengths}")
+        lengths = lengths.astype(np.int64)
+    if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"lengths must lie in 1..T = 1..{T}; got min {lengths.min()}, max {lengths.max()}")
+    mask = (np.arange(T)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
+    return lengths.astype(np.int64), mask
+
+
+def reverse_in_place_order(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """Each sequence reversed within its own length (padding stays put); its own inverse.
+
+    x (T, B, ...). This is what the backward direction reads, as with `pack_padded_sequence`.
+    """
+    if lengths is None:
+        return x[::-1]
+    T, B = x.shape[:2]
+    t = np.arange(T)[:, None]
+    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return x[source, np.arange(B)[None, :]]
+
+
+def orthogonal(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
+    """A random (n, n) orthogonal matrix (Saxe et al. 2014): QR of a Gaussian, signs fixed."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * np.sign(np.diag(r))).astype(dtype)
+
+
+class Recurrent(Layer):
+    """A stack of recurrent layers of one cell kind (the base of RNN, LSTM and GRU)."""
+
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, rng=None, init: str = "uniform", kernel: str = "fast"):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}; got {init!r}")
+        if kernel not in ("fast", "reference"):
+            raise ValueError(f"kernel must be 'fast' or 'reference'; got {kernel!r}")
+        self.kind = kind
+        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
+        self.bias, self.dropout, self.bidirectional = bool(bias), float(dropout), bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dtype = np.dtype(dtype)
+        self.kernel = kernel
+        self.rng = as_generator(rng)
+        self._cache = None
+        G, H = kind.gates, self.hidden_size
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else H * self.num_directions
+            for suffix in self._suffixes(layer):
+                setattr(self, f"weight_ih{suffix}", Parameter(np.zeros((G * H, layer_input), self.dtype)))
+                setattr(self, f"weight_hh{suffix}", Parameter(np.zeros((G * H, H), self.dtype)))
+                if self.bias:
+                    setattr(self, f"bias_ih{suffix}", Parameter(np.zeros(G * H, self.dtype)))
+                    setattr(self, f"bias_hh{suffix}", Parameter(np.zeros(G * H, self.dtype)))
+        self.reset_parameters(init)
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    def reset_parameters(self, init: str = "uniform") -> None:
+        """"uniform": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every weight (parity).
+        "orthogonal": Keras's defaults that train best: Glorot-uniform W_ih, an orthogonal W_hh
+        block per gate (so the recurrence neither grows nor shrinks the state at the start), zero
+        biases, and forget-gate bias 1 for the LSTM (Jozefowicz et al. 2015: remember by default).
+        """
+        H, G = self.hidden_size, self.kind.gates
+        if init == "uniform":
+            bound = 1.0 / np.sqrt(H)
+            for p in self.parameters():
+                p.data[...] = self.rng.uniform(-bound, bound, p.data.shape)
+            return
+        for name, p in self.named_parameters():
+            if name.startswith("weight_ih"):
+                fan_in, fan_out = p.data.shape[1], p.data.shape[0]
+                bound = np.sqrt(6.0 / (fan_in + fan_out))
+                p.data[...] = self.rng.uniform(-bound, bound, p.data.shape)
+            elif name.startswith("weight_hh"):
+                p.data[...] = np.concatenate([orthogonal(self.rng, H, self.dtype) for _ in range(G)])
+            else:
+                p.data[...] = 0
+                if self.kind is LSTM_KIND and name.startswith("bias_ih"):
+                    p.data[H:2 * H] = 1.0  # forget gate
+
+    def _params(self, suffix: str):
+        get = lambda name: getattr(self, f"{name}{suffix}").data if self.bias or "weight" in name else None
+        return (get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+
+    # -- state in and out ----------------------------------------------------------------------
+    def _initial_state(self, state, B: int) -> tuple[np.ndarray, ...]:
+        """The initial state as a tuple of (L*K, B, H) arrays (zeros for None)."""
+        shape = (self.num_layers * self.num_directions, B, self.hidden_size)
+        names = self.kind.state_names
+        if state is None:
+            return tuple(np.zeros(shape, self.dtype) for _ in names)
+        if len(names) == 2:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"the LSTM state must be a tuple (h0, c0); got {type(state).__name__}")
+            parts = state
+        else:
+            if isinstance(state, (tuple, list)):
+                raise TypeError(f"the {type(self).__name__} state must be one array h0; got a {type(state).__name__}")
+            parts = (state,)
+        result = []
+        for name, part in zip(names, parts):
+            if part is None:
+                result.append(np.zeros(shape, self.dtype))
+                continue
+            array = check_array(f"{name}0", part, 3, self.dtype)
+            if array.shape != shape:
+                raise ValueError(f"{name}0 must have shape (num_layers*num_directions, batch, hidden_size) = "
+                                 f"{shape}; got {array.shape}")
+            result.append(array)
+        return tuple(result)
+
+    def _pack_state(self, parts: tuple[np.ndarray, ...]):
+        return parts if len(parts) == 2 else parts[0]
+
+    # -- forward and backward ------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None):
+        """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
+        x = check_array("x", x, 3, self.dtype)
+        B, T, D = x.shape
+        if D != self.input_size:
+            raise ValueError(f"x must have shape (batch, time, input_size={self.input_size}); got {x.shape}")
+        if T == 0 or B == 0:
+            raise ValueError(f"x must have at least one sequence and one time step; got shape {x.shape}")
+        state0 = self._initial_state(state, B)
+        mask = None
+        if lengths is not None:
+            lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
+        forward = self.kind.forward if self.kernel == "fast" else (
+            lambda *args: reference_forward(self.kind, *args))
+        layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+        finals = [np.empty_like(s) for s in state0]
+        caches, drop_masks = [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:  # between layers, as PyTorch
+                keep = (self.rng.random(layer_input.shape) >= self.dropout) / (1.0 - self.dropout)
+                drop_masks.append(keep.astype(self.dtype))
+                layer_input = layer_input * drop_masks[-1]
+            else:
+                drop_masks.append(None)
+            outputs = []
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                index = layer * self.num_directions + direction
+                seq = layer_input if direction == 0 else np.ascontiguousarray(reverse_in_place_order(layer_input, lengths))
+                y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask)
+                outputs.append(y if direction == 0 else reverse_in_place_order(y, lengths))
+                for f, part in zip(finals, final):
+                    f[index] = part
+                caches.append(cache)
+            layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+        self._cache = (caches, drop_masks, lengths, B, T)
+        return np.ascontiguousarray(layer_input.transpose(1, 0, 2)), self._pack_state(tuple(finals))
+
+    def backward(self, dy=None, dstate=None):
+        """dy (B, T, K*H) or None, dstate like the final state (entries may be None) -> dx, dstate0.
+
+        Adds each parameter's gradient into its `.grad`.
+        """
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        caches, drop_masks, lengths, B, T = self._cache
+        H, K = self.hidden_size, self.num_directions
+        if dy is not None:
+            dy = check_array("dy", dy, 3, self.dtype)
+            if dy.shape != (B, T, K * H):
+                raise ValueError(f"dy must have the output's shape {(B, T, K * H)}; got {dy.shape}")
+            d_out = np.ascontiguousarray(dy.transpose(1, 0, 2))  # (T, B, K*H)
+        else:
+            d_out = None
+        dfinal = self._dstate_parts(dstate, B)
+        backward = self.kind.backward if self.kernel == "fast" else (
+            lambda *args: reference_backward(self.kind, *args))
+        dstate0 = [np.zeros((self.num_layers * K, B, H), self.dtype) for _ in self.kind.state_names]
+        for layer in reversed(range(self.num_layers)):
+            d_in = None
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                index = layer * K + direction
+                dy_dir = None if d_out is None else d_out[:, :, direction * H:(direction + 1) * H]
+                if direction == 1 and dy_dir is not None:
+                    dy_dir = reverse_in_place_order(dy_dir, lengths)
+                params = self._params(suffix)
+                dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal))
+                if direction == 1:
+                    dx = reverse_in_place_order(dx, lengths)
+                d_in = dx if d_in is None else d_in + dx
+                for d0, part in zip(dstate0, ds0):
+                    d0[index] = part
+                for name, grad in grads.items():
+                    getattr(self, f"{name}{suffix}").grad += grad
+            if drop_masks[layer] is not None:
+                d_in = d_in * drop_masks[layer]
+            d_out = d_in
+        return np.ascontiguousarray(d_out.transpose(1, 0, 2)), self._pack_state(tuple(dstate0))
+
+    def _dstate_parts(self, dstate, B: int) -> list:
+        """Per-state-variable lists indexed by layer*K + direction (None where no gradient came)."""
+        n = self.num_layers * self.num_directions
+        names = self.kind.state_names
+        if dstate is None:
+            parts = (None,) * len(names)
+        elif len(names) == 2:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
+                raise TypeError("the LSTM's state gradient must be a tuple (dh_n, dc_n); entries may be None")
+            parts = dstate
+        else:
+            parts = (dstate,)
+        result = []
+        for name, part in zip(names, parts):
+            if part is None:
+                result.append([None] * n)
+                continue
+            array = check_array(f"d{name}_n", part, 3, self.dtype)
+            if array.shape != (n, B, self.hidden_size):
+                raise ValueError(f"d{name}_n must have shape {(n, B, self.hidden_size)}; got {array.shape}")
+            result.append(list(array))
+        return result
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, dtype={self.dtype.name}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class RNN(Recurrent):
+    """Elman RNN, h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu); like torch.nn.RNN(batch_first=True)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, dropout=0.0,
+                 bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
+        kinds = {"tanh": RNN_TANH_KIND, "relu": RNN_RELU_KIND}
+        if nonlinearity not in kinds:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(kinds[nonlinearity], input_size, hidden_size, num_layers, bias, dropout,
+                         bidirectional, dtype, rng, init, kernel)
+
+
+class LSTM(Recurrent):
+    """LSTM with gates i, f, g, o; like torch.nn.LSTM(batch_first=True). The state is (h, c)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
+                 bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
+        super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, dropout,
+                         bidirectional, dtype, rng, init, kernel)
+
+
+class GRU(Recurrent):
+    """GRU with gates r, z, n in PyTorch's form; like torch.nn.GRU(batch_first=True)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
+                 bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
+        super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, dropout,
+                         bidirectional, dtype, rng, init, kernel)
