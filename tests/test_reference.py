@@ -114,3 +114,36 @@ def test_randomness_comes_only_from_the_generator():
     # PyTorch's bound 1/sqrt(H) and gates that do not start identical
     W = a["weight_hh_l0"]
     assert np.abs(W).max() <= 0.5 and not np.allclose(W[:4], W[4:8])
+
+
+@pytest.mark.parametrize("mode", list(MAKERS))
+def test_recorded_gradient_flow_is_dL_dh_t(mode):
+    """grad_flow['h'][layer, t] must equal dL/dh_t: check it by perturbing the state handed to step t."""
+    make = MAKERS[mode][0]
+    layer = make(dtype=np.float64, rng=4, bidirectional=True)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 5))
+    dy = rng.standard_normal((2, 6, 12))
+    layer(x, lengths=[6, 4])
+    layer.backward(dy, record_flow=True)
+    flow = layer.grad_flow
+    # dL/dh_t of the forward direction at t = 2: restart the sequence from h_2 + eps e_j
+    y, final = layer(x, lengths=[6, 4])
+    t, b, j, eps = 2, 1, 3, 1e-6
+    n = len(layer.kind.state_names)
+    fwd = layer.kind.forward
+    params = layer._params("_l0")
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    mask = (np.arange(6)[:, None] < np.array([6, 4])[None, :]).astype(float)[:, :, None]
+    _, state_t, _ = fwd(params, x_tm[:t + 1], tuple(np.zeros((2, 6)) for _ in range(n)), mask[:t + 1])
+
+    def tail_loss(delta):
+        s = tuple(v.copy() for v in state_t)
+        s[0][b, j] += delta
+        y_tail, _, _ = fwd(params, x_tm[t + 1:], s, mask[t + 1:])
+        return float((y_tail * dy.transpose(1, 0, 2)[t + 1:, :, :6]).sum())
+
+    numeric = (tail_loss(eps) - tail_loss(-eps)) / (2 * eps) + dy[b, t, j]
+    assert abs(flow["h"][0, t, b, j] - numeric) < 1e-7 * max(1, abs(numeric))
+    assert flow["h"].shape == (2, 6, 2, 6)
+    assert set(flow) == ({"h", "c"} if mode == "lstm" else {"h"})

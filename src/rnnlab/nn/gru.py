@@ -94,8 +94,11 @@ def gru_forward(params, x, state, mask=None):
     return y, (hs[T].copy(),), (x, hs, xw, hw_n, mask)
 
 
-def gru_backward(params, cache, dy, dstate):
-    """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads."""
+def gru_backward(params, cache, dy, dstate, flow=None):
+    """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads.
+
+    With a dict `flow`, also records flow["h"] = dL/dh_t (T, B, H), the gradient reaching each step.
+    """
     W_ih, W_hh, b_ih, _ = params
     x, hs, gates, hw_n, mask = cache
     T, B, D = x.shape
@@ -103,6 +106,8 @@ def gru_backward(params, cache, dy, dstate):
     dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
     dXW = np.empty((T, B, 3 * H), dtype=x.dtype)  # gradient of x @ W_ih^T + b_ih per step
     dHW = np.empty((T, B, 3 * H), dtype=x.dtype)  # gradient of h @ W_hh^T + b_hh per step
+    if flow is not None:
+        flow["h"] = np.empty((T, B, H), x.dtype)
     if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
         dy = dy * mask
     for t in reversed(range(T)):
@@ -112,6 +117,8 @@ def gru_backward(params, cache, dy, dstate):
         if mask is not None:  # a held step passes dh through; only live steps reach the cell
             dh_skip = dh * (1 - mask[t])
             dh = dh * mask[t]
+        if flow is not None:
+            flow["h"][t] = dh
         dxw, dhw = dXW[t], dHW[t]
         np.multiply(dh * (1 - z), dtanh_from_output(n), out=dxw[:, 2 * H:])  # da_n
         np.multiply(dxw[:, 2 * H:] * hw_n[t], dsigmoid_from_output(r), out=dxw[:, :H])  # da_r

@@ -94,8 +94,11 @@ def lstm_forward(params, x, state, mask=None):
     return y, (hs[T].copy(), cs[T].copy()), cache
 
 
-def lstm_backward(params, cache, dy, dstate):
+def lstm_backward(params, cache, dy, dstate, flow=None):
     """dy (T, B, H) or None, dstate = (dhT, dcT) (entries may be None) -> dx, (dh0, dc0), grads.
+
+    With a dict `flow`, also records the gradient reaching each step, flow["h"] = dL/dh_t and
+    flow["c"] = dL/dc_t, each (T, B, H): the gradient flow through time that diagnostics plot.
 
     The sweep stores each step's pre-activation gradient dA; dW_ih, dW_hh and dx are then one
     GEMM each over all steps.
@@ -107,6 +110,8 @@ def lstm_backward(params, cache, dy, dstate):
     dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
     dc_next = np.zeros((B, H), x.dtype) if dstate[1] is None else np.array(dstate[1], dtype=x.dtype)
     dA = np.empty((T, B, 4 * H), dtype=x.dtype)
+    if flow is not None:
+        flow["h"], flow["c"] = np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)
     if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
         dy = dy * mask
     for t in reversed(range(T)):
@@ -120,6 +125,8 @@ def lstm_backward(params, cache, dy, dstate):
             dh, dc = dh * m, dc * m
         tanh_c = tanh_cs[t]
         dc = dc + dh * o * dtanh_from_output(tanh_c)
+        if flow is not None:
+            flow["h"][t], flow["c"][t] = dh, dc
         da = dA[t]
         np.multiply(dc * i, dtanh_from_output(g), out=da[:, 2 * H:3 * H])  # dg * tanh'
         np.multiply(dc * g, dsigmoid_from_output(i), out=da[:, :H])  # di * sigma'

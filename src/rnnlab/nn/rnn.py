@@ -69,14 +69,19 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         y = hs[1:] * mask if mask is not None else hs[1:].copy()
         return y, (hs[T].copy(),), (x, hs, mask)
 
-    def rnn_backward(params, cache, dy, dstate):
-        """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads."""
+    def rnn_backward(params, cache, dy, dstate, flow=None):
+        """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads.
+
+        With a dict `flow`, also records flow["h"] = dL/dh_t (T, B, H), the gradient reaching each step.
+        """
         W_ih, W_hh, b_ih, _ = params
         x, hs, mask = cache
         T, B, D = x.shape
         H = W_hh.shape[1]
         dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
         dA = np.empty((T, B, H), dtype=x.dtype)
+        if flow is not None:
+            flow["h"] = np.empty((T, B, H), x.dtype)
         if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
             dy = dy * mask
         for t in reversed(range(T)):
@@ -84,6 +89,8 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
             if mask is not None:  # a held step passes dh through; only live steps reach the cell
                 dh_skip = dh * (1 - mask[t])
                 dh = dh * mask[t]
+            if flow is not None:
+                flow["h"][t] = dh
             np.multiply(dh, dact_from_output(hs[t + 1]), out=dA[t])
             dh_next = dA[t] @ W_hh
             if mask is not None:

@@ -201,10 +201,12 @@ class Recurrent(Layer):
         self._cache = (caches, drop_masks, lengths, B, T)
         return np.ascontiguousarray(layer_input.transpose(1, 0, 2)), self._pack_state(tuple(finals))
 
-    def backward(self, dy=None, dstate=None):
+    def backward(self, dy=None, dstate=None, record_flow: bool = False):
         """dy (B, T, K*H) or None, dstate like the final state (entries may be None) -> dx, dstate0.
 
-        Adds each parameter's gradient into its `.grad`.
+        Adds each parameter's gradient into its `.grad`. With record_flow, also keeps the gradient
+        that reached every step, `self.grad_flow = {"h": dL/dh_t, "c": dL/dc_t (LSTM)}`, each
+        (L*K, T, B, H) in the sequence's own time order (always through the fast kernels).
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -218,9 +220,11 @@ class Recurrent(Layer):
         else:
             d_out = None
         dfinal = self._dstate_parts(dstate, B)
-        backward = self.kind.backward if self.kernel == "fast" else (
+        backward = self.kind.backward if self.kernel == "fast" or record_flow else (
             lambda *args: reference_backward(self.kind, *args))
         dstate0 = [np.zeros((self.num_layers * K, B, H), self.dtype) for _ in self.kind.state_names]
+        flows = {name: np.empty((self.num_layers * K, T, B, H), self.dtype)
+                 for name in self.kind.state_names} if record_flow else None
         for layer in reversed(range(self.num_layers)):
             d_in = None
             for direction, suffix in enumerate(self._suffixes(layer)):
@@ -229,9 +233,13 @@ class Recurrent(Layer):
                 if direction == 1 and dy_dir is not None:
                     dy_dir = reverse_in_place_order(dy_dir, lengths)
                 params = self._params(suffix)
-                dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal))
+                flow = {} if record_flow else None
+                dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal),
+                                          *([flow] if record_flow else []))
                 if direction == 1:
                     dx = reverse_in_place_order(dx, lengths)
+                for name, values in (flow or {}).items():
+                    flows[name][index] = values if direction == 0 else reverse_in_place_order(values, lengths)
                 d_in = dx if d_in is None else d_in + dx
                 for d0, part in zip(dstate0, ds0):
                     d0[index] = part
@@ -240,6 +248,7 @@ class Recurrent(Layer):
             if drop_masks[layer] is not None:
                 d_in = d_in * drop_masks[layer]
             d_out = d_in
+        self.grad_flow = flows
         return np.ascontiguousarray(d_out.transpose(1, 0, 2)), self._pack_state(tuple(dstate0))
 
     def _dstate_parts(self, dstate, B: int) -> list:
