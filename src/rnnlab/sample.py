@@ -1,0 +1,62 @@
+"""Generate text from a character-level model, one character at a time, carrying the state.
+
+The priming text is read in one forward pass (not re-read for every new character); each new
+character is then one recurrent step from the carried state.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .data.text import DataError, Vocab
+from .models import CharRNN
+from .nn.losses import log_softmax
+
+
+def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """p over the vocabulary from logits (V,): softmax(logits / temperature), kept to the top k."""
+    scaled = logits.astype(np.float64) / temperature
+    if top_k is not None and top_k < scaled.size:
+        cutoff = np.partition(scaled, -top_k)[-top_k]
+        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    return np.exp(log_softmax(scaled))
+
+
+def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
+             top_k: int | None = None, rng=None, on_text: Callable[[str], None] | None = None) -> str:
+    """Continue `prime` by `length` sampled characters; `on_text` receives each one as it comes."""
+    if not isinstance(length, int) or length < 0:
+        raise ValueError(f"length must be a non-negative integer; got {length!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer; got {top_k!r}")
+    if len(vocab) != model.config.vocab_size:
+        raise ValueError(f"the vocabulary has {len(vocab)} characters but the model expects {model.config.vocab_size}")
+    rng = np.random.default_rng(rng)
+    if not prime:  # start after a newline, as a text does, or anywhere if there is none
+        prime_ids = vocab.encode("\n") if "\n" in vocab.chars else np.array([rng.integers(len(vocab))])
+        shown = ""
+    else:
+        prime_ids = vocab.encode(prime, source="the priming text")
+        shown = prime
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
+        for _ in range(length):
+            p = next_char_distribution(logits[0, -1], temperature, top_k)
+            next_id = int(rng.choice(len(p), p=p))
+            char = vocab.chars[next_id]
+            out.append(char)
+            if on_text is not None:
+                on_text(char)
+            logits, state = model(np.array([[next_id]]), state)
+    finally:
+        model.train(was_training)
+    return shown + "".join(out)
+
+
+__all__ = ["generate", "next_char_distribution", "DataError"]
