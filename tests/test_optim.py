@@ -30,7 +30,8 @@ CASES = [  # (rnnlab class, torch class, keyword arguments shared by both)
     (RMSprop, torch.optim.RMSprop, dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.1)),
     (Adagrad, torch.optim.Adagrad, dict(lr=0.1)),
     (Adagrad, torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.1)),
-    (Adagrad, torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2)),
+    (Adagrad, torch.optim.Adagrad,
+     dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2)),
 ]
 IDS = [f"{ours.__name__}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for ours, _, kw in CASES]
 
@@ -158,7 +159,8 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
     extra = {"hyper": state["hyper"], "tensors": {**state["tensors"], "7.exp_avg": np.zeros(1)}}
     with pytest.raises(ValueError, match=r"unexpected key '7\.exp_avg'"):
         fresh.load_state_dict(extra)
-    missing = {"hyper": state["hyper"], "tensors": {k: v for k, v in state["tensors"].items() if k != "0.exp_avg_sq"}}
+    missing = {"hyper": state["hyper"],
+               "tensors": {k: v for k, v in state["tensors"].items() if k != "0.exp_avg_sq"}}
     with pytest.raises(ValueError, match=r"missing key '0\.exp_avg_sq'"):
         fresh.load_state_dict(missing)
     with pytest.raises(ValueError, match="betas"):
@@ -194,7 +196,8 @@ BAD_HYPER = [
 ]
 
 
-@pytest.mark.parametrize("cls, kwargs, arg", BAD_HYPER, ids=[f"{c.__name__}-{a}-{k}" for c, k, a in BAD_HYPER])
+@pytest.mark.parametrize("cls, kwargs, arg", BAD_HYPER,
+                         ids=[f"{c.__name__}-{a}-{k}" for c, k, a in BAD_HYPER])
 def test_bad_hyper_parameters_raise_like_torch(cls, kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         cls([Parameter(np.zeros(3))], **kwargs)
@@ -335,7 +338,8 @@ def test_clip_grad_value_matches_torch():
     clip_grad_value(params, 0.5)
     torch.nn.utils.clip_grad_value_(tparams, 0.5, foreach=False)
     for i, (p, t) in enumerate(zip(params, tparams)):
-        assert np.array_equal(p.grad, t.grad.numpy()), f"grad {i}:\nours:\n{p.grad}\ntheirs:\n{t.grad.numpy()}"
+        assert np.array_equal(p.grad, t.grad.numpy()), (
+            f"grad {i}:\nours:\n{p.grad}\ntheirs:\n{t.grad.numpy()}")
     assert max(np.abs(p.grad).max() for p in params) == 0.5
 
 

@@ -37,7 +37,7 @@ TRAIN_HELP = {
     "seed": "seed for weights, dropout and epoch offsets (same seed, same run)",
     "random_offset": "start each epoch after the first at a random offset, so chunk boundaries move",
     "eval_every": "evaluate on the validation split (last 10%%) every N steps",
-    "eval_batches": "validation chunks per evaluation",
+    "eval_batches": "validation chunks per evaluation (0: the whole validation split)",
     "sample_every": "append a generated sample to samples.txt every N steps",
     "sample_length": "characters per sample",
     "save_every": "write the checkpoint every N steps (atomically)",

@@ -22,7 +22,8 @@ def _vector_norm(x: np.ndarray, p: float) -> float:
     return float(np.linalg.norm(x.ravel(), ord=p))
 
 
-def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> float:
     """Scale all grads by one factor so their global norm is at most max_norm; return the norm before.
 
     n = ||(||g_1||_p, ..., ||g_k||_p)||_p,   g_i = g_i * min(max_norm / (n + 1e-6), 1)

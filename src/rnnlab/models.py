@@ -138,3 +138,345 @@ def load_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
     except ValueError as error:
         raise CheckpointError(f"{path}: {error}") from None
     return model, Vocab.from_list(ckpt.vocab), ckpt
+
+
+# -- the four kinds of RNN -------------------------------------------------------------------------
+def _positive_int(who: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _check_cell(who: str, cell) -> str:
+    if cell not in CELLS:
+        raise ValueError(f"{who}: cell must be one of {', '.join(CELLS)}; got {cell!r}")
+    return cell
+
+
+def _top_layer_h(state) -> np.ndarray:
+    """h_n (L*K, B, H) out of a final state (the LSTM's is (h, c))."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+class Inputs(Layer):
+    """What a model reads at each step: float features (*S, D) as given, or integer ids (*S) looked
+    up in an Embedding(input_vocab, D). `lead` names the leading shape S in error messages."""
+
+    def __init__(self, input_size: int, input_vocab: int | None = None, dtype=np.float32, rng=None,
+                 who: str = "model"):
+        self.who = who
+        self.input_size = _positive_int(who, "input_size", input_size)
+        self.input_vocab = None if input_vocab is None else _positive_int(who, "input_vocab", input_vocab)
+        self.dtype = np.dtype(dtype)
+        self.embedding = (Embedding(self.input_vocab, self.input_size, dtype=self.dtype, rng=rng)
+                          if self.input_vocab is not None else None)
+
+    def forward(self, x, name: str = "x", lead: tuple[str, ...] = ("batch",)):
+        """x (*S, D) float or ids (*S) -> (*S, D); len(S) must equal len(lead)."""
+        if self.embedding is not None:
+            ids = np.asarray(x)
+            shape = "(" + ", ".join(lead) + ")"
+            if ids.dtype == object or not np.issubdtype(ids.dtype, np.integer):
+                raise TypeError(f"{self.who}: {name} must be integer ids in 0..{self.input_vocab - 1} of shape "
+                                f"{shape} (the model has input_vocab={self.input_vocab}); got dtype {ids.dtype}")
+            if ids.ndim != len(lead):
+                raise ValueError(f"{self.who}: {name} must be integer ids of shape {shape}; got shape {ids.shape}")
+            if ids.size and (ids.min() < 0 or ids.max() >= self.input_vocab):
+                raise ValueError(f"{self.who}: {name} ids must lie in 0..{self.input_vocab - 1}; "
+                                 f"got min {ids.min()}, max {ids.max()}")
+            return self.embedding(ids)  # (*S, D)
+        shape = "(" + ", ".join(lead + (f"input_size={self.input_size}",)) + ")"
+        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer) and x.ndim == len(lead):
+            raise TypeError(f"{self.who}: {name} looks like integer ids of shape {x.shape}; give float features "
+                            f"{shape}, or build the model with input_vocab=V to read ids")
+        array = check_array(name, x, len(lead) + 1, self.dtype) if np.ndim(x) == len(lead) + 1 else None
+        if array is None or array.shape[-1] != self.input_size:
+            raise ValueError(f"{self.who}: {name} must have shape {shape}; got shape {np.shape(x)}")
+        return array
+
+    def backward(self, dx):
+        """The gradient for float inputs; for ids, scatter into the embedding and return None."""
+        if self.embedding is None:
+            return dx
+        self.embedding.backward(dx)
+        return None
+
+
+class OneToOne(Layer):
+    """One input, one output, no memory: y = W2 tanh(W1 x + b1) + b2 (the feed-forward baseline).
+
+    x (*S, D) float, or ids (*S) with input_vocab -> y (*S, O). Any leading shape S: applied to a
+    sequence (B, T) it answers at every step from that step alone, as the lecture's feed-forward
+    net reading "neurone" one character at a time.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, *, input_vocab: int | None = None,
+                 dtype=np.float32, rng=None):
+        rng = as_generator(rng)
+        self.dtype = np.dtype(dtype)
+        self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="OneToOne")
+        hidden_size = _positive_int("OneToOne", "hidden_size", hidden_size)
+        output_size = _positive_int("OneToOne", "output_size", output_size)
+        self.hidden = Linear(input_size, hidden_size, dtype=self.dtype, rng=rng)
+        self.head = Linear(hidden_size, output_size, dtype=self.dtype, rng=rng)
+        self._a = None
+
+    def forward(self, x):
+        """x (*S, D) or ids (*S) -> y (*S, O)."""
+        ndim = np.ndim(x) if self.inputs.embedding is not None else max(np.ndim(x) - 1, 0)
+        e = self.inputs(x, "x", tuple(f"S{i}" for i in range(ndim)))  # (*S, D)
+        self._a = np.tanh(self.hidden(e))  # (*S, H)
+        return self.head(self._a)  # (*S, O)
+
+    def backward(self, dy):
+        """dy (*S, O) -> dx (*S, D), or None for ids."""
+        if self._a is None:
+            raise RuntimeError("OneToOne.backward called before forward")
+        da = self.head.backward(dy)  # (*S, H)
+        return self.inputs.backward(self.hidden.backward(da * (1 - self._a * self._a)))  # tanh' from output
+
+
+class ManyToOne(Layer):
+    """Reads a whole sequence, answers once from its last state: y = W h_T + b.
+
+    x (B, T, D) float or ids (B, T) with input_vocab; lengths (B,) for padded batches, so h_T is
+    each sequence's state at its own last step -> y (B, O). Bidirectional: the answer reads
+    [h_T of the forward direction, h_1 of the backward one] (as torch's h_n[-2:]), K*H features.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
+                 input_vocab: int | None = None, num_layers: int = 1, bidirectional: bool = False,
+                 dtype=np.float32, rng=None, init: str = "orthogonal"):
+        rng = as_generator(rng)
+        self.cell = _check_cell("ManyToOne", cell)
+        self.dtype = np.dtype(dtype)
+        self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="ManyToOne")
+        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers=num_layers,
+                                  bidirectional=bidirectional, dtype=self.dtype, rng=rng, init=init)
+        K = self.rnn.num_directions
+        self.head = Linear(K * self.rnn.hidden_size, _positive_int("ManyToOne", "output_size", output_size),
+                           dtype=self.dtype, rng=rng)
+        self._h_shape = None
+
+    def forward(self, x, lengths=None):
+        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, O)."""
+        e = self.inputs(x, "x", ("batch", "time"))  # (B, T, D)
+        _, state = self.rnn(e, None, lengths)
+        h = _top_layer_h(state)  # (L*K, B, H)
+        self._h_shape = h.shape
+        K = self.rnn.num_directions
+        return self.head(np.concatenate(list(h[-K:]), axis=1))  # (B, K*H) -> (B, O)
+
+    def backward(self, dy):
+        """dy (B, O) -> dx (B, T, D), or None for ids."""
+        if self._h_shape is None:
+            raise RuntimeError("ManyToOne.backward called before forward")
+        dlast = self.head.backward(dy)  # (B, K*H)
+        K, H = self.rnn.num_directions, self.rnn.hidden_size
+        dh = np.zeros(self._h_shape, self.dtype)  # (L*K, B, H): only the top layer's final h is read
+        for k in range(K):
+            dh[len(dh) - K + k] = dlast[:, k * H:(k + 1) * H]
+        dx, _ = self.rnn.backward(None, (dh, None) if self.cell == "lstm" else dh)
+        return self.inputs.backward(dx)
+
+
+class ManyToMany(Layer):
+    """An output at every step, aligned with the input: y_t = W h_t + b.
+
+    x (B, T, D) float or ids (B, T) with input_vocab; lengths (B,) -> y (B, T, O). Past a
+    sequence's end h_t is zero, so y_t = b there: mask those steps in the loss. Bidirectional:
+    h_t = [forward h_t, backward h_t], so each output also sees the future of the sequence.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
+                 input_vocab: int | None = None, num_layers: int = 1, bidirectional: bool = False,
+                 dtype=np.float32, rng=None, init: str = "orthogonal"):
+        rng = as_generator(rng)
+        self.cell = _check_cell("ManyToMany", cell)
+        self.dtype = np.dtype(dtype)
+        self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="ManyToMany")
+        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers=num_layers,
+                                  bidirectional=bidirectional, dtype=self.dtype, rng=rng, init=init)
+        self.head = Linear(self.rnn.num_directions * self.rnn.hidden_size,
+                           _positive_int("ManyToMany", "output_size", output_size), dtype=self.dtype, rng=rng)
+
+    def forward(self, x, lengths=None):
+        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, T, O)."""
+        e = self.inputs(x, "x", ("batch", "time"))  # (B, T, D)
+        h, _ = self.rnn(e, None, lengths)  # (B, T, K*H)
+        return self.head(h)  # (B, T, O)
+
+    def backward(self, dy):
+        """dy (B, T, O) -> dx (B, T, D), or None for ids."""
+        dh = self.head.backward(dy)  # (B, T, K*H)
+        dx, _ = self.rnn.backward(dh)
+        return self.inputs.backward(dx)
+
+
+class Decoder(Layer):
+    """The generating half of OneToMany and Seq2Seq: tokens in, next-token logits out, from a
+    given initial state. Training reads the true previous tokens (teacher forcing); `greedy`
+    feeds back its own argmax instead.
+
+    tokens (B, U) int, state (L, B, H) [LSTM: (h, c)] -> logits (B, U, V).
+    """
+
+    def __init__(self, cell: str, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int = 1,
+                 dtype=np.float32, rng=None, init: str = "orthogonal", who: str = "Decoder"):
+        rng = as_generator(rng)
+        self.who = who
+        self.cell = _check_cell(who, cell)
+        self.vocab_size = _positive_int(who, "vocab_size", vocab_size)
+        self.embedding = Embedding(self.vocab_size, _positive_int(who, "embedding_dim", embedding_dim),
+                                   dtype=dtype, rng=rng)
+        self.rnn = make_recurrent(cell, embedding_dim, hidden_size, num_layers=num_layers, dtype=dtype, rng=rng,
+                                  init=init)
+        self.head = Linear(self.rnn.hidden_size, self.vocab_size, dtype=dtype, rng=rng)
+
+    def check_tokens(self, name: str, tokens, batch: int) -> np.ndarray:
+        tokens = np.asarray(tokens)
+        if tokens.dtype == object or not np.issubdtype(tokens.dtype, np.integer):
+            raise TypeError(f"{self.who}: {name} must be integer token ids of shape (batch, steps); got dtype "
+                            f"{tokens.dtype}")
+        if tokens.ndim != 2 or tokens.shape[0] != batch or tokens.shape[1] == 0:
+            raise ValueError(f"{self.who}: {name} must have shape (batch={batch}, steps >= 1); got {tokens.shape}")
+        if tokens.min() < 0 or tokens.max() >= self.vocab_size:
+            raise ValueError(f"{self.who}: {name} must lie in 0..{self.vocab_size - 1}; got min {tokens.min()}, "
+                             f"max {tokens.max()}")
+        return tokens
+
+    def forward(self, tokens, state):
+        """tokens (B, U), state -> logits (B, U, V), final state."""
+        h, state = self.rnn(self.embedding(tokens), state)  # (B, U, H)
+        return self.head(h), state
+
+    def backward(self, dlogits):
+        """dlogits (B, U, V) -> the gradient of the initial state (parameters accumulate)."""
+        dx, dstate0 = self.rnn.backward(self.head.backward(dlogits))
+        self.embedding.backward(dx)
+        return dstate0
+
+    def greedy(self, state, batch: int, steps: int, start: int, eos: int | None) -> np.ndarray:
+        """Feed back the argmax one step at a time -> ids (B, steps). After a row's first `eos`
+        the rest of it is eos; the loop ends early once every row has emitted one."""
+        steps = _positive_int(self.who, "steps", steps)
+        for name, value in (("start", start), ("eos", eos)):
+            if value is not None and not (isinstance(value, (int, np.integer)) and 0 <= value < self.vocab_size):
+                raise ValueError(f"{self.who}: {name} must be a token id in 0..{self.vocab_size - 1}; got {value!r}")
+        out = np.full((batch, steps), -1 if eos is None else eos, dtype=np.int64)  # (B, steps)
+        token = np.full((batch, 1), start, dtype=np.int64)  # (B, 1)
+        done = np.zeros(batch, dtype=bool)
+        for t in range(steps):
+            logits, state = self.forward(token, state)  # (B, 1, V): one step from the carried state
+            token = logits.argmax(axis=-1)  # (B, 1)
+            out[~done, t] = token[~done, 0]
+            if eos is not None:
+                done |= token[:, 0] == eos
+                if done.all():
+                    break
+        return out
+
+
+class OneToMany(Layer):
+    """One input, a sequence out: the input sets the decoder's initial state, h_0 = tanh(W x + b)
+    (one (B, H) block per layer; the LSTM's c_0 is 0), and the decoder emits tokens.
+
+    Training, with teacher forcing: forward(x, tokens_in) -> logits (B, U, V), where tokens_in is
+    the target shifted right behind a start token. Inference: generate(x, steps) feeds back its own
+    argmax. x (B, D) float, or ids (B,) with input_vocab (e.g. a class label).
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, vocab_size: int, *,
+                 input_vocab: int | None = None, embedding_dim: int = 16, num_layers: int = 1,
+                 dtype=np.float32, rng=None, init: str = "orthogonal"):
+        rng = as_generator(rng)
+        self.cell = _check_cell("OneToMany", cell)
+        self.dtype = np.dtype(dtype)
+        self.num_layers = _positive_int("OneToMany", "num_layers", num_layers)
+        self.hidden_size = _positive_int("OneToMany", "hidden_size", hidden_size)
+        self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="OneToMany")
+        self.init_state = Linear(input_size, self.num_layers * self.hidden_size, dtype=self.dtype, rng=rng)
+        self.decoder = Decoder(cell, vocab_size, embedding_dim, hidden_size, num_layers, self.dtype, rng, init,
+                               who="OneToMany")
+        self._h0 = None
+
+    def _state(self, x):
+        e = self.inputs(x, "x", ("batch",))  # (B, D)
+        B, L, H = e.shape[0], self.num_layers, self.hidden_size
+        h0 = np.ascontiguousarray(np.tanh(self.init_state(e)).reshape(B, L, H).transpose(1, 0, 2))  # (L, B, H)
+        self._h0 = h0
+        return (h0, np.zeros_like(h0)) if self.cell == "lstm" else h0
+
+    def forward(self, x, tokens_in):
+        """x (B, D) or ids (B,), tokens_in (B, U) -> logits (B, U, V)."""
+        state = self._state(x)
+        tokens_in = self.decoder.check_tokens("tokens_in", tokens_in, self._h0.shape[1])
+        logits, _ = self.decoder(tokens_in, state)
+        return logits
+
+    def backward(self, dlogits):
+        """dlogits (B, U, V) -> dx (B, D), or None for ids."""
+        if self._h0 is None:
+            raise RuntimeError("OneToMany.backward called before forward")
+        dstate0 = self.decoder.backward(dlogits)
+        dh0 = _top_layer_h(dstate0)  # (L, B, H); c_0 is a constant
+        h0 = self._h0
+        L, B, H = h0.shape
+        da = (dh0 * (1 - h0 * h0)).transpose(1, 0, 2).reshape(B, L * H)  # tanh' from output
+        return self.inputs.backward(self.init_state.backward(da))
+
+    def generate(self, x, steps: int, start: int = 1, eos: int | None = 2) -> np.ndarray:
+        """Greedy generation from each input: x (B, D) or ids (B,) -> ids (B, steps).
+
+        start/eos default to rnnlab.data.tasks' GO = 1 and EOS = 2. Inference only: it replaces
+        the cache a pending backward would need.
+        """
+        state = self._state(x)
+        return self.decoder.greedy(state, self._h0.shape[1], steps, start, eos)
+
+
+class Seq2Seq(Layer):
+    """Encoder-decoder (Sutskever, Vinyals & Le 2014): the encoder reads the source, its final
+    state (each sequence's own last step, via src_lengths) starts the decoder.
+
+    Training, with teacher forcing: forward(src, tgt_in, src_lengths) -> logits (B, U, V_tgt),
+    src ids (B, S), tgt_in ids (B, U) = start token + target. Inference: greedy_decode.
+    """
+
+    def __init__(self, cell: str, src_vocab: int, tgt_vocab: int, hidden_size: int, *, embedding_dim: int = 32,
+                 num_layers: int = 1, dtype=np.float32, rng=None, init: str = "orthogonal"):
+        rng = as_generator(rng)
+        self.cell = _check_cell("Seq2Seq", cell)
+        self.dtype = np.dtype(dtype)
+        self.source = Inputs(embedding_dim, _positive_int("Seq2Seq", "src_vocab", src_vocab), self.dtype, rng,
+                             who="Seq2Seq")
+        self.encoder = make_recurrent(cell, embedding_dim, hidden_size, num_layers=num_layers, dtype=self.dtype,
+                                      rng=rng, init=init)
+        self.decoder = Decoder(cell, tgt_vocab, embedding_dim, hidden_size, num_layers, self.dtype, rng, init,
+                               who="Seq2Seq")
+
+    def encode(self, src, src_lengths=None):
+        """src (B, S) ids, src_lengths (B,) -> the encoder's final state (L, B, H) [LSTM: (h, c)]."""
+        _, state = self.encoder(self.source(src, "src", ("batch", "source_time")), None, src_lengths)
+        return state
+
+    def forward(self, src, tgt_in, src_lengths=None):
+        """src (B, S), tgt_in (B, U), src_lengths (B,) -> logits (B, U, V_tgt)."""
+        state = self.encode(src, src_lengths)
+        tgt_in = self.decoder.check_tokens("tgt_in", tgt_in, np.shape(src)[0])
+        logits, _ = self.decoder(tgt_in, state)
+        return logits
+
+    def backward(self, dlogits):
+        """dlogits (B, U, V_tgt) -> None (the inputs are ids); parameters accumulate."""
+        dstate = self.decoder.backward(dlogits)
+        dx, _ = self.encoder.backward(None, dstate)
+        return self.source.backward(dx)
+
+    def greedy_decode(self, src, steps: int, src_lengths=None, start: int = 1, eos: int | None = 2) -> np.ndarray:
+        """src (B, S) -> ids (B, steps), the decoder's argmax fed back at each step.
+
+        start/eos default to rnnlab.data.tasks' GO = 1 and EOS = 2. Inference only.
+        """
+        state = self.encode(src, src_lengths)
+        return self.decoder.greedy(state, np.shape(src)[0], steps, start, eos)

@@ -126,7 +126,7 @@ class Optimizer:
         return {"hyper": hyper, "tensors": tensors}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore hyper-parameters, step count and state exactly; ValueError (nothing changed) on a mismatch."""
+        """Restore hyper-parameters, steps and state exactly; ValueError, changing nothing, on a mismatch."""
         name = type(self).__name__
         if not hasattr(state_dict, "keys") or set(state_dict.keys()) != {"hyper", "tensors"}:
             raise ValueError(f"{name}.load_state_dict expects a dict with keys 'hyper' and 'tensors'")
@@ -135,7 +135,8 @@ class Optimizer:
             raise ValueError(f"cannot load a state_dict saved by {hyper.get('class')!r} into {name}")
         expected = {"class", "steps", *self._hyper()}
         if set(hyper) != expected:
-            raise ValueError(f"{name}.load_state_dict: hyper has keys {sorted(hyper)}, expected {sorted(expected)}")
+            raise ValueError(f"{name}.load_state_dict: hyper has keys {sorted(hyper)}, "
+                             f"expected {sorted(expected)}")
         steps = hyper.pop("steps")
         del hyper["class"]
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
@@ -353,7 +354,8 @@ class _Schedule:
 
     def __init__(self, optimizer: Optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} expects an rnnlab Optimizer; got {type(optimizer).__name__}")
+            raise TypeError(f"{type(self).__name__} expects an rnnlab Optimizer; "
+                            f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr  # lr0
         self.last_epoch = 0          # e, torch's name for the steps this schedule has taken

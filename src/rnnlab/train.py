@@ -63,7 +63,7 @@ class TrainConfig:
     seed: int = 0                   # weights, dropout and epoch offsets all follow from it
     random_offset: bool = True      # start each epoch (after the first) at a random offset < T
     eval_every: int = 250
-    eval_batches: int | None = 40   # validation chunks per evaluation (None: the whole split)
+    eval_batches: int | None = 40   # validation chunks per evaluation (None or 0: the whole split)
     sample_every: int = 500
     sample_length: int = 300
     save_every: int = 250
@@ -141,7 +141,7 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch: int, seq_len: int, max_batc
     total, count, state = 0.0, 0, None
     try:
         for index, (x, y) in enumerate(batches.epoch()):
-            if max_batches is not None and index >= max_batches:
+            if max_batches and index >= max_batches:  # None or 0: the whole split
                 break
             logits, state = model(x, state)
             loss, _ = cross_entropy(logits, y)
@@ -247,6 +247,7 @@ class Trainer:
         self.epoch, self.offset, self.chunk = 0, 0, 0  # where the next chunk comes from
         self.state = None  # the carried hidden state
         self.history: list[dict] = []
+        self._clock = (0.0, 0.0)  # wall and CPU seconds of the run before this process
 
     def _total_steps(self) -> int:
         if self.config.steps is not None:
@@ -292,6 +293,9 @@ class Trainer:
             parts = tuple(np.array(p, dtype=dtype) for p in carried)
             trainer.state = parts if len(parts) == 2 else parts[0]
         trainer.history = [row for row in _read_log(trainer.run_dir) if row["step"] <= trainer.step]
+        if trainer.history:
+            last = trainer.history[-1]
+            trainer._clock = (last.get("wall_s", 0.0), last.get("cpu_s", 0.0))
         return trainer
 
     # -- the loop ------------------------------------------------------------------------------
@@ -307,6 +311,8 @@ class Trainer:
         chars_per_step = cfg.batch * cfg.seq_len
         bar = _progress_bar(self.progress, self.step, self.total_steps)
         started, interrupted = time.perf_counter(), False
+        wall0, cpu0 = self._clock  # continues across a resume
+        cpu_started = time.process_time()
         val_loss = next((row["val_loss"] for row in reversed(self.history) if "val_loss" in row), None)
         self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
                  f"{self.model.num_parameters():,} parameters) on {self.description}: "
@@ -331,7 +337,9 @@ class Trainer:
                     self.state = new_state  # carried; NumPy arrays hold no graph, so BPTT stops here
                     self.step += 1
                     row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.optimizer.lr,
-                           "chars_per_s": chars_per_step / (time.perf_counter() - tick)}
+                           "chars_per_s": chars_per_step / (time.perf_counter() - tick),
+                           "wall_s": wall0 + time.perf_counter() - started,
+                           "cpu_s": cpu0 + time.process_time() - cpu_started}
                     if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
                         val_loss = evaluate(self.model, self.val_ids, cfg.batch, cfg.seq_len, cfg.eval_batches)
                         row["val_loss"] = val_loss
