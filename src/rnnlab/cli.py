@@ -172,7 +172,19 @@ def _run_figures(args) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_figures]
+def _add_diagnose(sub) -> None:
+    from .demos import add_diagnose_command
+
+    add_diagnose_command(sub)
+
+
+def _add_demo(sub) -> None:
+    from .demos import add_demo_command
+
+    add_demo_command(sub)
+
+
+COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_diagnose, _add_demo, _add_figures]
 
 
 def build_parser() -> argparse.ArgumentParser:

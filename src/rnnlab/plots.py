@@ -42,3 +42,214 @@ def plot_loss_curve(history: list[dict], path, title: str = "training") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+# -- gradient flow and the lecture's two stories (see rnnlab.diagnostics and rnnlab.demos) ---------
+COLORS = {"RNN": "tab:red", "GRU": "tab:green", "LSTM": "tab:blue"}
+
+
+def save_figure(fig, stem, formats=("png", "svg"), dpi: int = 120) -> list[Path]:
+    """Write `fig` as stem.png, stem.svg, ... (folders created); return the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+def _positive(values) -> np.ndarray:
+    """float64 copy with zeros and negatives (float32 underflow) as nan, so a log axis skips them."""
+    values = np.array(values, dtype=np.float64)
+    values[~(values > 0)] = np.nan
+    return values
+
+
+def plot_gradient_flow(panels: dict, title: str | None = None, relative: bool = True,
+                       ylabel: str = "||dL/dh_t||", floor: float | None = None):
+    """Gradient norm against time step on a log scale, one panel per model side by side.
+
+    panels: {panel title: {curve label: norms (T,)}} e.g. {"RNN": {"h": ...}, "LSTM": {"h": ..., "c": ...}}.
+    relative: divide each curve by its value at the last step (where the loss is read), so every
+    panel starts at 1 on the right and shows what fraction of it reaches each earlier step.
+    floor: a horizontal dotted line (e.g. the classifier's fraction).
+    """
+    if not panels:
+        raise ValueError("plot_gradient_flow needs at least one panel")
+    fig = new_figure(4.2 * len(panels) + 0.6, 4.2)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    styles = ["-", "--", ":", "-."]
+    for ax, (name, curves) in zip(axes, panels.items()):
+        color = COLORS.get(name.split()[0].upper(), None)
+        for k, (label, norms) in enumerate(curves.items()):
+            norms = _positive(norms)
+            if relative and np.isfinite(norms[-1]):
+                norms = norms / norms[-1]
+            ax.plot(np.arange(len(norms)), norms, styles[k % len(styles)], color=color, lw=2, label=label)
+        if floor is not None:
+            ax.axhline(floor, color="0.4", ls=":", lw=1)
+            ax.annotate(f"{floor:g}", (0, floor), xycoords=("axes fraction", "data"), xytext=(3, 3),
+                        textcoords="offset points", color="0.4", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("time step t")
+        ax.grid(alpha=0.3, which="major")
+        if len(curves) > 1:
+            ax.legend(loc="lower right")
+    axes[0].set_ylabel(f"{ylabel} / its value at the last step" if relative else ylabel)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_flow_heatmap(steps, norms, title: str | None = None, relative: bool = True,
+                      label: str = "||dL/dh_t||"):
+    """log10 of the gradient reaching each time step (x) at each recorded training step (y).
+
+    steps (N,) training steps; norms (N, T) a profile per recorded step.
+    """
+    steps = np.asarray(steps)
+    norms = _positive(norms)
+    if norms.ndim != 2 or len(steps) != norms.shape[0]:
+        raise ValueError(f"norms must have shape (len(steps), T) = ({len(steps)}, T); got {norms.shape}")
+    if relative:
+        norms = norms / norms[:, -1:]
+    fig = new_figure(8, 4.5)
+    ax = fig.add_subplot()
+    T = norms.shape[1]
+    image = ax.imshow(np.log10(norms), aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                      extent=(-0.5, T - 0.5, -0.5, len(steps) - 0.5))
+    ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int))
+    ax.set_yticks(ticks, [str(steps[i]) for i in ticks])
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("training step")
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label(f"log10 {label}" + (" / last step" if relative else ""))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _mark_divergence(ax, rows, key, color, cap=None):
+    """An x where a run stopped on a non-finite value, at its last finite point (or at the cap)."""
+    last = rows[-1]
+    if math.isfinite(last["loss"]) and math.isfinite(last.get("grad_norm", 0.0)):
+        return
+    finite = [r for r in rows if math.isfinite(r[key])]
+    if finite:
+        y = finite[-1][key] if cap is None else min(finite[-1][key], cap)
+        ax.plot(finite[-1]["step"], y, "x", color=color, ms=12, mew=3, clip_on=False, zorder=5)
+        ax.annotate(f"{key.replace('_', ' ')} -> {last[key]:g} at step {last['step']}", (finite[-1]["step"], y),
+                    textcoords="offset points", xytext=(9, -14), color=color, fontsize=10)
+
+
+def plot_grad_norms(histories: dict, clip: float | None = None, ax=None, title: str | None = None,
+                    xlog: bool = False):
+    """Total gradient norm (before clipping) per training step, log scale; one curve per run.
+
+    histories: {label: rows from `optimize`} (each row: step, loss, grad_norm); xlog: log step axis.
+    """
+    fig, ax = _figure_and_axes(ax)
+    for k, (label, rows) in enumerate(histories.items()):
+        color = f"C{k}"
+        steps = [r["step"] for r in rows]
+        ax.plot(steps, _positive([r["grad_norm"] for r in rows]), color=color, lw=1.2, label=label)
+        _mark_divergence(ax, rows, "grad_norm", color)
+    if clip:
+        ax.axhline(clip, color="0.3", ls="--", lw=1, label=f"clip threshold {clip:g}")
+    ax.set_yscale("log")
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("total gradient norm (before clipping)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_loss_curves(histories: dict, ax=None, title: str | None = None, baseline: float | None = None,
+                     log: bool = True, xlog: bool = False, cap: float | None = None, baseline_label: str = "baseline"):
+    """Training loss per step, one curve per run (raw, faint, and smoothed); x where a run hit nan.
+
+    cap: top of the y axis, so a blow-up leaves the plot instead of squashing the other curves.
+    """
+    fig, ax = _figure_and_axes(ax)
+    for k, (label, rows) in enumerate(histories.items()):
+        color = f"C{k}"
+        steps = np.array([r["step"] for r in rows])
+        loss = _positive([r["loss"] for r in rows])
+        ax.plot(steps, loss, color=color, alpha=0.3, lw=0.8)
+        finite = np.isfinite(loss)
+        if finite.any():
+            ax.plot(steps[finite], smooth(loss[finite], 10), color=color, lw=2, label=label)
+        _mark_divergence(ax, rows, "loss", color, cap)
+    if baseline is not None:
+        ax.axhline(baseline, color="0.3", ls=":", lw=1, label=f"{baseline_label} {baseline:.3g}")
+    if log:
+        ax.set_yscale("log")
+    if xlog:
+        ax.set_xscale("log")
+    if cap is not None:
+        ax.set_ylim(top=cap)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_clipping(histories: dict, clip: float | None, title: str | None = None, baseline: float | None = None,
+                  xlog: bool = False, loss_cap: float | None = None, baseline_label: str = "baseline"):
+    """The exploding-gradient story in one figure: gradient norms (left) and losses (right) per run."""
+    fig = new_figure(12, 4.5)
+    left, right = fig.subplots(1, 2)
+    plot_grad_norms(histories, clip, ax=left, title="total gradient norm", xlog=xlog)
+    plot_loss_curves(histories, ax=right, title="training loss", baseline=baseline, xlog=xlog, cap=loss_cap,
+                     baseline_label=baseline_label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_lstm_gates(text: str, trace: dict, units: int = 16, title: str | None = None):
+    """Input, forget and output gates and the cell state of an LSTM reading `text`, one row each.
+
+    trace: {"i", "f", "o", "c"} each (T, H) for one sequence (e.g. `lstm_gate_trace(...)[k][:, b]`),
+    T = len(text). Shows the first `units` units as rows, the characters along the x axis.
+    """
+    T = len(text)
+    names = [("i", "input gate i"), ("f", "forget gate f"), ("o", "output gate o"), ("c", "cell state c")]
+    for key, _ in names:
+        if key not in trace or np.asarray(trace[key]).shape[0] != T:
+            raise ValueError(f"trace[{key!r}] must have shape (len(text)={T}, H)")
+    H = min(units, np.asarray(trace["c"]).shape[1])
+    fig = new_figure(max(6.0, 0.16 * T + 2.5), 1.4 + 4 * (0.16 * H + 0.5))
+    axes = fig.subplots(4, 1, sharex=True)
+    limit = float(np.abs(np.asarray(trace["c"])[:, :H]).max()) or 1.0
+    for ax, (key, label) in zip(axes, names):
+        values = np.asarray(trace[key], dtype=np.float64)[:, :H].T  # (H, T)
+        gate = key != "c"
+        image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis" if gate else "RdBu_r",
+                          vmin=0 if gate else -limit, vmax=1 if gate else limit)
+        ax.set_ylabel("unit")
+        ax.set_title(label, loc="left", fontsize=11)
+        fig.colorbar(image, ax=ax, pad=0.01)
+    shown = [{"\n": "\\n", " ": "␣", "\t": "\\t"}.get(ch, ch) for ch in text]
+    axes[-1].set_xticks(np.arange(T), shown, fontsize=8)
+    axes[-1].set_xlabel("character read")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _figure_and_axes(ax):
+    if ax is None:
+        fig = new_figure()
+        return fig, fig.add_subplot()
+    return ax.figure, ax

@@ -1,0 +1,132 @@
+"""The demos and `rnnlab diagnose` run end to end at tiny sizes, print their numbers, write their plots."""
+import argparse
+import math
+
+import numpy as np
+import pytest
+
+from rnnlab import demos
+from rnnlab.train import TrainConfig, Trainer
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="rnnlab")
+    sub = p.add_subparsers(dest="command", required=True)
+    demos.add_demo_command(sub)
+    demos.add_diagnose_command(sub)
+    return p
+
+
+def run(argv):
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+def names(paths):
+    return sorted(p.name for p in paths)
+
+
+def test_exploding_blows_up_without_clipping_and_trains_with_it(tmp_path):
+    lines = []
+    result = demos.run_exploding(steps=150, seq_len=40, hidden=16, out=tmp_path, formats=("png",), record_every=50,
+                                 log=lines.append)
+    last = result.unclipped[-1]
+    assert not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]))
+    assert len(result.unclipped) < 150
+    assert all(math.isfinite(r["loss"]) for r in result.clipped) and len(result.clipped) == 150
+    assert result.clipped[-1]["loss"] < result.clipped[0]["loss"]
+    assert result.verdict_at_start.kind == "exploding" and result.verdict_at_start.rate > 1
+    assert result.verdict_unclipped.kind == "exploding"
+    assert names(result.paths) == ["exploding_clipping.png", "exploding_flow_heatmap.png"]
+    text = "\n".join(lines)
+    assert "Without clipping" in text and "With clipping" in text and "blew up" in text
+
+
+def test_vanishing_rnn_dies_lstm_reaches_further(tmp_path):
+    lines = []
+    result = demos.run_vanishing(seq_len=40, hidden=32, batch=4, out=tmp_path, formats=("png", "svg"),
+                                 log=lines.append)
+    v = result.verdicts
+    assert set(v) == {"RNN", "GRU", "LSTM", "LSTM, PyTorch init"}
+    assert v["RNN"].kind == "vanishing"
+    assert v["LSTM"].kind == "healthy"
+    assert v["LSTM"].start_ratio > 1e3 * v["RNN"].start_ratio
+    assert v["LSTM, PyTorch init"].kind == "vanishing"
+    assert names(result.paths) == ["vanishing_rnn_gru_lstm.png", "vanishing_rnn_gru_lstm.svg"]
+    assert any(line.startswith("- RNN : vanishing") for line in lines)
+
+
+@pytest.mark.parametrize("task", ["adding", "temporal_order", "copy_memory", "sine"])
+def test_vanishing_runs_on_every_task(tmp_path, task):
+    result = demos.run_vanishing(task=task, seq_len=30, hidden=8, batch=2, init="uniform", out=tmp_path,
+                                 formats=("png",), log=lambda *a: None)
+    assert set(result.verdicts) == {"RNN", "GRU", "LSTM"}  # no control: already PyTorch's init
+
+
+def test_diagnose_a_fresh_model_trained_while_recording(tmp_path):
+    lines = []
+    result = demos.diagnose_fresh("gru", "adding", seq_len=30, hidden=8, layers=2, batch=4, steps=6, record_every=2,
+                                  out=tmp_path, formats=("png",), log=lines.append)
+    assert len(result.history) == 6
+    assert set(result.verdicts) == {"l0", "l1"} and result.jacobian.h.shape == (2, 30)
+    assert result.jacobian.h[0, -1] == pytest.approx(1.0, rel=1e-5)
+    assert names(result.paths) == ["gradient_flow.png", "gradient_flow_heatmap.png", "training.png"]
+    assert any(line.startswith("verdict: ") for line in lines)
+
+
+def test_diagnose_a_checkpoint_from_rnnlab_train(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 200)
+    config = TrainConfig(data=str(corpus), model="lstm", hidden=8, layers=2, embedding=4, seq_len=16, batch=4,
+                         steps=2, warmup=1, eval_every=2, eval_batches=1, sample_every=100, sample_length=5,
+                         save_every=2, out=str(tmp_path / "run"))
+    Trainer(config, progress=False, log=lambda *a: None).fit()
+    out = tmp_path / "diag"
+    assert run(["diagnose", str(tmp_path / "run"), "--out", str(out), "--batch", "2", "--text", "the lazy dog"]) == 0
+    printed = capsys.readouterr().out
+    assert "2-layer LSTM" in printed and "spectral radius" in printed and "reading 12 characters" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["gradient_flow.png", "gradient_flow.svg", "lstm_gates.png",
+                                                     "lstm_gates.svg"]
+
+
+def test_cli_demos_parse_and_run(tmp_path, capsys):
+    assert run(["demo", "exploding", "--steps", "30", "--seq-len", "30", "--hidden", "8", "--out", str(tmp_path),
+                "--format", "png"]) == 0
+    assert run(["demo", "vanishing", "--task", "adding", "--seq-len", "30", "--hidden", "8", "--batch", "2",
+                "--out", str(tmp_path), "--format", "svg"]) == 0
+    assert run(["diagnose", "--model", "rnn", "--task", "text", "--seq-len", "20", "--hidden", "8", "--batch", "2",
+                "--steps", "2", "--record-every", "1", "--out", str(tmp_path / "d"), "--format", "png"]) == 0
+    printed = capsys.readouterr().out
+    assert "rnnlab demo exploding" in printed and "rnnlab demo vanishing" in printed and "rnnlab diagnose" in printed
+    assert {p.name for p in tmp_path.iterdir()} >= {"exploding_clipping.png", "vanishing_rnn_gru_lstm.svg"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["diagnose", "runs/x", "--model", "rnn"], "fresh model"),
+    (["diagnose", "--seq-len", "0"], "seq-len"),
+    (["diagnose", "runs/x", "--batch", "0"], "batch"),
+    (["diagnose", "--task", "copy_memory", "--seq-len", "15"], "copy_memory"),
+    (["demo", "exploding", "--lr", "-1"], "lr"),
+    (["demo", "vanishing", "--hidden", "0"], "hidden"),
+])
+def test_cli_user_errors_are_value_errors(argv, message):
+    with pytest.raises(ValueError, match=message):
+        run(argv)
+
+
+def test_cli_rejects_unknown_choices():
+    with pytest.raises(SystemExit):
+        parser().parse_args(["demo", "imploding"])
+    with pytest.raises(SystemExit):
+        parser().parse_args(["diagnose", "--task", "chess"])
+
+
+def test_task_net_reads_last_step_or_every_step():
+    x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype(np.float32)
+    last = demos.TaskNet("lstm", 2, 4, 1, rng=0)
+    out, _ = last(x)
+    assert out.shape == (3, 1)
+    last.backward(np.ones_like(out), record_flow=True)
+    assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
+    every = demos.TaskNet("gru", 2, 4, 3, every_step=True, rng=0)
+    assert every(x)[0].shape == (3, 5, 3)
