@@ -184,7 +184,13 @@ def _add_demo(sub) -> None:
     add_demo_command(sub)
 
 
-COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_diagnose, _add_demo, _add_figures]
+def _add_experiment(sub) -> None:
+    from .experiments import add_experiment_command
+
+    add_experiment_command(sub)
+
+
+COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_experiment, _add_diagnose, _add_demo, _add_figures]
 
 
 def build_parser() -> argparse.ArgumentParser:
