@@ -2,6 +2,20 @@ import numpy as np
 import pytest
 
 
+def numerical_grad(f, array, eps=1e-6):
+    """Central differences of scalar f() with respect to every entry of `array` (modified in place)."""
+    grad = np.zeros_like(array)
+    for i in np.ndindex(array.shape):
+        old = array[i]
+        array[i] = old + eps
+        plus = f()
+        array[i] = old - eps
+        minus = f()
+        array[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
 def assert_close(name, ours, theirs, tol):
     """Relative-to-scale agreement; on failure print ours, theirs and the max difference."""
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
@@ -11,6 +25,13 @@ def assert_close(name, ours, theirs, tol):
     if not diff <= tol * scale:
         raise AssertionError(f"{name}: max |ours - theirs| = {diff:.3e} > {tol:.0e} * {scale:.3g}\n"
                              f"ours:\n{ours}\ntheirs:\n{theirs}")
+
+
+def assert_rel(name, analytic, numeric, tol=1e-6):
+    """Max error relative to the larger of the two gradients; on failure print both."""
+    denom = max(np.abs(analytic).max(), np.abs(numeric).max(), 1e-8)
+    rel = np.abs(analytic - numeric).max() / denom
+    assert rel < tol, f"{name}: relative error {rel:.2e}\nanalytic:\n{analytic}\nnumeric:\n{numeric}"
 
 
 @pytest.fixture

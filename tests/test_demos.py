@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab import demos
+from rnnlab.models import ManyToMany, ManyToOne
 from rnnlab.train import TrainConfig, Trainer
 
 
@@ -121,12 +122,12 @@ def test_cli_rejects_unknown_choices():
         parser().parse_args(["diagnose", "--task", "chess"])
 
 
-def test_task_net_reads_last_step_or_every_step():
+def test_task_model_reads_last_step_or_every_step():
     x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype(np.float32)
-    last = demos.TaskNet("lstm", 2, 4, 1, rng=0)
-    out, _ = last(x)
-    assert out.shape == (3, 1)
+    last = demos.task_model(demos.PROBLEMS["adding"], "lstm", 4, rng=0)
+    out = last(x)
+    assert isinstance(last, ManyToOne) and out.shape == (3, 1)
     last.backward(np.ones_like(out), record_flow=True)
     assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
-    every = demos.TaskNet("gru", 2, 4, 3, every_step=True, rng=0)
-    assert every(x)[0].shape == (3, 5, 3)
+    every = demos.task_model(demos.PROBLEMS["sine"], "gru", 4, rng=0)
+    assert isinstance(every, ManyToMany) and every(x[..., :1]).shape == (3, 5, 1)

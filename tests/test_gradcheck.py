@@ -7,31 +7,8 @@ import numpy as np
 import pytest
 
 import rnnlab
+from conftest import assert_rel, numerical_grad
 from rnnlab.nn import cross_entropy, mse
-
-EPS = 1e-6
-
-
-def numerical_grad(f, array, eps=EPS):
-    """Central differences of scalar f() with respect to every entry of `array` (modified in place)."""
-    grad = np.zeros_like(array)
-    it = np.nditer(array, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def assert_rel(name, analytic, numeric, tol=1e-6):
-    denom = max(np.abs(analytic).max(), np.abs(numeric).max(), 1e-8)
-    rel = np.abs(analytic - numeric).max() / denom
-    assert rel < tol, f"{name}: relative error {rel:.2e}\nanalytic:\n{analytic}\nnumeric:\n{numeric}"
 
 
 def as_tuple(state):

@@ -6,6 +6,7 @@ differences of L = sum(y * R) with a random R, so no gradient sits at zero.
 import numpy as np
 import pytest
 
+from conftest import assert_close, assert_rel, numerical_grad
 from rnnlab.data import tasks
 from rnnlab.models import Decoder, ManyToMany, ManyToOne, OneToMany, OneToOne, Seq2Seq
 from rnnlab.nn import Recurrent, cross_entropy, mse
@@ -16,25 +17,6 @@ F64 = np.float64
 
 
 # -- finite differences ------------------------------------------------------------------------------
-def numerical_grad(f, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def assert_rel(name, analytic, numeric, tol=1e-6):
-    denom = max(np.abs(analytic).max(), np.abs(numeric).max(), 1e-8)
-    rel = np.abs(analytic - numeric).max() / denom
-    assert rel < tol, f"{name}: relative error {rel:.2e}\nanalytic:\n{analytic}\nnumeric:\n{numeric}"
-
-
 def check_gradients(model, forward, x=None, seed=0):
     """Every parameter's gradient (and dx for float inputs x) against finite differences."""
     rng = np.random.default_rng(seed)
@@ -131,6 +113,37 @@ def test_many_to_one_reads_each_sequences_own_last_step(x):
     y = model(x, LENGTHS)
     for b, n in enumerate(LENGTHS):
         np.testing.assert_allclose(y[b], model(x[b:b + 1, :n])[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_many_to_one_records_the_flow_of_reading_the_last_output(cell, x):
+    """Without lengths h_n is y[:, -1]: backward(record_flow=True) gives what reading y[:, -1] gives."""
+    model = ManyToOne(cell, D, H, 1, num_layers=2, dtype=F64, rng=0)
+    dy = np.random.default_rng(3).standard_normal((B, 1))
+    model.zero_grad()
+    model(x)
+    model.backward(dy, record_flow=True)
+    flow, grads = dict(model.rnn.grad_flow), {n: p.grad.copy() for n, p in model.named_parameters()}
+    model.zero_grad()
+    y, _ = model.rnn(x)  # (B, T, H)
+    model.head(y[:, -1])
+    dh = np.zeros_like(y)
+    dh[:, -1] = model.head.backward(dy)
+    model.rnn.backward(dh, record_flow=True)
+    assert flow["h"].shape == (2, T, B, H)
+    for name, values in flow.items():
+        assert_close(f"flow {name}", values, model.rnn.grad_flow[name], 1e-12)
+    for name, p in model.named_parameters():
+        assert_close(name, grads[name], p.grad, 1e-12)
+
+
+def test_many_to_many_records_the_flow(x):
+    model = ManyToMany("gru", D, H, 2, dtype=F64, rng=0)
+    dy = np.random.default_rng(3).standard_normal((B, T, 2))
+    model(x)
+    model.backward(dy, record_flow=True)
+    assert model.rnn.grad_flow["h"].shape == (1, T, B, H)
+    assert_close("dL/dh_T", model.rnn.grad_flow["h"][0, -1], dy[:, -1] @ model.head.weight.data, 1e-12)
 
 
 def test_one_to_one_sees_only_the_current_step(x):

@@ -26,10 +26,8 @@ from . import diagnostics as dg
 from . import plots
 from .data.tasks import ADDING_BASELINE_MSE, adding, copy_baseline, copy_memory, sine, sine_persistence_mse, \
     temporal_order
-from .models import CELLS, CharRNN, CharRNNConfig, make_recurrent
-from .nn import Layer, Linear
+from .models import CELLS, CharRNN, CharRNNConfig, ManyToMany, ManyToOne
 from .nn.losses import cross_entropy, mse
-from .nn.module import as_generator
 from .nn.stack import orthogonal
 from .optim import SGD, Adam
 from .train import optimize
@@ -38,38 +36,10 @@ FORMATS = ("png", "svg")
 NAMES = {"rnn": "RNN", "rnn_relu": "RNN (relu)", "gru": "GRU", "lstm": "LSTM"}
 
 
-# -- a recurrent net with a readout, for the synthetic tasks ----------------------------------------
-class TaskNet(Layer):
-    """x (B, T, D) -> RNN/LSTM/GRU stack -> Linear -> (B, O) read at the last step, or (B, T, O) at every step."""
-
-    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, num_layers: int = 1,
-                 every_step: bool = False, init: str = "orthogonal", dtype=np.float32, rng=None):
-        rng = as_generator(rng)
-        self.cell, self.every_step = cell, bool(every_step)
-        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers=num_layers, dtype=dtype, rng=rng,
-                                  init=init)
-        self.head = Linear(hidden_size, output_size, dtype=dtype, rng=rng)
-        self._shape = None
-
-    def forward(self, x, state=None):
-        """x (B, T, D) -> output (B, O) or (B, T, O), final state."""
-        h, state = self.rnn(x, state)  # (B, T, H)
-        self._shape = h.shape
-        return self.head(h if self.every_step else h[:, -1]), state
-
-    def backward(self, dout, dstate=None, record_flow: bool = False):
-        dh = self.head.backward(dout)
-        if not self.every_step:  # only the last step was read
-            full = np.zeros(self._shape, dh.dtype)  # (B, T, H)
-            full[:, -1] = dh
-            dh = full
-        _, dstate0 = self.rnn.backward(dh, dstate, record_flow=record_flow)
-        return dstate0
-
-
+# -- the synthetic tasks ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
-    """A synthetic task from rnnlab.data.tasks, ready for a TaskNet: data, loss, trivial baseline."""
+    """A synthetic task from rnnlab.data.tasks, ready for `task_model`: data, loss, trivial baseline."""
 
     name: str
     input_size: int
@@ -106,10 +76,23 @@ PROBLEMS = {
 TASKS = tuple(PROBLEMS) + ("text",)
 
 
+def task_model(problem: Problem, cell: str, hidden: int, num_layers: int = 1, init: str = "orthogonal",
+               rng=None) -> ManyToOne | ManyToMany:
+    """The model for a task: ManyToMany if it is read at every step, else ManyToOne (its last state)."""
+    kind = ManyToMany if problem.every_step else ManyToOne
+    return kind(cell, problem.input_size, hidden, problem.output_size, num_layers=num_layers, init=init, rng=rng)
+
+
 # -- measuring a model on one batch -----------------------------------------------------------------
 def stack_input(model, x) -> np.ndarray:
     """What the recurrent stack reads for the model input x: embedded ids for a CharRNN, else x."""
     return model.embedding(x) if isinstance(model, CharRNN) else x
+
+
+def model_output(model, x) -> np.ndarray:
+    """The model's output for x: a CharRNN's logits (its final state dropped), or a task model's y."""
+    out = model(x)
+    return out[0] if isinstance(model, CharRNN) else out
 
 
 def loss_for(problem: Problem | None) -> Callable:
@@ -123,7 +106,7 @@ def last_step_flow(model, x, y, loss_fn) -> dg.StepNorms:
     One forward and one backward with record_flow, in eval mode; parameter gradients are kept.
     """
     with dg.preserved_grads(model.parameters()), dg.eval_mode(model):
-        out, _ = model(x)
+        out = model_output(model, x)
         _, dout = loss_fn(out, y)
         if dout.ndim == 3:  # read at every step: keep the last step's share only
             last = np.zeros_like(dout)
@@ -137,7 +120,7 @@ def full_loss_flow(model, x, y, loss_fn) -> tuple[dg.StepNorms, float, float]:
     """||dL/dh_t|| of the whole loss, with the loss and the total gradient norm (eval mode, grads kept)."""
     with dg.preserved_grads(model.parameters()), dg.eval_mode(model):
         model.zero_grad()
-        out, _ = model(x)
+        out = model_output(model, x)
         loss, dout = loss_fn(out, y)
         model.backward(dout, record_flow=True)
         total = math.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in model.parameters()))
@@ -194,7 +177,7 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
 
     def build():
         rng = np.random.default_rng(seed)
-        model = TaskNet("rnn", 1, hidden, 1, every_step=True, init="orthogonal", rng=rng)
+        model = task_model(problem, "rnn", hidden, init="orthogonal", rng=rng)
         model.rnn.weight_hh_l0.data[...] = gain * orthogonal(rng, hidden, np.float32)  # spectral radius = gain
         return model
 
@@ -204,7 +187,7 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
 
         def loss_and_backward(step):
             x, y = problem.make(32, seq_len, data)
-            out, _ = model(x)
+            out = model(x)
             loss, dout = problem.loss(out, y)
             model.backward(dout)
             return loss
@@ -225,7 +208,7 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     recorder.record(0)
     clipped = train(model, clip, callback=recorder)
     test_x, test_y = problem.make(500, seq_len, np.random.default_rng([seed, 3]))
-    test_loss = problem.loss(model(test_x)[0], test_y)[0]
+    test_loss = problem.loss(model(test_x), test_y)[0]
     baseline = sine_persistence_mse(test_x, test_y)
 
     blew = unclipped[-1]
@@ -298,8 +281,7 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
         rng = np.random.default_rng(seed)
         if problem is None:
             return CharRNN(CharRNNConfig(len(vocab), cell, hidden, 1, 64, init=how), rng=rng)
-        return TaskNet(cell, problem.input_size, hidden, problem.output_size, every_step=problem.every_step,
-                       init=how, rng=rng)
+        return task_model(problem, cell, hidden, init=how, rng=rng)
 
     runs = {"RNN": ("rnn", init), "GRU": ("gru", init), "LSTM": ("lstm", init)}
     if init != "uniform":
@@ -500,8 +482,7 @@ def diagnose_fresh(model_name: str = "lstm", task: str = "adding", seq_len: int 
     else:
         problem = PROBLEMS[task]
         x, y = problem.make(batch, seq_len, np.random.default_rng([seed, 2]))
-        model = TaskNet(model_name, problem.input_size, hidden, problem.output_size, num_layers=layers,
-                        every_step=problem.every_step, init=init, rng=rng)
+        model = task_model(problem, model_name, hidden, num_layers=layers, init=init, rng=rng)
         about = f"the {task} task: {problem.about}"
 
         def next_batch(step):
@@ -515,7 +496,7 @@ def diagnose_fresh(model_name: str = "lstm", task: str = "adding", seq_len: int 
 
         def loss_and_backward(step):
             bx, by = next_batch(step)
-            out_, _ = model(bx)
+            out_ = model_output(model, bx)
             loss, dout = loss_fn(out_, by)
             model.backward(dout)
             return loss

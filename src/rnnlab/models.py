@@ -267,8 +267,8 @@ class ManyToOne(Layer):
         K = self.rnn.num_directions
         return self.head(np.concatenate(list(h[-K:]), axis=1))  # (B, K*H) -> (B, O)
 
-    def backward(self, dy):
-        """dy (B, O) -> dx (B, T, D), or None for ids."""
+    def backward(self, dy, record_flow: bool = False):
+        """dy (B, O) -> dx (B, T, D), or None for ids. record_flow: keep dL/dh_t in rnn.grad_flow."""
         if self._h_shape is None:
             raise RuntimeError("ManyToOne.backward called before forward")
         dlast = self.head.backward(dy)  # (B, K*H)
@@ -276,7 +276,7 @@ class ManyToOne(Layer):
         dh = np.zeros(self._h_shape, self.dtype)  # (L*K, B, H): only the top layer's final h is read
         for k in range(K):
             dh[len(dh) - K + k] = dlast[:, k * H:(k + 1) * H]
-        dx, _ = self.rnn.backward(None, (dh, None) if self.cell == "lstm" else dh)
+        dx, _ = self.rnn.backward(None, (dh, None) if self.cell == "lstm" else dh, record_flow=record_flow)
         return self.inputs.backward(dx)
 
 
@@ -306,10 +306,10 @@ class ManyToMany(Layer):
         h, _ = self.rnn(e, None, lengths)  # (B, T, K*H)
         return self.head(h)  # (B, T, O)
 
-    def backward(self, dy):
-        """dy (B, T, O) -> dx (B, T, D), or None for ids."""
+    def backward(self, dy, record_flow: bool = False):
+        """dy (B, T, O) -> dx (B, T, D), or None for ids. record_flow: keep dL/dh_t in rnn.grad_flow."""
         dh = self.head.backward(dy)  # (B, T, K*H)
-        dx, _ = self.rnn.backward(dh)
+        dx, _ = self.rnn.backward(dh, record_flow=record_flow)
         return self.inputs.backward(dx)
 
 
