@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
 from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid
 
 
@@ -57,10 +58,12 @@ def lstm_step_backward(params, cache, dstate):
 
 
 # --- the whole sequence: the fast path ------------------------------------------------------------
-def lstm_forward(params, x, state, mask=None):
+def lstm_forward(params, x, state, mask=None, backend=None):
     """x (T, B, D), state = (h0, c0) each (B, H), mask (T, B, 1) or None -> y (T, B, H), (hT, cT), cache.
 
-    The input projection of all T steps is one GEMM; only h_{t-1} @ W_hh^T is done per step.
+    The input projection of all T steps is one GEMM; only h_{t-1} @ W_hh^T is done per step, in the
+    time loop: one GEMM and one compiled Numba call per step (fused.py), or the NumPy sweep below
+    (`backend`, see backend.py).
     """
     W_ih, W_hh, b_ih, b_hh = params
     T, B, D = x.shape
@@ -72,7 +75,28 @@ def lstm_forward(params, x, state, mask=None):
     cs = np.empty((T + 1, B, H), dtype=x.dtype)  # c_0 .. c_T
     tanh_cs = np.empty((T, B, H), dtype=x.dtype)
     hs[0], cs[0] = state
-    W_hh_T = W_hh.T
+    W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 4H): NumPy's BLAS is fastest on C-ordered operands
+    fused = sweeps_for(backend, x, *params)
+    if fused is None:
+        _forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask)
+    else:
+        live = live_mask(mask, T, B, x.dtype)
+        hw, act = np.empty((B, 4 * H), x.dtype), np.empty(4 * H, x.dtype)  # scratch, reused every step
+        if whole_loop(B, 4, H):  # one sequence: the whole loop in one compiled call
+            fused.lstm_forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, live, hw, act)
+        else:
+            for t in range(T):
+                np.matmul(hs[t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
+                fused.lstm_forward_step(t, gates, hw, hs, cs, tanh_cs, live, act)  # the rest of the step
+    y = hs[1:] * mask if mask is not None else hs[1:].copy()
+    cache = (x, hs, cs, tanh_cs, gates, mask)
+    return y, (hs[T].copy(), cs[T].copy()), cache
+
+
+def _forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask):
+    """The time loop in NumPy, in place, as fused.lstm_forward_sweep: gates (T, B, 4H) hold
+    x_t W_ih^T + b on entry and i, f, g, o on return; hs, cs (T+1, B, H) get h_1.., c_1..."""
+    T, B, H = tanh_cs.shape
     for t in range(T):
         a = gates[t]
         a += hs[t] @ W_hh_T
@@ -89,12 +113,9 @@ def lstm_forward(params, x, state, mask=None):
             m = mask[t] > 0
             np.copyto(hs[t + 1], hs[t], where=~m)
             np.copyto(cs[t + 1], cs[t], where=~m)
-    y = hs[1:] * mask if mask is not None else hs[1:].copy()
-    cache = (x, hs, cs, tanh_cs, gates, mask)
-    return y, (hs[T].copy(), cs[T].copy()), cache
 
 
-def lstm_backward(params, cache, dy, dstate, flow=None):
+def lstm_backward(params, cache, dy, dstate, flow=None, backend=None):
     """dy (T, B, H) or None, dstate = (dhT, dcT) (entries may be None) -> dx, (dh0, dc0), grads.
 
     With a dict `flow`, also records the gradient reaching each step, flow["h"] = dL/dh_t and
@@ -107,11 +128,40 @@ def lstm_backward(params, cache, dy, dstate, flow=None):
     x, hs, cs, tanh_cs, gates, mask = cache
     T, B, D = x.shape
     H = W_hh.shape[1]
-    dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
-    dc_next = np.zeros((B, H), x.dtype) if dstate[1] is None else np.array(dstate[1], dtype=x.dtype)
-    dA = np.empty((T, B, 4 * H), dtype=x.dtype)
+    dh = state_or_zeros(dstate[0], (B, H), x.dtype)  # dL/dh_T, then dL/dh_t going back
+    dc = state_or_zeros(dstate[1], (B, H), x.dtype)
+    dA = np.empty((T, B, 4 * H), dtype=x.dtype)  # gradient of the pre-activations, per step
+    W_hh = np.ascontiguousarray(W_hh)
+    fused = sweeps_for(backend, x, *params, dy)
+    if fused is None:
+        dh, dc = _backward_sweep(gates, W_hh, cs, tanh_cs, mask, dy, dh, dc, dA, flow)
+    else:
+        live = live_mask(mask, T, B, x.dtype)
+        dy = np.zeros((T, B, H), x.dtype) if dy is None else np.ascontiguousarray(dy)
+        flow_h = np.empty((T if flow is not None else 1, B, H), x.dtype)  # one row: scratch
+        flow_c = np.empty_like(flow_h)
+        dh_carry = np.zeros((B, H), x.dtype)  # what reaches h_t around the cell (held steps)
+        if whole_loop(B, 4, H):
+            fused.lstm_backward_sweep(gates, W_hh, cs, tanh_cs, live, dy, dh, dc, dA, flow_h, flow_c, dh_carry)
+        else:
+            for t in reversed(range(T)):
+                fused.lstm_backward_step(t, gates, cs, tanh_cs, live, dy, dh, dc, dA, flow_h, flow_c, dh_carry)
+                np.matmul(dA[t], W_hh, out=dh)  # dL/dh_{t-1} through the recurrence: the one GEMM per step
+        dh += dh_carry
+        if flow is not None:
+            flow["h"], flow["c"] = flow_h, flow_c
+    dA2 = dA.reshape(T * B, 4 * H)
+    dx = (dA2 @ W_ih).reshape(T, B, D)
+    grads = _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+    return dx, (dh, dc), grads
+
+
+def _backward_sweep(gates, W_hh, cs, tanh_cs, mask, dy, dh_next, dc_next, dA, flow):
+    """The time loop of BPTT in NumPy, as fused.lstm_backward_sweep: fills dA (T, B, 4H) and flow,
+    returns (dL/dh_0, dL/dc_0)."""
+    T, B, H = tanh_cs.shape
     if flow is not None:
-        flow["h"], flow["c"] = np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)
+        flow["h"], flow["c"] = np.empty((T, B, H), dA.dtype), np.empty((T, B, H), dA.dtype)
     if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
         dy = dy * mask
     for t in reversed(range(T)):
@@ -137,10 +187,7 @@ def lstm_backward(params, cache, dy, dstate, flow=None):
         if mask is not None:
             dh_next += dh_skip
             dc_next += dc_skip
-    dA2 = dA.reshape(T * B, 4 * H)
-    dx = (dA2 @ W_ih).reshape(T, B, D)
-    grads = _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
-    return dx, (dh_next, dc_next), grads
+    return dh_next, dc_next
 
 
 LSTM_KIND = CellKind("lstm", 4, ("h", "c"), lstm_forward, lstm_backward, lstm_step_forward, lstm_step_backward)

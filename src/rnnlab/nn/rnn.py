@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
 from .functional import CellKind, drelu_from_output, dtanh_from_output
 
 ACTIVATIONS = {"tanh": (np.tanh, dtanh_from_output), "relu": (lambda a: np.maximum(a, 0), drelu_from_output)}
@@ -45,8 +46,12 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         return da @ W_ih, (da @ W_hh,), _grads(da, x, h, b_ih is not None)
 
     # --- the whole sequence: the fast path --------------------------------------------------------
-    def rnn_forward(params, x, state, mask=None):
-        """x (T, B, D), state = (h0 (B, H),), mask (T, B, 1) or None -> y (T, B, H), (hT,), cache."""
+    def rnn_forward(params, x, state, mask=None, backend=None):
+        """x (T, B, D), state = (h0 (B, H),), mask (T, B, 1) or None -> y (T, B, H), (hT,), cache.
+
+        One GEMM projects the inputs of all steps; in the time loop each step is one GEMM and one
+        compiled Numba call (fused.py), or the NumPy sweep below (`backend`, see backend.py).
+        """
         W_ih, W_hh, b_ih, b_hh = params
         T, B, D = x.shape
         H = W_hh.shape[1]
@@ -55,8 +60,24 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, H)  # one GEMM for all steps
         if b_ih is not None:
             xw += b_ih + b_hh
-        W_hh_T = W_hh.T
-        for t in range(T):
+        W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, H): NumPy's BLAS is fastest on C-ordered operands
+        fused = sweeps_for(backend, x, *params)
+        if fused is None:
+            forward_sweep(xw, W_hh_T, hs, mask)
+        else:
+            live, use_relu = live_mask(mask, T, B, x.dtype), nonlinearity == "relu"
+            if whole_loop(B, 1, H):  # one sequence: the whole loop in one compiled call
+                fused.rnn_forward_sweep(xw, W_hh_T, hs, live, use_relu)
+            else:
+                for t in range(T):
+                    np.matmul(hs[t], W_hh_T, out=hs[t + 1])  # h_{t-1} W_hh^T: the one GEMM per step
+                    fused.rnn_forward_step(t, xw, hs, live, use_relu)  # + x_t W_ih^T + b, activation
+        y = hs[1:] * mask if mask is not None else hs[1:].copy()
+        return y, (hs[T].copy(),), (x, hs, mask)
+
+    def forward_sweep(xw, W_hh_T, hs, mask):
+        """The time loop in NumPy, as fused.rnn_forward_sweep: hs (T+1, B, H) gets h_1 .. h_T."""
+        for t in range(xw.shape[0]):
             a = hs[t + 1]
             np.matmul(hs[t], W_hh_T, out=a)
             a += xw[t]
@@ -66,10 +87,8 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
                 np.maximum(a, 0, out=a)
             if mask is not None:  # past the end: hold the state
                 np.copyto(a, hs[t], where=~(mask[t] > 0))
-        y = hs[1:] * mask if mask is not None else hs[1:].copy()
-        return y, (hs[T].copy(),), (x, hs, mask)
 
-    def rnn_backward(params, cache, dy, dstate, flow=None):
+    def rnn_backward(params, cache, dy, dstate, flow=None, backend=None):
         """dy (T, B, H) or None, dstate = (dhT,) (may be None) -> dx, (dh0,), grads.
 
         With a dict `flow`, also records flow["h"] = dL/dh_t (T, B, H), the gradient reaching each step.
@@ -78,10 +97,36 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         x, hs, mask = cache
         T, B, D = x.shape
         H = W_hh.shape[1]
-        dh_next = np.zeros((B, H), x.dtype) if dstate[0] is None else np.array(dstate[0], dtype=x.dtype)
-        dA = np.empty((T, B, H), dtype=x.dtype)
+        dh = state_or_zeros(dstate[0], (B, H), x.dtype)  # dL/dh_T, then dL/dh_t going back
+        dA = np.empty((T, B, H), dtype=x.dtype)  # gradient of the pre-activation, per step
+        W_hh = np.ascontiguousarray(W_hh)
+        fused = sweeps_for(backend, x, *params, dy)
+        if fused is None:
+            dh = backward_sweep(W_hh, hs, mask, dy, dh, dA, flow)
+        else:
+            live = live_mask(mask, T, B, x.dtype)
+            dy = np.zeros((T, B, H), x.dtype) if dy is None else np.ascontiguousarray(dy)
+            flow_h = np.empty((T if flow is not None else 1, B, H), x.dtype)  # one row: scratch
+            dh_carry = np.zeros((B, H), x.dtype)  # a held step's gradient, around the GEMM
+            use_relu = nonlinearity == "relu"
+            if whole_loop(B, 1, H):
+                fused.rnn_backward_sweep(W_hh, hs, live, dy, dh, dA, flow_h, dh_carry, use_relu)
+            else:
+                for t in reversed(range(T)):
+                    fused.rnn_backward_step(t, hs, live, dy, dh, dA, flow_h, dh_carry, use_relu)
+                    np.matmul(dA[t], W_hh, out=dh)  # dL/dh_{t-1} through W_hh: the one GEMM per step
+            dh += dh_carry
+            if flow is not None:
+                flow["h"] = flow_h
+        dA2 = dA.reshape(T * B, H)
+        dx = (dA2 @ W_ih).reshape(T, B, D)
+        return dx, (dh,), _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+
+    def backward_sweep(W_hh, hs, mask, dy, dh_next, dA, flow):
+        """The time loop of BPTT in NumPy, as fused.rnn_backward_sweep: fills dA and flow, returns dL/dh_0."""
+        T = dA.shape[0]
         if flow is not None:
-            flow["h"] = np.empty((T, B, H), x.dtype)
+            flow["h"] = np.empty(dA.shape, dA.dtype)
         if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
             dy = dy * mask
         for t in reversed(range(T)):
@@ -95,9 +140,7 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
             dh_next = dA[t] @ W_hh
             if mask is not None:
                 dh_next += dh_skip
-        dA2 = dA.reshape(T * B, H)
-        dx = (dA2 @ W_ih).reshape(T, B, D)
-        return dx, (dh_next,), _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+        return dh_next
 
     return CellKind(f"rnn_{nonlinearity}", 1, ("h",), rnn_forward, rnn_backward, rnn_step_forward, rnn_step_backward)
 

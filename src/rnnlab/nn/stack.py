@@ -9,8 +9,11 @@ states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from . import backend
 from .functional import CellKind, reference_backward, reference_forward
 from .gru import GRU_KIND
 from .lstm import LSTM_KIND
@@ -18,6 +21,9 @@ from .module import Layer, Parameter, as_generator
 from .rnn import RNN_RELU_KIND, RNN_TANH_KIND
 
 INITS = ("uniform", "orthogonal")
+# "fast": the sequence kernels, their time loop in Numba where installed, else in NumPy (backend.py);
+# "numba" / "numpy": the same kernels with that time loop, by name; "reference": one cell step at a time.
+KERNELS = ("fast", "numba", "numpy", "reference")
 
 
 def check_array(name: str, value, ndim: int, dtype) -> np.ndarray:
@@ -81,8 +87,10 @@ class Recurrent(Layer):
             raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}; got {init!r}")
-        if kernel not in ("fast", "reference"):
-            raise ValueError(f"kernel must be 'fast' or 'reference'; got {kernel!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+        if kernel == "numba":
+            backend.resolve("numba")  # fail here, with the reason, if numba cannot run
         self.kind = kind
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.dropout, self.bidirectional = bool(bias), float(dropout), bool(bidirectional)
@@ -164,6 +172,13 @@ class Recurrent(Layer):
         return parts if len(parts) == 2 else parts[0]
 
     # -- forward and backward ------------------------------------------------------------------
+    def _kernels(self):
+        """(forward, backward) of this layer's kind with the chosen kernel."""
+        if self.kernel == "reference":
+            return (partial(reference_forward, self.kind), partial(reference_backward, self.kind))
+        time_loop = None if self.kernel == "fast" else self.kernel
+        return (partial(self.kind.forward, backend=time_loop), partial(self.kind.backward, backend=time_loop))
+
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
         x = check_array("x", x, 3, self.dtype)
@@ -176,8 +191,7 @@ class Recurrent(Layer):
         mask = None
         if lengths is not None:
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
-        forward = self.kind.forward if self.kernel == "fast" else (
-            lambda *args: reference_forward(self.kind, *args))
+        forward = self._kernels()[0]
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
@@ -206,7 +220,7 @@ class Recurrent(Layer):
 
         Adds each parameter's gradient into its `.grad`. With record_flow, also keeps the gradient
         that reached every step, `self.grad_flow = {"h": dL/dh_t, "c": dL/dc_t (LSTM)}`, each
-        (L*K, T, B, H) in the sequence's own time order (always through the fast kernels).
+        (L*K, T, B, H) in the sequence's own time order (the sequence kernels record it, not "reference").
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -220,8 +234,9 @@ class Recurrent(Layer):
         else:
             d_out = None
         dfinal = self._dstate_parts(dstate, B)
-        backward = self.kind.backward if self.kernel == "fast" or record_flow else (
-            lambda *args: reference_backward(self.kind, *args))
+        if record_flow and self.kernel == "reference":
+            raise ValueError("record_flow needs the sequence kernels; build the layer with kernel='fast'")
+        backward = self._kernels()[1]
         dstate0 = [np.zeros((self.num_layers * K, B, H), self.dtype) for _ in self.kind.state_names]
         flows = {name: np.empty((self.num_layers * K, T, B, H), self.dtype)
                  for name in self.kind.state_names} if record_flow else None

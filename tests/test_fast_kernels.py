@@ -1,0 +1,185 @@
+"""The time loop's two implementations (Numba's compiled steps, NumPy's ufuncs) against the plain
+per-step reference; the clean fallback to NumPy where numba is missing; the benchmark harness runs.
+
+Numba compiles each step function once per dtype and caches it on disk, so only the first run of
+this file pays for compilation."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnnlab
+from conftest import assert_close
+from rnnlab.nn import backend
+
+ROOT = Path(__file__).resolve().parents[1]
+MAKERS = {
+    "rnn_tanh": lambda **kw: rnnlab.RNN(5, 6, nonlinearity="tanh", **kw),
+    "rnn_relu": lambda **kw: rnnlab.RNN(5, 6, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: rnnlab.LSTM(5, 6, **kw),
+    "gru": lambda **kw: rnnlab.GRU(5, 6, **kw),
+}
+TOLERANCES = [(np.float64, 1e-10), (np.float32, 1e-5)]
+needs_numba = pytest.mark.skipif(not backend.numba_available(), reason="numba is not installed")
+
+
+def run(layer, x, state, lengths, dy, dstate, record_flow=False):
+    """Forward and backward through `layer`; everything that comes out, gradients included."""
+    pack = (lambda s: s) if len(state) == 2 else (lambda s: s[0])
+    y, final = layer(x, pack(state), lengths=lengths)
+    dx, d0 = layer.backward(dy, pack(dstate), record_flow=record_flow)
+    out = {"y": y, "final": np.stack(final if len(state) == 2 else [final]), "dx": dx,
+           "dstate0": np.stack(d0 if len(state) == 2 else [d0])}
+    out.update({name: p.grad.copy() for name, p in layer.named_parameters()})
+    if record_flow:
+        out.update({f"flow_{k}": v for k, v in layer.grad_flow.items()})
+    return out
+
+
+def random_problem(mode, dtype, use_lengths, seed=5, B=4):
+    """x (B, 9, 5), states (4 = 2 layers x 2 directions, B, 6), dy, state gradients, lengths."""
+    rng = np.random.default_rng(seed)
+    n = 2 if mode == "lstm" else 1
+    x = rng.standard_normal((B, 9, 5)).astype(dtype)
+    state = tuple(rng.standard_normal((4, B, 6)).astype(dtype) for _ in range(n))
+    dstate = tuple(rng.standard_normal((4, B, 6)).astype(dtype) for _ in range(n))
+    dy = rng.standard_normal((B, 9, 12)).astype(dtype)
+    lengths = np.array([9, 3, 7, 1][:B]) if B > 1 else np.array([6])
+    return x, state, lengths if use_lengths else None, dy, dstate
+
+
+# OpenBLAS's float32 vector-matrix kernel can leave the FPU's invalid flag set on finite data (the
+# reference's x @ W_ih.T at B = 1), which NumPy reports; the numbers are compared below regardless.
+@pytest.mark.filterwarnings("ignore:invalid value encountered in matmul:RuntimeWarning")
+@pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
+@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("mode", list(MAKERS))
+@pytest.mark.parametrize("kernel,B", [pytest.param("numba", 4, marks=needs_numba),
+                                      pytest.param("numba", 1, marks=needs_numba), ("numpy", 4)],
+                         ids=["numba", "numba-B1", "numpy"])
+def test_time_loop_equals_reference(kernel, B, mode, use_lengths, dtype, tol):
+    """Each time loop (B = 1: Numba's whole-loop sweep), 2 layers, both directions, random states
+    and state gradients, against the reference."""
+    problem = random_problem(mode, dtype, use_lengths, B=B)
+    make = MAKERS[mode]
+    ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
+    ref = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel="reference"), *problem)
+    assert ours.keys() == ref.keys()
+    for name in ref:
+        assert_close(f"{kernel} {name}", ours[name], ref[name], tol)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
+@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("mode", list(MAKERS))
+@pytest.mark.parametrize("B", [4, 1])
+def test_numba_records_the_same_gradient_flow(B, mode, use_lengths, dtype, tol):
+    """dL/dh_t (and dL/dc_t) per step, as diagnostics read it: Numba's record equals NumPy's."""
+    problem = random_problem(mode, dtype, use_lengths, seed=7, B=B)
+    make = MAKERS[mode]
+    fast = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=3, kernel="numba"), *problem, record_flow=True)
+    slow = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=3, kernel="numpy"), *problem, record_flow=True)
+    assert {k for k in fast if k.startswith("flow_")} == ({"flow_h", "flow_c"} if mode == "lstm" else {"flow_h"})
+    for name in slow:
+        assert_close(name, fast[name], slow[name], tol)
+
+
+@needs_numba
+def test_numba_state_gradients_of_none_and_no_bias():
+    """dy=None (only the final state matters), dc_n=None and bias=False: Numba's loop equals NumPy's."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 6, 5))
+    dh_n = rng.standard_normal((1, 3, 6))
+    for kind in (rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN):
+        results = []
+        for kernel in ("numba", "numpy"):
+            layer = kind(5, 6, bias=False, dtype=np.float64, rng=4, kernel=kernel)
+            layer(x)
+            dstate = (dh_n, None) if kind is rnnlab.LSTM else dh_n
+            dx, _ = layer.backward(None, dstate)
+            results.append((dx, layer.weight_hh_l0.grad.copy()))
+        assert_close(f"{kind.__name__} dx", results[0][0], results[1][0], 1e-10)
+        assert_close(f"{kind.__name__} dW_hh", results[0][1], results[1][1], 1e-10)
+
+
+@needs_numba
+def test_float32_tanh_is_accurate():
+    """The rational tanh the float32 steps use stays within 5e-7 of tanh (float32 rounds at 6e-8)."""
+    import numba
+
+    from rnnlab.nn import fused
+
+    @numba.njit
+    def apply(a, out):
+        for i in range(a.shape[0]):
+            out[i] = fused.tanh(a[i])
+
+    a = np.linspace(-20, 20, 200_001).astype(np.float32)
+    out = np.empty_like(a)
+    apply(a, out)
+    assert np.abs(out - np.tanh(a.astype(np.float64))).max() < 5e-7
+    apply(np.array([np.nan, np.inf, -np.inf], np.float32), out[:3])
+    assert np.isnan(out[0]) and out[1] == 1 and out[2] == -1
+
+
+def test_fast_falls_back_to_numpy_without_numba(monkeypatch):
+    """With numba unavailable, kernel="fast" runs the NumPy loop (same numbers); "numba" says why not."""
+    monkeypatch.setattr(backend, "_fused", None)
+    monkeypatch.setattr(backend, "_missing", "numba is not installed (simulated)")
+    assert not backend.numba_available()
+    problem = random_problem("lstm", np.float64, True)
+    fast = run(rnnlab.LSTM(5, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=1), *problem)
+    ref = run(rnnlab.LSTM(5, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=1, kernel="reference"),
+              *problem)
+    for name in ref:
+        assert_close(name, fast[name], ref[name], 1e-10)
+    with pytest.raises(RuntimeError, match="simulated"):
+        rnnlab.LSTM(5, 6, kernel="numba")
+
+
+def test_import_is_numpy_only_and_runs_where_numba_cannot_import():
+    """`import rnnlab` loads no numba; with numba unimportable, training still runs on NumPy."""
+    code = (
+        "import sys\n"
+        "import rnnlab\n"
+        "assert 'numba' not in sys.modules, 'import rnnlab must not import numba'\n"
+        "sys.modules['numba'] = None  # from here on, `import numba` fails as if it were missing\n"
+        "import numpy as np\n"
+        "from rnnlab.nn import backend\n"
+        "layer = rnnlab.GRU(3, 4, rng=0)\n"
+        "y, h = layer(np.ones((2, 5, 3), np.float32))\n"
+        "layer.backward(np.ones_like(y))\n"
+        "assert not backend.numba_available() and 'numba' in backend._missing\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=_env_with_src())
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        rnnlab.LSTM(2, 3, kernel="cuda")
+
+
+def test_benchmark_harness_runs(tmp_path):
+    """The benchmark, once, at a tiny size (no timing is checked: CI times nothing)."""
+    out_file = tmp_path / "bench.md"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_rnn.py"), "--tiny", "--threads", "1",
+                             "--out", str(out_file)], capture_output=True, text=True, cwd=ROOT, env=_env_with_src(),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = out_file.read_text()
+    assert "| lstm 2, 5, 8, 1 | train |" in text and "| lstm 2, 5, 8, 1 | forward |" in text
+    assert "GEMM peak" in text
+
+
+def _env_with_src() -> dict:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
