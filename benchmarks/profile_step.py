@@ -1,0 +1,90 @@
+"""Where one training step's time goes, rnnlab and PyTorch side by side, for one config.
+
+    python benchmarks/profile_step.py lstm 64 100 512            # cell B T H [layers]
+    python benchmarks/profile_step.py lstm 32 64 128 --threads 1
+
+rnnlab: cProfile over a few steps, each function's own time per step (a GEMM called from a
+function counts in that function's own time: lstm_forward's is the input projection and the
+per-step h W_hh^T; lstm_backward's the per-step dA W_hh and dx; _grads' dW_ih and dW_hh). The
+Numba steps are wrapped in Python functions so that they show up on any Python (3.12's cProfile
+folds calls into compiled code into the caller). PyTorch: its profiler's operators, by self time.
+Same model as bench_rnn.py.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p.add_argument("cell", choices=["lstm", "gru", "rnn"])
+p.add_argument("B", type=int)
+p.add_argument("T", type=int)
+p.add_argument("H", type=int)
+p.add_argument("L", type=int, nargs="?", default=1)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--steps", type=int, default=5)
+p.add_argument("--kernel", default="fast")
+args = p.parse_args()
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(args.threads)
+
+import cProfile  # noqa: E402
+import pstats  # noqa: E402
+import time  # noqa: E402
+
+sys.argv = [sys.argv[0], "--threads", str(args.threads), "--kernel", args.kernel]
+import bench_rnn as bench  # noqa: E402  (its models and data; parses the argv set just above)
+
+bench.ARGS = bench.parse_args(sys.argv[1:])
+cfg = bench.Config(args.cell, args.B, args.T, args.H, args.L)
+ids, targets = bench.data(cfg)
+
+def timed(fn):
+    def step(*a):  # a Python frame around the compiled call, for cProfile to see
+        return fn(*a)
+    step.__code__ = step.__code__.replace(co_name=f"numba:{fn.__name__}")  # one row per step function
+    return step
+
+
+fused = bench.backend.fused_or_none()
+ours = bench.RnnlabModel(cfg, args.kernel)
+for _ in range(2):
+    ours.train_step(ids, targets)
+if fused is not None:
+    for name in dir(fused):
+        if name.endswith(("_step", "_sweep")):
+            setattr(fused, name, timed(getattr(fused, name)))
+profiler = cProfile.Profile(time.perf_counter)
+start = time.perf_counter()
+profiler.enable()
+for _ in range(args.steps):
+    ours.train_step(ids, targets)
+profiler.disable()
+total = (time.perf_counter() - start) / args.steps
+stats = pstats.Stats(profiler).stats
+rows = sorted(((tt / args.steps, nc / args.steps, f"{os.path.basename(file)}:{name}")
+               for (file, line, name), (_, nc, tt, _, _) in stats.items()), reverse=True)
+print(f"## rnnlab {cfg.name}, {args.threads} thread(s): {total * 1e3:.1f} ms per training step (profiled)\n")
+print("| function | own ms per step | share | calls per step |\n|---|---|---|---|")
+for tt, nc, name in rows[:12]:
+    print(f"| {name} | {tt * 1e3:.1f} | {tt / total:.0%} | {nc:g} |")
+
+if bench.torch is not None:
+    torch = bench.torch
+    torch.set_num_threads(args.threads)
+    theirs = bench.TorchModel(cfg)
+    ids_t, targets_t = torch.from_numpy(ids), torch.from_numpy(targets)
+    for _ in range(2):
+        theirs.train_step(ids_t, targets_t)
+    start = time.perf_counter()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            theirs.train_step(ids_t, targets_t)
+    total = (time.perf_counter() - start) / args.steps
+    print(f"\n## torch {cfg.name}, {args.threads} thread(s): {total * 1e3:.1f} ms per training step (profiled)\n")
+    print("| operator | self ms per step | share | calls per step |\n|---|---|---|---|")
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    for e in events[:10]:
+        ms = e.self_cpu_time_total / 1e3 / args.steps
+        print(f"| {e.key} | {ms:.1f} | {ms / 1e3 / total:.0%} | {e.count / args.steps:g} |")
