@@ -95,7 +95,7 @@ def _run_train(args) -> int:
     print(f"checkpoint: {result.checkpoint}")
     if result.plot:
         print(f"loss curve: {result.plot}")
-    print(f"more text:  rnnlab generate {result.run_dir} --prime 'def ' --length 500")
+    print(f"more text:  rnnlab generate {result.run_dir} --length 500")
     return 0
 
 
