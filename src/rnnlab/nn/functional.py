@@ -60,6 +60,21 @@ class CellKind:
     step_backward: Callable
 
 
+def weight_grads(dxw, x, h, has_bias: bool, dhw=None) -> dict:
+    """Weight gradients of all steps at once, one GEMM each after the sweep.
+
+    dxw (N, G*H) is the gradient of x W_ih^T + b_ih over N = T*B rows, dhw that of h W_hh^T + b_hh:
+    the same array for RNN and LSTM, different for the GRU (whose b_hn sits inside r * (...)).
+    x (N, D) and h (N, H) are each step's input and previous state.
+    """
+    dhw = dxw if dhw is None else dhw
+    grads = {"weight_ih": dxw.T @ x, "weight_hh": dhw.T @ h}
+    if has_bias:
+        grads["bias_ih"] = dxw.sum(axis=0)
+        grads["bias_hh"] = dhw.sum(axis=0)
+    return grads
+
+
 def add_grads(total: dict | None, grads: dict) -> dict:
     if total is None:
         return {k: v.copy() for k, v in grads.items()}

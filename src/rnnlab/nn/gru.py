@@ -13,16 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
-from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid
-
-
-def _grads(dXW2, dHW2, x2, h2, has_bias):
-    """Weight gradients of all steps at once: one GEMM each, after the sweep."""
-    grads = {"weight_ih": dXW2.T @ x2, "weight_hh": dHW2.T @ h2}
-    if has_bias:
-        grads["bias_ih"] = dXW2.sum(axis=0)
-        grads["bias_hh"] = dHW2.sum(axis=0)
-    return grads
+from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid, weight_grads
 
 
 # --- one step: the readable reference and the single-step cell ------------------------------------
@@ -54,7 +45,7 @@ def gru_step_backward(params, cache, dstate):
     dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H) gradient of h @ W_hh^T + b_hh
     dx = dxw @ W_ih
     dh = dh_new * z + dhw @ W_hh
-    return dx, (dh,), _grads(dxw, dhw, x, h, b_ih is not None)
+    return dx, (dh,), weight_grads(dxw, x, h, b_ih is not None, dhw)
 
 
 # --- the whole sequence: the fast path ------------------------------------------------------------
@@ -147,7 +138,7 @@ def gru_backward(params, cache, dy, dstate, flow=None, backend=None):
             flow["h"] = flow_h
     dXW2, dHW2 = dXW.reshape(T * B, 3 * H), dHW.reshape(T * B, 3 * H)
     dx = (dXW2 @ W_ih).reshape(T, B, D)
-    grads = _grads(dXW2, dHW2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+    grads = weight_grads(dXW2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None, dHW2)
     return dx, (dh,), grads
 
 

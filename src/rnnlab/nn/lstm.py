@@ -15,16 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
-from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid
-
-
-def _grads(dA2, x2, h2, has_bias):
-    """Weight gradients of all steps at once: one GEMM each, after the sweep."""
-    grads = {"weight_ih": dA2.T @ x2, "weight_hh": dA2.T @ h2}
-    if has_bias:
-        grads["bias_ih"] = dA2.sum(axis=0)
-        grads["bias_hh"] = grads["bias_ih"].copy()
-    return grads
+from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid, weight_grads
 
 
 # --- one step: the readable reference and the single-step cell ------------------------------------
@@ -54,7 +45,7 @@ def lstm_step_backward(params, cache, dstate):
          dg * dtanh_from_output(g), do * dsigmoid_from_output(o)], axis=1)  # (B, 4H)
     dx = da @ W_ih
     dh = da @ W_hh
-    return dx, (dh, dc * f), _grads(da, x, h, b_ih is not None)
+    return dx, (dh, dc * f), weight_grads(da, x, h, b_ih is not None)
 
 
 # --- the whole sequence: the fast path ------------------------------------------------------------
@@ -152,7 +143,7 @@ def lstm_backward(params, cache, dy, dstate, flow=None, backend=None):
             flow["h"], flow["c"] = flow_h, flow_c
     dA2 = dA.reshape(T * B, 4 * H)
     dx = (dA2 @ W_ih).reshape(T, B, D)
-    grads = _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+    grads = weight_grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
     return dx, (dh, dc), grads
 
 

@@ -10,18 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
-from .functional import CellKind, drelu_from_output, dtanh_from_output
+from .functional import CellKind, drelu_from_output, dtanh_from_output, weight_grads
 
 ACTIVATIONS = {"tanh": (np.tanh, dtanh_from_output), "relu": (lambda a: np.maximum(a, 0), drelu_from_output)}
-
-
-def _grads(dA2, x2, h2, has_bias):
-    """Weight gradients of all steps at once: one GEMM each, after the sweep."""
-    grads = {"weight_ih": dA2.T @ x2, "weight_hh": dA2.T @ h2}
-    if has_bias:
-        grads["bias_ih"] = dA2.sum(axis=0)
-        grads["bias_hh"] = grads["bias_ih"].copy()
-    return grads
 
 
 def make_rnn_kind(nonlinearity: str) -> CellKind:
@@ -43,7 +34,7 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         x, h, h_new = cache
         (dh_new,) = dstate
         da = dh_new * dact_from_output(h_new)
-        return da @ W_ih, (da @ W_hh,), _grads(da, x, h, b_ih is not None)
+        return da @ W_ih, (da @ W_hh,), weight_grads(da, x, h, b_ih is not None)
 
     # --- the whole sequence: the fast path --------------------------------------------------------
     def rnn_forward(params, x, state, mask=None, backend=None):
@@ -120,7 +111,7 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
                 flow["h"] = flow_h
         dA2 = dA.reshape(T * B, H)
         dx = (dA2 @ W_ih).reshape(T, B, D)
-        return dx, (dh,), _grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
+        return dx, (dh,), weight_grads(dA2, x.reshape(T * B, D), hs[:T].reshape(T * B, H), b_ih is not None)
 
     def backward_sweep(W_hh, hs, mask, dy, dh_next, dA, flow):
         """The time loop of BPTT in NumPy, as fused.rnn_backward_sweep: fills dA and flow, returns dL/dh_0."""
