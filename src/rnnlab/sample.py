@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .data.text import DataError, Vocab
+from .data.text import Vocab
 from .models import CharRNN
 from .nn.losses import log_softmax
 
@@ -59,4 +59,4 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, t
     return shown + "".join(out)
 
 
-__all__ = ["generate", "next_char_distribution", "DataError"]
+__all__ = ["generate", "next_char_distribution"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from .module import Layer, Parameter, as_generator
-from .stack import check_array
 
 
 class Linear(Layer):
