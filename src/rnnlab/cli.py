@@ -78,8 +78,6 @@ def _run_train(args) -> int:
     from .train import TrainConfig, Trainer
 
     settings = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if settings.get("clip") == 0:
-        settings["clip"] = None
     if args.resume:
         extra = sorted(set(settings) - {"steps"})
         if extra:
