@@ -71,7 +71,7 @@ def weight_grads(dxw, x, h, has_bias: bool, dhw=None) -> dict:
     grads = {"weight_ih": dxw.T @ x, "weight_hh": dhw.T @ h}
     if has_bias:
         grads["bias_ih"] = dxw.sum(axis=0)
-        grads["bias_hh"] = dhw.sum(axis=0)
+        grads["bias_hh"] = dhw.sum(axis=0) if dhw is not dxw else grads["bias_ih"].copy()
     return grads
 
 
