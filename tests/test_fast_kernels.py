@@ -106,6 +106,30 @@ def test_numba_state_gradients_of_none_and_no_bias():
 
 
 @needs_numba
+@pytest.mark.parametrize("kernel", [pytest.param("numba", marks=needs_numba), "numpy"])
+@pytest.mark.parametrize("mode", list(MAKERS))
+def test_kernel_output_is_a_read_only_view_and_the_layer_output_a_copy(mode, kernel):
+    """The kernels hand back y as a view of the h they keep for backward (no copy), read-only so
+    that writing to it cannot corrupt the gradients; the layer's batch-first y is the user's own,
+    writable, also where B = 1 (where the transpose back to batch-first would otherwise be a view)."""
+    for B in (1, 3):
+        layer = MAKERS[mode](kernel=kernel, rng=np.random.default_rng(0))
+        x = np.random.default_rng(1).standard_normal((B, 4, 5))
+        y, _ = layer(x)
+        y_before = y.copy()
+        y += 1.0  # the user's array: writing to it is allowed, and changes nothing inside
+        dx, _ = layer.backward(np.ones_like(y))
+        layer2 = MAKERS[mode](kernel=kernel, rng=np.random.default_rng(0))
+        np.testing.assert_array_equal(layer2(x)[0], y_before)
+        np.testing.assert_array_equal(layer2.backward(np.ones_like(y))[0], dx)
+    params = [p.data for p in layer.parameters()][:4]
+    dtype = params[0].dtype
+    state = tuple(np.zeros((4, 6), dtype) for _ in range(2 if mode == "lstm" else 1))
+    y_kernel, _, _ = layer.kind.forward(params, np.ones((2, 4, 5), dtype), state, backend=kernel)
+    with pytest.raises(ValueError, match="read-only"):
+        y_kernel[0, 0, 0] = 1.0
+
+
 def test_float32_tanh_is_accurate():
     """The rational tanh the float32 steps use stays within 5e-7 of tanh (float32 rounds at 6e-8)."""
     import numba

@@ -87,3 +87,13 @@ def live_mask(mask, T: int, B: int, dtype) -> np.ndarray:
 def state_or_zeros(d, shape, dtype) -> np.ndarray:
     """A fresh, writable (B, H) copy of a state gradient, or zeros where none came."""
     return np.zeros(shape, dtype) if d is None else np.array(d, dtype=dtype)
+
+
+def outputs(hs: np.ndarray, mask) -> np.ndarray:
+    """y (T, B, H) from hs (T+1, B, H): h_1 .. h_T, zero past each sequence's end. Without a mask, a
+    read-only view rather than a copy: the cache keeps hs for backward, so nobody may write to it."""
+    if mask is not None:
+        return hs[1:] * mask
+    y = hs[1:]
+    y.flags.writeable = False
+    return y

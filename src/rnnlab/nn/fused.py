@@ -13,8 +13,9 @@ pay nothing.
 Shapes: T = time, B = batch, H = hidden units; a step reads and writes row t of (T, B, ...) arrays.
 mask (T, B): 1 inside a sequence, 0 past its end (all ones when there are no lengths).
 How the loops are written was measured (ns per hidden unit: LLVM vectorizes a loop or it does not):
-each inner loop over j has no branch inside (held rows are patched after it) and does not write a
-row that it also reads at other offsets (the activations go through the scratch row `act`).
+each inner loop over j has no branch inside (held rows are patched after it), indexes (H,) views
+with j itself (see _split4), and writes a row only where it reads it. The biases are added here,
+not in a separate pass over all T steps' pre-activations.
 """
 from __future__ import annotations
 
@@ -117,23 +118,24 @@ def _dtanh_from_output(y):
 
 # --- LSTM ---------------------------------------------------------------------------------------
 @jit
-def lstm_forward_step(t, gates, hw, hs, cs, tanh_cs, mask, act):
-    """gates[t] (B, 4H): x_t W_ih^T + b on entry, i, f, g, o on return; hw (B, 4H) = h_{t-1} W_hh^T;
-    writes hs[t+1], cs[t+1] (T+1, B, H) and tanh_cs[t] (T, B, H); act (4H,) scratch."""
+def lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, mask):
+    """gates[t] (B, 4H): x_t W_ih^T on entry, i, f, g, o on return; hw (B, 4H) = h_{t-1} W_hh^T;
+    bias (4H,) = b_ih + b_hh; writes hs[t+1], cs[t+1] (T+1, B, H) and tanh_cs[t] (T, B, H)."""
     B, H = hw.shape[0], tanh_cs.shape[2]
+    b_i, b_f, b_g, b_o = _split4(bias, H)
     for b in range(B):
-        a, rec = gates[t, b], hw[b]  # (4H,)
+        a_i, a_f, a_g, a_o = _split4(gates[t, b], H)
+        r_i, r_f, r_g, r_o = _split4(hw[b], H)
         c_prev, c, tanh_c, h = cs[t, b], cs[t + 1, b], tanh_cs[t, b], hs[t + 1, b]  # (H,)
         for j in range(H):
-            i = sigmoid(a[j] + rec[j])
-            f = sigmoid(a[H + j] + rec[H + j])
-            g = tanh(a[2 * H + j] + rec[2 * H + j])
-            o = sigmoid(a[3 * H + j] + rec[3 * H + j])
-            act[j], act[H + j], act[2 * H + j], act[3 * H + j] = i, f, g, o
-            c[j] = f * c_prev[j] + i * g
-            tanh_c[j] = tanh(c[j])
-            h[j] = o * tanh_c[j]
-        _copy(act, a)  # i, f, g, o: what backward needs
+            i = sigmoid(a_i[j] + r_i[j] + b_i[j])
+            f = sigmoid(a_f[j] + r_f[j] + b_f[j])
+            g = tanh(a_g[j] + r_g[j] + b_g[j])
+            o = sigmoid(a_o[j] + r_o[j] + b_o[j])
+            a_i[j], a_f[j], a_g[j], a_o[j] = i, f, g, o  # what backward needs, in place
+            c_j = f * c_prev[j] + i * g
+            tanh_c_j = tanh(c_j)
+            c[j], tanh_c[j], h[j] = c_j, tanh_c_j, o * tanh_c_j
         if mask[t, b] == 0:  # past the end of its sequence the row holds its state
             _copy(hs[t, b], h)
             _copy(c_prev, c)
@@ -148,44 +150,49 @@ def lstm_backward_step(t, gates, cs, tanh_cs, mask, dy, dh, dc, dA, flow_h, flow
     B, H = dh.shape
     row = t if flow_h.shape[0] > t else 0
     for b in range(B):
-        a, da, c_prev, tanh_c = gates[t, b], dA[t, b], cs[t, b], tanh_cs[t, b]
-        fh, fc, carry = flow_h[row, b], flow_c[row, b], dh_carry[b]
+        fh, fc, carry, dh_b, dc_b, dy_b = flow_h[row, b], flow_c[row, b], dh_carry[b], dh[b], dc[b], dy[t, b]
         if mask[t, b] == 0:  # a held step passes dh, dc straight through; its gates get nothing
             for j in range(H):
-                carry[j] += dh[b, j]
+                carry[j] += dh_b[j]
                 fh[j] = fc[j] = 0
-            _fill(da, 0)
+            _fill(dA[t, b], 0)
             continue
+        s_i, s_f, s_g, s_o = _split4(gates[t, b], H)
+        da_i, da_f, da_g, da_o = _split4(dA[t, b], H)
+        c_prev, tanh_c = cs[t, b], tanh_cs[t, b]
         for j in range(H):
-            i, f, g, o = a[j], a[H + j], a[2 * H + j], a[3 * H + j]
-            dh_j = dh[b, j] + carry[j] + dy[t, b, j]
-            dc_j = dc[b, j] + dh_j * o * dtanh_from_output(tanh_c[j])
-            da[j] = dc_j * g * dsigmoid_from_output(i)  # di * sigma'
-            da[H + j] = dc_j * c_prev[j] * dsigmoid_from_output(f)  # df * sigma'
-            da[2 * H + j] = dc_j * i * dtanh_from_output(g)  # dg * tanh'
-            da[3 * H + j] = dh_j * tanh_c[j] * dsigmoid_from_output(o)  # do * sigma'
-            dc[b, j] = dc_j * f
+            i, f, g, o = s_i[j], s_f[j], s_g[j], s_o[j]
+            dh_j = dh_b[j] + carry[j] + dy_b[j]
+            dc_j = dc_b[j] + dh_j * o * dtanh_from_output(tanh_c[j])
+            da_i[j] = dc_j * g * dsigmoid_from_output(i)  # di * sigma'
+            da_f[j] = dc_j * c_prev[j] * dsigmoid_from_output(f)  # df * sigma'
+            da_g[j] = dc_j * i * dtanh_from_output(g)  # dg * tanh'
+            da_o[j] = dh_j * tanh_c[j] * dsigmoid_from_output(o)  # do * sigma'
+            dc_b[j] = dc_j * f
             fh[j], fc[j] = dh_j, dc_j
             carry[j] = 0
 
 
 # --- GRU ----------------------------------------------------------------------------------------
 @jit
-def gru_forward_step(t, xw, hw, b_hn, hs, hw_n, mask, act):
-    """xw[t] (B, 3H): x_t W_ih^T + b_ih (+ b_hr, b_hz) on entry, r, z, n on return; hw (B, 3H) =
-    h_{t-1} W_hh^T; b_hn (H,); writes hs[t+1] (T+1, B, H) and hw_n[t] = W_hn h_{t-1} + b_hn
-    (T, B, H), which dr needs; act (3H,) scratch."""
+def gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, mask):
+    """xw[t] (B, 3H): x_t W_ih^T on entry, r, z, n on return; hw (B, 3H) = h_{t-1} W_hh^T; bias (3H,)
+    = b_ih + (b_hr, b_hz, 0); b_hn (H,); writes hs[t+1] (T+1, B, H) and hw_n[t] = W_hn h_{t-1} + b_hn
+    (T, B, H), which dr needs."""
     B, H = hw.shape[0], hw_n.shape[2]
+    b_r, b_z, b_n = _split3(bias, H)
     for b in range(B):
-        a, rec, hn, h_prev, h = xw[t, b], hw[b], hw_n[t, b], hs[t, b], hs[t + 1, b]
+        a_r, a_z, a_n = _split3(xw[t, b], H)
+        r_r, r_z, r_n = _split3(hw[b], H)
+        hn, h_prev, h = hw_n[t, b], hs[t, b], hs[t + 1, b]
         for j in range(H):
-            r = sigmoid(a[j] + rec[j])
-            z = sigmoid(a[H + j] + rec[H + j])
-            hn[j] = rec[2 * H + j] + b_hn[j]
-            n = tanh(a[2 * H + j] + r * hn[j])
-            act[j], act[H + j], act[2 * H + j] = r, z, n
+            r = sigmoid(a_r[j] + r_r[j] + b_r[j])
+            z = sigmoid(a_z[j] + r_z[j] + b_z[j])
+            hn_j = r_n[j] + b_hn[j]
+            n = tanh(a_n[j] + b_n[j] + r * hn_j)
+            a_r[j], a_z[j], a_n[j] = r, z, n  # what backward needs, in place
+            hn[j] = hn_j
             h[j] = n + z * (h_prev[j] - n)  # (1 - z) n + z h
-        _copy(act, a)  # r, z, n: what backward needs
         if mask[t, b] == 0:  # past the end of its sequence the row holds its state
             _copy(h_prev, h)
 
@@ -198,40 +205,44 @@ def gru_backward_step(t, gates, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_car
     B, H = dh.shape
     row = t if flow_h.shape[0] > t else 0
     for b in range(B):
-        a, dxw, dhw, hn, h_prev = gates[t, b], dXW[t, b], dHW[t, b], hw_n[t, b], hs[t, b]
-        fh, carry = flow_h[row, b], dh_carry[b]
+        fh, carry, dh_b, dy_b = flow_h[row, b], dh_carry[b], dh[b], dy[t, b]
         if mask[t, b] == 0:  # a held step passes dh straight through; its gates get nothing
             for j in range(H):
-                carry[j] += dh[b, j]
+                carry[j] += dh_b[j]
                 fh[j] = 0
-            _fill(dxw, 0)
-            _fill(dhw, 0)
+            _fill(dXW[t, b], 0)
+            _fill(dHW[t, b], 0)
             continue
+        s_r, s_z, s_n = _split3(gates[t, b], H)
+        dx_r, dx_z, dx_n = _split3(dXW[t, b], H)
+        dr_r, dr_z, dr_n = _split3(dHW[t, b], H)
+        hn, h_prev = hw_n[t, b], hs[t, b]
         for j in range(H):
-            r, z, n = a[j], a[H + j], a[2 * H + j]
-            dh_j = dh[b, j] + carry[j] + dy[t, b, j]
+            r, z, n = s_r[j], s_z[j], s_n[j]
+            dh_j = dh_b[j] + carry[j] + dy_b[j]
             da_n = (dh_j - dh_j * z) * dtanh_from_output(n)  # dn = dh (1 - z)
             da_r = da_n * hn[j] * dsigmoid_from_output(r)
             da_z = dh_j * (h_prev[j] - n) * dsigmoid_from_output(z)
-            dxw[j], dxw[H + j], dxw[2 * H + j] = da_r, da_z, da_n
-            dhw[j], dhw[H + j], dhw[2 * H + j] = da_r, da_z, da_n * r
+            dx_r[j], dx_z[j], dx_n[j] = da_r, da_z, da_n
+            dr_r[j], dr_z[j], dr_n[j] = da_r, da_z, da_n * r
             carry[j] = dh_j * z
             fh[j] = dh_j
 
 
 # --- Elman RNN ----------------------------------------------------------------------------------
 @jit
-def rnn_forward_step(t, xw, hs, mask, use_relu):
-    """hs[t+1] (B, H) holds h_{t-1} W_hh^T on entry and h_t on return; xw[t] = x_t W_ih^T + b."""
+def rnn_forward_step(t, xw, bias, hs, mask, use_relu):
+    """hs[t+1] (B, H) holds h_{t-1} W_hh^T on entry and h_t on return; xw[t] = x_t W_ih^T; bias (H,)
+    = b_ih + b_hh."""
     B, H = hs.shape[1], hs.shape[2]
     for b in range(B):
         a, h = xw[t, b], hs[t + 1, b]
         if use_relu:
             for j in range(H):
-                h[j] = relu(h[j] + a[j])
+                h[j] = relu(h[j] + a[j] + bias[j])
         else:
             for j in range(H):
-                h[j] = tanh(h[j] + a[j])
+                h[j] = tanh(h[j] + a[j] + bias[j])
         if mask[t, b] == 0:  # past the end of its sequence the row holds its state
             _copy(hs[t, b], h)
 
@@ -243,14 +254,14 @@ def rnn_backward_step(t, hs, mask, dy, dh, dA, flow_h, dh_carry, use_relu):
     B, H = dh.shape
     row = t if flow_h.shape[0] > t else 0
     for b in range(B):
-        da, h, fh, carry = dA[t, b], hs[t + 1, b], flow_h[row, b], dh_carry[b]
+        da, h, fh, carry, dh_b, dy_b = dA[t, b], hs[t + 1, b], flow_h[row, b], dh_carry[b], dh[b], dy[t, b]
         if mask[t, b] == 0:  # a held step passes dh straight through
             for j in range(H):
-                carry[j] += dh[b, j]
+                carry[j] += dh_b[j]
                 fh[j] = da[j] = 0
             continue
         for j in range(H):
-            dh_j = dh[b, j] + carry[j] + dy[t, b, j]
+            dh_j = dh_b[j] + carry[j] + dy_b[j]
             da[j] = dh_j * (drelu_from_output(h[j]) if use_relu else dtanh_from_output(h[j]))
             carry[j] = 0
             fh[j] = dh_j
@@ -262,10 +273,10 @@ def rnn_backward_step(t, hs, mask, dy, dh, dA, flow_h, dh_carry, use_relu):
 # BLAS whose second thread must be woken, more still). Then the whole loop runs here in one call,
 # the vector-matrix product as a plain loop; backend.whole_loop draws the line, measured.
 @jit
-def lstm_forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask, hw, act):
+def lstm_forward_sweep(gates, W_hh_T, bias, hs, cs, tanh_cs, mask, hw):
     for t in range(gates.shape[0]):
         matmul(hs[t], W_hh_T, hw)
-        lstm_forward_step(t, gates, hw, hs, cs, tanh_cs, mask, act)
+        lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, mask)
 
 
 @jit
@@ -276,10 +287,10 @@ def lstm_backward_sweep(gates, W_hh, cs, tanh_cs, mask, dy, dh, dc, dA, flow_h, 
 
 
 @jit
-def gru_forward_sweep(xw, W_hh_T, b_hn, hs, hw_n, mask, hw, act):
+def gru_forward_sweep(xw, W_hh_T, bias, b_hn, hs, hw_n, mask, hw):
     for t in range(xw.shape[0]):
         matmul(hs[t], W_hh_T, hw)
-        gru_forward_step(t, xw, hw, b_hn, hs, hw_n, mask, act)
+        gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, mask)
 
 
 @jit
@@ -290,10 +301,10 @@ def gru_backward_sweep(gates, W_hh, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh
 
 
 @jit
-def rnn_forward_sweep(xw, W_hh_T, hs, mask, use_relu):
+def rnn_forward_sweep(xw, W_hh_T, bias, hs, mask, use_relu):
     for t in range(xw.shape[0]):
         matmul(hs[t], W_hh_T, hs[t + 1])
-        rnn_forward_step(t, xw, hs, mask, use_relu)
+        rnn_forward_step(t, xw, bias, hs, mask, use_relu)
 
 
 @jit
@@ -326,6 +337,18 @@ def matmul(a, b, out):
 
 
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------
+@jit
+def _split4(row, H):
+    """A (4H,) row as its four gates' (H,) views. The kernels index these with j in range(H): an
+    index LLVM knows is not negative (row[2 * H + j] might be, to it), so the loops vectorize."""
+    return row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:4 * H]
+
+
+@jit
+def _split3(row, H):
+    return row[:H], row[H:2 * H], row[2 * H:3 * H]
+
+
 @jit
 def _copy(src, dst):
     for j in range(src.shape[0]):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
+from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid, weight_grads
 
 
@@ -60,28 +60,29 @@ def gru_forward(params, x, state, mask=None, backend=None):
     T, B, D = x.shape
     H = W_hh.shape[1]
     xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, 3 * H)  # becomes r, z, n in place
+    bias = np.zeros(3 * H, x.dtype)  # r and z see both biases; b_hn sits inside r * (...)
     if b_ih is not None:
-        xw += b_ih
-        xw[:, :, :2 * H] += b_hh[:2 * H]  # r and z see both biases; b_hn sits inside r * (...)
-    b_hn = b_hh[2 * H:] if b_hh is not None else np.zeros(H, x.dtype)
+        bias += b_ih
+        bias[:2 * H] += b_hh[:2 * H]
+    b_hn = np.ascontiguousarray(b_hh[2 * H:]) if b_hh is not None else np.zeros(H, x.dtype)
     hw_n = np.empty((T, B, H), dtype=x.dtype)  # W_hn h + b_hn, needed by dr
     hs = np.empty((T + 1, B, H), dtype=x.dtype)  # h_0 .. h_T
     (hs[0],) = state
     W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 3H): NumPy's BLAS is fastest on C-ordered operands
     fused = sweeps_for(backend, x, *params)
     if fused is None:
+        xw += bias
         _forward_sweep(xw, W_hh_T, b_hn, hs, hw_n, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)
-        hw, act = np.empty((B, 3 * H), x.dtype), np.empty(3 * H, x.dtype)  # scratch, reused every step
-        b_hn = np.ascontiguousarray(b_hn)
+        hw = np.empty((B, 3 * H), x.dtype)  # scratch, reused every step
         if whole_loop(B, 3, H):  # one sequence: the whole loop in one compiled call
-            fused.gru_forward_sweep(xw, W_hh_T, b_hn, hs, hw_n, live, hw, act)
+            fused.gru_forward_sweep(xw, W_hh_T, bias, b_hn, hs, hw_n, live, hw)
         else:
             for t in range(T):
                 np.matmul(hs[t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                fused.gru_forward_step(t, xw, hw, b_hn, hs, hw_n, live, act)  # the rest of the step
-    y = hs[1:] * mask if mask is not None else hs[1:].copy()
+                fused.gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, live)  # the rest of the step
+    y = outputs(hs, mask)
     return y, (hs[T].copy(),), (x, hs, xw, hw_n, mask)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
+from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import CellKind, dsigmoid_from_output, dtanh_from_output, sigmoid, weight_grads
 
 
@@ -60,8 +60,7 @@ def lstm_forward(params, x, state, mask=None, backend=None):
     T, B, D = x.shape
     H = W_hh.shape[1]
     gates = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, 4 * H)  # a, then i f g o in place
-    if b_ih is not None:
-        gates += b_ih + b_hh
+    bias = b_ih + b_hh if b_ih is not None else np.zeros(4 * H, x.dtype)
     hs = np.empty((T + 1, B, H), dtype=x.dtype)  # h_0 .. h_T
     cs = np.empty((T + 1, B, H), dtype=x.dtype)  # c_0 .. c_T
     tanh_cs = np.empty((T, B, H), dtype=x.dtype)
@@ -69,17 +68,18 @@ def lstm_forward(params, x, state, mask=None, backend=None):
     W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 4H): NumPy's BLAS is fastest on C-ordered operands
     fused = sweeps_for(backend, x, *params)
     if fused is None:
+        gates += bias
         _forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)
-        hw, act = np.empty((B, 4 * H), x.dtype), np.empty(4 * H, x.dtype)  # scratch, reused every step
+        hw = np.empty((B, 4 * H), x.dtype)  # scratch, reused every step
         if whole_loop(B, 4, H):  # one sequence: the whole loop in one compiled call
-            fused.lstm_forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, live, hw, act)
+            fused.lstm_forward_sweep(gates, W_hh_T, bias, hs, cs, tanh_cs, live, hw)
         else:
             for t in range(T):
                 np.matmul(hs[t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                fused.lstm_forward_step(t, gates, hw, hs, cs, tanh_cs, live, act)  # the rest of the step
-    y = hs[1:] * mask if mask is not None else hs[1:].copy()
+                fused.lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, live)  # the rest of the step
+    y = outputs(hs, mask)
     cache = (x, hs, cs, tanh_cs, gates, mask)
     return y, (hs[T].copy(), cs[T].copy()), cache
 

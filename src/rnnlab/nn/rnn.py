@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import live_mask, state_or_zeros, sweeps_for, whole_loop
+from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import CellKind, drelu_from_output, dtanh_from_output, weight_grads
 
 ACTIVATIONS = {"tanh": (np.tanh, dtanh_from_output), "relu": (lambda a: np.maximum(a, 0), drelu_from_output)}
@@ -49,21 +49,21 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         hs = np.empty((T + 1, B, H), dtype=x.dtype)  # h_0 .. h_T
         hs[0] = state[0]
         xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, H)  # one GEMM for all steps
-        if b_ih is not None:
-            xw += b_ih + b_hh
+        bias = b_ih + b_hh if b_ih is not None else np.zeros(H, x.dtype)
         W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, H): NumPy's BLAS is fastest on C-ordered operands
         fused = sweeps_for(backend, x, *params)
         if fused is None:
+            xw += bias
             forward_sweep(xw, W_hh_T, hs, mask)
         else:
             live, use_relu = live_mask(mask, T, B, x.dtype), nonlinearity == "relu"
             if whole_loop(B, 1, H):  # one sequence: the whole loop in one compiled call
-                fused.rnn_forward_sweep(xw, W_hh_T, hs, live, use_relu)
+                fused.rnn_forward_sweep(xw, W_hh_T, bias, hs, live, use_relu)
             else:
                 for t in range(T):
                     np.matmul(hs[t], W_hh_T, out=hs[t + 1])  # h_{t-1} W_hh^T: the one GEMM per step
-                    fused.rnn_forward_step(t, xw, hs, live, use_relu)  # + x_t W_ih^T + b, activation
-        y = hs[1:] * mask if mask is not None else hs[1:].copy()
+                    fused.rnn_forward_step(t, xw, bias, hs, live, use_relu)  # + x_t W_ih^T + b, activation
+        y = outputs(hs, mask)
         return y, (hs[T].copy(),), (x, hs, mask)
 
     def forward_sweep(xw, W_hh_T, hs, mask):

@@ -213,7 +213,8 @@ class Recurrent(Layer):
                 caches.append(cache)
             layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
         self._cache = (caches, drop_masks, lengths, B, T)
-        return np.ascontiguousarray(layer_input.transpose(1, 0, 2)), self._pack_state(tuple(finals))
+        y = layer_input.transpose(1, 0, 2).copy()  # a copy even where B = 1: the kernels' y is a view of their cache
+        return y, self._pack_state(tuple(finals))
 
     def backward(self, dy=None, dstate=None, record_flow: bool = False):
         """dy (B, T, K*H) or None, dstate like the final state (entries may be None) -> dx, dstate0.
