@@ -75,13 +75,13 @@ def gru_forward(params, x, state, mask=None, backend=None):
         _forward_sweep(xw, W_hh_T, b_hn, hs, hw_n, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)
-        hw = np.empty((B, 3 * H), x.dtype)  # scratch, reused every step
+        hw, act = np.empty((B, 3 * H), x.dtype), np.empty(3 * H, x.dtype)  # scratch, reused every step
         if whole_loop(B, 3, H):  # one sequence: the whole loop in one compiled call
-            fused.gru_forward_sweep(xw, W_hh_T, bias, b_hn, hs, hw_n, live, hw)
+            fused.gru_forward_sweep(xw, W_hh_T, bias, b_hn, hs, hw_n, live, hw, act)
         else:
             for t in range(T):
                 np.matmul(hs[t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                fused.gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, live)  # the rest of the step
+                fused.gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, live, act)  # the rest of the step
     y = outputs(hs, mask)
     return y, (hs[T].copy(),), (x, hs, xw, hw_n, mask)
 

@@ -72,13 +72,13 @@ def lstm_forward(params, x, state, mask=None, backend=None):
         _forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)
-        hw = np.empty((B, 4 * H), x.dtype)  # scratch, reused every step
+        hw, act = np.empty((B, 4 * H), x.dtype), np.empty(4 * H, x.dtype)  # scratch, reused every step
         if whole_loop(B, 4, H):  # one sequence: the whole loop in one compiled call
-            fused.lstm_forward_sweep(gates, W_hh_T, bias, hs, cs, tanh_cs, live, hw)
+            fused.lstm_forward_sweep(gates, W_hh_T, bias, hs, cs, tanh_cs, live, hw, act)
         else:
             for t in range(T):
                 np.matmul(hs[t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                fused.lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, live)  # the rest of the step
+                fused.lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, live, act)  # the rest of the step
     y = outputs(hs, mask)
     cache = (x, hs, cs, tanh_cs, gates, mask)
     return y, (hs[T].copy(), cs[T].copy()), cache
