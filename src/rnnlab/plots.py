@@ -34,11 +34,7 @@ def plot_loss_curve(history: list[dict], path, title: str = "training") -> Path:
     val = [(row["step"], row["val_loss"] / math.log(2)) for row in history if "val_loss" in row]
     if val:
         ax.plot(*zip(*val), "o-", color="tab:orange", lw=2, label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (bits/char)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label_axes(ax, "step", "cross-entropy (bits/char)", title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
@@ -159,15 +155,7 @@ def plot_grad_norms(histories: dict, clip: float | None = None, ax=None, title: 
         _mark_divergence(ax, rows, "grad_norm", color)
     if clip:
         ax.axhline(clip, color="0.3", ls="--", lw=1, label=f"clip threshold {clip:g}")
-    ax.set_yscale("log")
-    if xlog:
-        ax.set_xscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("total gradient norm (before clipping)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if title:
-        ax.set_title(title)
+    _label_axes(ax, "training step", "total gradient norm (before clipping)", title, xlog=xlog, ylog=True)
     return fig
 
 
@@ -189,18 +177,9 @@ def plot_loss_curves(histories: dict, ax=None, title: str | None = None, baselin
         _mark_divergence(ax, rows, "loss", color, cap)
     if baseline is not None:
         ax.axhline(baseline, color="0.3", ls=":", lw=1, label=f"{baseline_label} {baseline:.3g}")
-    if log:
-        ax.set_yscale("log")
-    if xlog:
-        ax.set_xscale("log")
+    _label_axes(ax, "training step", "training loss", title, xlog=xlog, ylog=log)
     if cap is not None:
         ax.set_ylim(top=cap)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if title:
-        ax.set_title(title)
     return fig
 
 
@@ -246,6 +225,20 @@ def plot_lstm_gates(text: str, trace: dict, units: int = 16, title: str | None =
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _label_axes(ax, xlabel: str, ylabel: str, title: str | None, xlog: bool = False, ylog: bool = False):
+    """What every curve plot ends with: labels, log scales as asked, a light grid, legend, title."""
+    if ylog:
+        ax.set_yscale("log")
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
 
 
 def _figure_and_axes(ax):
