@@ -213,8 +213,8 @@ def gru_backward_step(t, gates, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_car
             _fill(dHW[t, b], 0)
             continue
         s_r, s_z, s_n = _split3(gates[t, b], H)
-        dx_r, dx_z, dx_n = _split3(dXW[t, b], H)
-        dr_r, dr_z, dr_n = _split3(dHW[t, b], H)
+        dxw_r, dxw_z, dxw_n = _split3(dXW[t, b], H)
+        dhw_r, dhw_z, dhw_n = _split3(dHW[t, b], H)
         hn, h_prev = hw_n[t, b], hs[t, b]
         for j in range(H):
             r, z, n = s_r[j], s_z[j], s_n[j]
@@ -222,8 +222,8 @@ def gru_backward_step(t, gates, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_car
             da_n = (dh_j - dh_j * z) * dtanh_from_output(n)  # dn = dh (1 - z)
             da_r = da_n * hn[j] * dsigmoid_from_output(r)
             da_z = dh_j * (h_prev[j] - n) * dsigmoid_from_output(z)
-            dx_r[j], dx_z[j], dx_n[j] = da_r, da_z, da_n
-            dr_r[j], dr_z[j], dr_n[j] = da_r, da_z, da_n * r
+            dxw_r[j], dxw_z[j], dxw_n[j] = da_r, da_z, da_n
+            dhw_r[j], dhw_z[j], dhw_n[j] = da_r, da_z, da_n * r
             carry[j] = dh_j * z
             fh[j] = dh_j
 
