@@ -71,7 +71,8 @@ def gru_forward(params, x, state, mask=None, backend=None):
     W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 3H): NumPy's BLAS is fastest on C-ordered operands
     fused = sweeps_for(backend, x, *params)
     if fused is None:
-        xw += bias
+        if b_ih is not None:
+            xw += bias
         _forward_sweep(xw, W_hh_T, b_hn, hs, hw_n, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)

@@ -68,7 +68,8 @@ def lstm_forward(params, x, state, mask=None, backend=None):
     W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, 4H): NumPy's BLAS is fastest on C-ordered operands
     fused = sweeps_for(backend, x, *params)
     if fused is None:
-        gates += bias
+        if b_ih is not None:
+            gates += bias
         _forward_sweep(gates, W_hh_T, hs, cs, tanh_cs, mask)
     else:
         live = live_mask(mask, T, B, x.dtype)

@@ -53,7 +53,8 @@ def make_rnn_kind(nonlinearity: str) -> CellKind:
         W_hh_T = np.ascontiguousarray(W_hh.T)  # (H, H): NumPy's BLAS is fastest on C-ordered operands
         fused = sweeps_for(backend, x, *params)
         if fused is None:
-            xw += bias
+            if b_ih is not None:
+                xw += bias
             forward_sweep(xw, W_hh_T, hs, mask)
         else:
             live, use_relu = live_mask(mask, T, B, x.dtype), nonlinearity == "relu"
