@@ -1,5 +1,6 @@
 """Neural-network building blocks: recurrent stacks and cells, linear, embedding, dropout, losses."""
-from .cells import GRUCell, LSTMCell, RNNCell
+from .cell import Cell, GRUCell, LSTMCell, RNNCell
+from .cells import CellDefinition, cell_names, get_cell, register_cell
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
@@ -7,6 +8,7 @@ from .losses import CrossEntropyLoss, MSELoss, cross_entropy, log_softmax, mse, 
 from .module import Layer, Parameter
 from .stack import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["RNN", "LSTM", "GRU", "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding",
+__all__ = ["RNN", "LSTM", "GRU", "Recurrent", "Cell", "RNNCell", "LSTMCell", "GRUCell",
+           "CellDefinition", "register_cell", "get_cell", "cell_names", "Linear", "Embedding",
            "Dropout", "CrossEntropyLoss", "MSELoss", "cross_entropy", "mse", "softmax", "log_softmax",
            "Layer", "Parameter"]

@@ -1,27 +1,33 @@
-"""One time step's gate arithmetic, compiled with Numba: each step is one GEMM and one call here.
+"""The Numba backend of the time-loop driver: any cell definition's step, compiled inside one loop.
 
-The cell modules (lstm.py, gru.py, rnn.py) do the GEMMs over all steps at once and, in the time
-loop, h_{t-1} W_hh^T with NumPy's BLAS; everything else a step does (sigmoid, tanh, the cell update,
-and in backward the gate derivatives) is one compiled loop over the batch and the hidden units
-here: no temporaries, nothing allocated per step, one Python call instead of ~15 ufunc calls.
-The same equations written with NumPy ufuncs sit beside each cell as its fallback.
+For each cell definition this module writes the source of four functions (forward_step,
+backward_step and the whole-loop forward_sweep, backward_sweep), specialised to its number of
+gates G, state variables S and saved activations K, and compiles them with the definition's own
+`forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
+restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
+nothing allocated per step, one Python call next to the one GEMM per step the driver does.
 
-This module imports numba, so it is imported only on first use (see backend.py); each function is
-compiled on its first call for the dtype it sees and cached on disk (`cache=True`), so later runs
-pay nothing.
+This module imports numba, so it is imported only on first use (see backend.py). The generated
+source is written to a file named after a hash of itself and of the cell's code, under the cache
+directory, so that Numba's on-disk cache (`cache=True`) serves later runs and a changed cell gets
+a fresh compile.
 
-Shapes: T = time, B = batch, H = hidden units; a step reads and writes row t of (T, B, ...) arrays.
-mask (T, B): 1 inside a sequence, 0 past its end (all ones when there are no lengths).
-How the loops are written was measured (ns per hidden unit: LLVM vectorizes a loop or it does not):
-each inner loop over j has no branch inside (held rows are patched after it) and does not write a
-row that it also reads at other offsets (the forward's activations go through the scratch row
-`act`). The backward steps index per-gate (H,) views with j itself (_split4): 15% faster there,
-while the same in the forward steps was 10-25% slower, measured in the time loop. The biases are
-added here, not in a separate pass over all T steps' pre-activations.
+Shapes: T = time, B = batch, H = hidden units, G = gates; a step reads and writes row t of
+(T, B, ...) arrays. mask (T, B): 1 inside a sequence, 0 past its end (all ones without lengths).
+How the loops are written was measured (LLVM vectorizes a loop over j or it does not): the loop over
+j has no branch inside (held rows are patched after it) and writes no array it reads; the backward
+step indexes per-gate (H,) views with j itself, the forward step offsets g * H + j (measured faster
+each way); the biases are added in the step, not in a separate pass over all T steps.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+import os
+import sys
+from pathlib import Path
+from types import ModuleType as types_module
 
 import numba
 import numpy as np
@@ -29,39 +35,16 @@ from numba import types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from . import functional
+
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 
 
-# --- scalar activations, typed per dtype ------------------------------------------------------
-# Plain Python here; inside the jitted steps the overloads below stand in for them, each compiled
-# for the array's own dtype with constants of that dtype, so float32 stays float32 all the way.
-def tanh(a):
-    return math.tanh(a)
-
-
-def sigmoid(a):
-    """sigma(a) = (1 + tanh(a/2)) / 2, the same formula as functional.sigmoid: no overflow."""
-    return 0.5 + 0.5 * math.tanh(0.5 * a)
-
-
-def relu(a):
-    return max(a, 0.0)
-
-
-def drelu_from_output(y):
-    return 1.0 if y > 0 else 0.0
-
-
-def dsigmoid_from_output(s):
-    return s * (1 - s)
-
-
-def dtanh_from_output(y):
-    return 1 - y * y
-
-
+# --- the activations of functional.py on scalars, typed per dtype ---------------------------------
+# Each overload is compiled for the argument's own dtype with constants of that dtype, so float32
+# stays float32 all the way.
 def _constant(numba_type, value):
-    """value as a scalar of the numba type's dtype (a compile-time constant in the sweeps)."""
+    """value as a scalar of the numba type's dtype (a compile-time constant in the loops)."""
     return as_dtype(numba_type).type(value)
 
 
@@ -82,240 +65,205 @@ def _tanh_float32(a):
     return x * p / q
 
 
-@overload(tanh)
+@overload(functional.tanh)
 def _tanh(a):
     if a == types.float32:
         return _tanh_float32
     return lambda a: math.tanh(a)  # float64: libm, exact to the last bit or so
 
 
-@overload(sigmoid)
+@overload(functional.sigmoid)
 def _sigmoid(a):
     half = _constant(a, 0.5)
-    return lambda a: half + half * tanh(half * a)
+    return lambda a: half + half * functional.tanh(half * a)
 
 
-@overload(relu)
+@overload(functional.relu)
 def _relu(a):
     zero = _constant(a, 0.0)
     return lambda a: zero if a < zero else a  # NaN stays NaN, as np.maximum(a, 0)
 
 
-@overload(drelu_from_output)
+@overload(functional.drelu_from_output)
 def _drelu_from_output(y):
     zero, one = _constant(y, 0.0), _constant(y, 1.0)
     return lambda y: one if y > zero else zero
 
 
-@overload(dsigmoid_from_output)
+@overload(functional.dsigmoid_from_output)
 def _dsigmoid_from_output(s):
     return lambda s: s - s * s
 
 
-@overload(dtanh_from_output)
+@overload(functional.dtanh_from_output)
 def _dtanh_from_output(y):
     one = _constant(y, 1.0)
     return lambda y: one - y * y
 
 
-# --- LSTM ---------------------------------------------------------------------------------------
-@jit
-def lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, mask, act):
-    """gates[t] (B, 4H): x_t W_ih^T on entry, i, f, g, o on return; hw (B, 4H) = h_{t-1} W_hh^T;
-    bias (4H,) = b_ih + b_hh; writes hs[t+1], cs[t+1] (T+1, B, H) and tanh_cs[t] (T, B, H); act
-    (4H,) scratch."""
-    B, H = hw.shape[0], tanh_cs.shape[2]
-    for b in range(B):
-        a, rec = gates[t, b], hw[b]  # (4H,)
-        c_prev, c, tanh_c, h = cs[t, b], cs[t + 1, b], tanh_cs[t, b], hs[t + 1, b]  # (H,)
-        for j in range(H):
-            i = sigmoid(a[j] + rec[j] + bias[j])
-            f = sigmoid(a[H + j] + rec[H + j] + bias[H + j])
-            g = tanh(a[2 * H + j] + rec[2 * H + j] + bias[2 * H + j])
-            o = sigmoid(a[3 * H + j] + rec[3 * H + j] + bias[3 * H + j])
-            act[j], act[H + j], act[2 * H + j], act[3 * H + j] = i, f, g, o
-            c[j] = f * c_prev[j] + i * g
-            tanh_c[j] = tanh(c[j])
-            h[j] = o * tanh_c[j]
-        _copy(act, a)  # i, f, g, o: what backward needs
-        if mask[t, b] == 0:  # past the end of its sequence the row holds its state
-            _copy(hs[t, b], h)
-            _copy(c_prev, c)
+tanh = functional.tanh  # for tests that call the float32 tanh from their own jitted code
 
 
-@jit
-def lstm_backward_step(t, gates, cs, tanh_cs, mask, dy, dh, dc, dA, flow_h, flow_c, dh_carry):
-    """dh (B, H) = dA_{t+1} W_hh, the gradient reaching h_t through the recurrence, and dh_carry
-    (B, H) what reaches it around the cell (a held step's whole gradient); dc (B, H) = dL/dc_t.
-    Writes dA[t] (B, 4H), the pre-activation gradient, and leaves dL/dc_{t-1} in dc. flow_h, flow_c
-    (T, B, H) get dL/dh_t, dL/dc_t (give them one row when not recording: no branch in the loop)."""
-    B, H = dh.shape
-    row = t if flow_h.shape[0] > t else 0
-    for b in range(B):
-        fh, fc, carry, dh_b, dc_b, dy_b = flow_h[row, b], flow_c[row, b], dh_carry[b], dh[b], dc[b], dy[t, b]
-        if mask[t, b] == 0:  # a held step passes dh, dc straight through; its gates get nothing
-            for j in range(H):
-                carry[j] += dh_b[j]
-                fh[j] = fc[j] = 0
-            _fill(dA[t, b], 0)
-            continue
-        s_i, s_f, s_g, s_o = _split4(gates[t, b], H)
-        da_i, da_f, da_g, da_o = _split4(dA[t, b], H)
-        c_prev, tanh_c = cs[t, b], tanh_cs[t, b]
-        for j in range(H):
-            i, f, g, o = s_i[j], s_f[j], s_g[j], s_o[j]
-            dh_j = dh_b[j] + carry[j] + dy_b[j]
-            dc_j = dc_b[j] + dh_j * o * dtanh_from_output(tanh_c[j])
-            da_i[j] = dc_j * g * dsigmoid_from_output(i)  # di * sigma'
-            da_f[j] = dc_j * c_prev[j] * dsigmoid_from_output(f)  # df * sigma'
-            da_g[j] = dc_j * i * dtanh_from_output(g)  # dg * tanh'
-            da_o[j] = dh_j * tanh_c[j] * dsigmoid_from_output(o)  # do * sigma'
-            dc_b[j] = dc_j * f
-            fh[j], fc[j] = dh_j, dc_j
-            carry[j] = 0
+# --- the loops, written per cell shape ------------------------------------------------------------
+def _tuple(items) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
-# --- GRU ----------------------------------------------------------------------------------------
-@jit
-def gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, mask, act):
-    """xw[t] (B, 3H): x_t W_ih^T on entry, r, z, n on return; hw (B, 3H) = h_{t-1} W_hh^T; bias (3H,)
-    = b_ih + (b_hr, b_hz, 0); b_hn (H,); writes hs[t+1] (T+1, B, H) and hw_n[t] = W_hn h_{t-1} + b_hn
-    (T, B, H), which dr needs; act (3H,) scratch."""
-    B, H = hw.shape[0], hw_n.shape[2]
-    for b in range(B):
-        a, rec, hn, h_prev, h = xw[t, b], hw[b], hw_n[t, b], hs[t, b], hs[t + 1, b]
-        for j in range(H):
-            r = sigmoid(a[j] + rec[j] + bias[j])
-            z = sigmoid(a[H + j] + rec[H + j] + bias[H + j])
-            hn[j] = rec[2 * H + j] + b_hn[j]
-            n = tanh(a[2 * H + j] + bias[2 * H + j] + r * hn[j])
-            act[j], act[H + j], act[2 * H + j] = r, z, n
-            h[j] = n + z * (h_prev[j] - n)  # (1 - z) n + z h
-        _copy(act, a)  # r, z, n: what backward needs
-        if mask[t, b] == 0:  # past the end of its sequence the row holds its state
-            _copy(h_prev, h)
+def _at(name: str, g: int) -> str:
+    return f"{name}[j]" if g == 0 else f"{name}[{g} * H + j]"
 
 
-@jit
-def gru_backward_step(t, gates, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_carry):
-    """dh (B, H) = dHW_{t+1} W_hh and dh_carry (B, H) = what reaches h_t around the GEMM (z h, or a
-    held step's whole gradient). Writes dXW[t], dHW[t] (B, 3H), the gradients of x_t W_ih^T + b_ih
-    and of h_{t-1} W_hh^T + b_hh, and flow_h[t] = dL/dh_t (one row when not recording)."""
-    B, H = dh.shape
-    row = t if flow_h.shape[0] > t else 0
-    for b in range(B):
-        fh, carry, dh_b, dy_b = flow_h[row, b], dh_carry[b], dh[b], dy[t, b]
-        if mask[t, b] == 0:  # a held step passes dh straight through; its gates get nothing
-            for j in range(H):
-                carry[j] += dh_b[j]
-                fh[j] = 0
-            _fill(dXW[t, b], 0)
-            _fill(dHW[t, b], 0)
-            continue
-        s_r, s_z, s_n = _split3(gates[t, b], H)
-        dxw_r, dxw_z, dxw_n = _split3(dXW[t, b], H)
-        dhw_r, dhw_z, dhw_n = _split3(dHW[t, b], H)
-        hn, h_prev = hw_n[t, b], hs[t, b]
-        for j in range(H):
-            r, z, n = s_r[j], s_z[j], s_n[j]
-            dh_j = dh_b[j] + carry[j] + dy_b[j]
-            da_n = (dh_j - dh_j * z) * dtanh_from_output(n)  # dn = dh (1 - z)
-            da_r = da_n * hn[j] * dsigmoid_from_output(r)
-            da_z = dh_j * (h_prev[j] - n) * dsigmoid_from_output(z)
-            dxw_r[j], dxw_z[j], dxw_n[j] = da_r, da_z, da_n
-            dhw_r[j], dhw_z[j], dhw_n[j] = da_r, da_z, da_n * r
-            carry[j] = dh_j * z
-            fh[j] = dh_j
+def loop_source(G: int, S: int, K: int, dense: bool, apart: bool) -> str:
+    """The four loop functions for G gates, S state variables, K saved activations; `dense`: the
+    recurrence is h W_hh^T (a GEMM between steps, hw), else u * h inside the step; `apart`: the x and
+    h sides of the pre-activations have gradients of their own (then dHW is written, else only dXW)."""
+    s = [f"s{k}" for k in range(S)]  # states (T+1, B, H)
+    v = [f"v{k}" for k in range(K)]  # saved activations (T, B, H)
+    fl = [f"flow{k}" for k in range(S)]  # recorded gradient flow (T or 1, B, H)
+    d = [f"d{k}" for k in range(1, S)]  # running gradients of the state variables after h (B, H)
+    a_x = [f"{_at('ax', g)} + {_at('bias_x', g)}" for g in range(G)]
+    a_h = [_at("ah", g) if dense else f"{_at('u', g)} * p0[j]" for g in range(G)]
+    if apart:
+        a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
+    fwd_args = ", ".join(["t", "xw", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    out = [
+        "@jit",
+        f"def forward_step({fwd_args}):",
+        '    """Step t: new states s[t+1] and saved activations v[t] from xw[t] (x W_ih^T), hw (h W_hh^T)."""',
+        "    B, H = xw.shape[1], s0.shape[2]",
+        "    for b in range(B):",
+        "        ax, ah = xw[t, b], hw[b]",
+        *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
+        *[f"        w{k} = v{k}[t, b]" for k in range(K)],
+        "        for j in range(H):",
+        f"            new, saved = step({_tuple(a_x)}, {_tuple(a_h)}, {_tuple([f'p{k}[j]' for k in range(S)])})",
+        *[f"            n{k}[j] = new[{k}]" for k in range(S)],
+        *[f"            w{k}[j] = saved[{k}]" for k in range(K)],
+        "        if mask[t, b] == 0:  # past the end of its sequence the row holds its state",
+        *[f"            _copy(p{k}, n{k})" for k in range(S)],
+        "",
+    ]
+    bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
+    dh_side = "dah" if apart else "dax"
+    carry = "dprev[0]" + ("" if dense else "".join(f" + {dh_side}[{g}] * u{g}[j]" for g in range(G)))
+    out += [
+        "@jit",
+        f"def backward_step({bwd_args}):",
+        '    """Step t of BPTT: dXW[t] (dHW[t]) from the gradient reaching h_t (dh: through the GEMM, carry:',
+        '    around it, dy[t]: from the output) and d1.. (the other state variables); leaves in carry and',
+        '    d1.. the gradient reaching step t-1 around the GEMM, records flow[t] (one row: not recording)."""',
+        "    B, H = dh.shape",
+        "    row = t if flow0.shape[0] > t else 0",
+        "    for b in range(B):",
+        "        dh_b, carry_b, dy_b = dh[b], carry[b], dy[t, b]",
+        *[f"        fl{k} = flow{k}[row, b]" for k in range(S)],
+        *[f"        e{k} = d{k}[b]" for k in range(1, S)],
+        "        if mask[t, b] == 0:  # a held step passes its gradient straight through; its gates get nothing",
+        "            for j in range(H):",
+        "                carry_b[j] += dh_b[j]",
+        *[f"                fl{k}[j] = 0" for k in range(S)],
+        "            _fill(dXW[t, b], 0)",
+        *(["            _fill(dHW[t, b], 0)"] if apart else []),
+        "            continue",
+        "        gx, gh = dXW[t, b], dHW[t, b]",
+        *[f"        gx{g} = gx[{g} * H:{g + 1} * H]" for g in range(G)],
+        *([f"        gh{g} = gh[{g} * H:{g + 1} * H]" for g in range(G)] if apart else []),
+        *([f"        u{g} = u[{g} * H:{g + 1} * H]" for g in range(G)] if not dense else []),
+        *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
+        *[f"        w{k} = v{k}[t, b]" for k in range(K)],
+        "        for j in range(H):",
+        "            g0 = dh_b[j] + carry_b[j] + dy_b[j]",
+        f"            dax, dah, dprev, dall = back({_tuple([f'w{k}[j]' for k in range(K)])}, "
+        f"{_tuple([f'p{k}[j]' for k in range(S)])}, {_tuple([f'n{k}[j]' for k in range(S)])}, "
+        f"{_tuple(['g0'] + [f'e{k}[j]' for k in range(1, S)])})",
+        *[f"            gx{g}[j] = dax[{g}]" for g in range(G)],
+        *([f"            gh{g}[j] = dah[{g}]" for g in range(G)] if apart else []),
+        f"            carry_b[j] = {carry}",
+        *[f"            e{k}[j] = dprev[{k}]" for k in range(1, S)],
+        *[f"            fl{k}[j] = dall[{k}]" for k in range(S)],
+        "",
+    ]
+    fwd_call = ", ".join(["t", "xw", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    bwd_call = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
+    out += [
+        "@jit",
+        f"def forward_sweep(W_hh_T, {fwd_args.replace('t, ', '', 1)}):",
+        '    """The whole forward loop in one call (one small sequence at a time)."""',
+        "    for t in range(xw.shape[0]):",
+        *(["        matmul(s0[t], W_hh_T, hw)"] if dense else []),
+        f"        forward_step({fwd_call})",
+        "",
+        "@jit",
+        f"def backward_sweep(W_hh, {bwd_args.replace('t, ', '', 1)}):",
+        '    """The whole backward loop in one call."""',
+        "    for t in range(dXW.shape[0] - 1, -1, -1):",
+        f"        backward_step({bwd_call})",
+        *(["        matmul(dHW[t], W_hh, dh)"] if dense else []),
+        "",
+    ]
+    return "\n".join(out)
 
 
-# --- Elman RNN ----------------------------------------------------------------------------------
-@jit
-def rnn_forward_step(t, xw, bias, hs, mask, use_relu):
-    """hs[t+1] (B, H) holds h_{t-1} W_hh^T on entry and h_t on return; xw[t] = x_t W_ih^T; bias (H,)
-    = b_ih + b_hh."""
-    B, H = hs.shape[1], hs.shape[2]
-    for b in range(B):
-        a, h = xw[t, b], hs[t + 1, b]
-        if use_relu:
-            for j in range(H):
-                h[j] = relu(h[j] + a[j] + bias[j])
-        else:
-            for j in range(H):
-                h[j] = tanh(h[j] + a[j] + bias[j])
-        if mask[t, b] == 0:  # past the end of its sequence the row holds its state
-            _copy(hs[t, b], h)
+class Loops:
+    """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep)."""
+
+    def __init__(self, namespace: dict):
+        for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
+            setattr(self, name, namespace[name])
 
 
-@jit
-def rnn_backward_step(t, hs, mask, dy, dh, dA, flow_h, dh_carry, use_relu):
-    """dh (B, H) = dA_{t+1} W_hh, dh_carry (B, H) = a held step's gradient; writes dA[t] (B, H) and
-    flow_h[t] = dL/dh_t (one row when not recording)."""
-    B, H = dh.shape
-    row = t if flow_h.shape[0] > t else 0
-    for b in range(B):
-        da, h, fh, carry, dh_b, dy_b = dA[t, b], hs[t + 1, b], flow_h[row, b], dh_carry[b], dh[b], dy[t, b]
-        if mask[t, b] == 0:  # a held step passes dh straight through
-            for j in range(H):
-                carry[j] += dh_b[j]
-                fh[j] = da[j] = 0
-            continue
-        for j in range(H):
-            dh_j = dh_b[j] + carry[j] + dy_b[j]
-            da[j] = dh_j * (drelu_from_output(h[j]) if use_relu else dtanh_from_output(h[j]))
-            carry[j] = 0
-            fh[j] = dh_j
+_loops: dict = {}  # definition -> Loops
 
 
-# --- whole time loops, for one small sequence at a time -------------------------------------------
-# With B = 1 (min-char-rnn: H = 100) a step's GEMM is a vector times a matrix, tens of thousands of
-# multiply-adds: calling BLAS from Python each step costs more than the arithmetic (and a threaded
-# BLAS whose second thread must be woken, more still). Then the whole loop runs here in one call,
-# the vector-matrix product as a plain loop; backend.whole_loop draws the line, measured.
-@jit
-def lstm_forward_sweep(gates, W_hh_T, bias, hs, cs, tanh_cs, mask, hw, act):
-    for t in range(gates.shape[0]):
-        matmul(hs[t], W_hh_T, hw)
-        lstm_forward_step(t, gates, hw, bias, hs, cs, tanh_cs, mask, act)
+def loops_for(cell) -> Loops:
+    """The compiled loops of a cell definition, generated and compiled once per process."""
+    if cell not in _loops:
+        source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
+                             cell.h_side_apart)
+        filename = _source_file(cell, source)
+        cached = not filename.startswith("<")  # Numba caches only functions with a source file
+        # a module of its own, in sys.modules: Numba's cache finds the loops' globals there by name
+        module = types_module(f"_rnnlab_loops_{Path(filename).stem if cached else cell.name}")
+        module.__dict__.update({
+            "jit": jit if cached else numba.njit(error_model="numpy", nogil=True),
+            "matmul": matmul, "_copy": _copy, "_fill": _fill,
+            "step": numba.njit(inline="always", error_model="numpy")(cell.forward),
+            "back": numba.njit(inline="always", error_model="numpy")(cell.backward)})
+        sys.modules[module.__name__] = module
+        exec(compile(source, filename, "exec"), module.__dict__)
+        _loops[cell] = Loops(module.__dict__)
+    return _loops[cell]
 
 
-@jit
-def lstm_backward_sweep(gates, W_hh, cs, tanh_cs, mask, dy, dh, dc, dA, flow_h, flow_c, dh_carry):
-    for t in range(gates.shape[0] - 1, -1, -1):
-        lstm_backward_step(t, gates, cs, tanh_cs, mask, dy, dh, dc, dA, flow_h, flow_c, dh_carry)
-        matmul(dA[t], W_hh, dh)
-
-
-@jit
-def gru_forward_sweep(xw, W_hh_T, bias, b_hn, hs, hw_n, mask, hw, act):
-    for t in range(xw.shape[0]):
-        matmul(hs[t], W_hh_T, hw)
-        gru_forward_step(t, xw, hw, bias, b_hn, hs, hw_n, mask, act)
-
-
-@jit
-def gru_backward_sweep(gates, W_hh, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_carry):
-    for t in range(gates.shape[0] - 1, -1, -1):
-        gru_backward_step(t, gates, hs, hw_n, mask, dy, dh, dXW, dHW, flow_h, dh_carry)
-        matmul(dHW[t], W_hh, dh)
-
-
-@jit
-def rnn_forward_sweep(xw, W_hh_T, bias, hs, mask, use_relu):
-    for t in range(xw.shape[0]):
-        matmul(hs[t], W_hh_T, hs[t + 1])
-        rnn_forward_step(t, xw, bias, hs, mask, use_relu)
-
-
-@jit
-def rnn_backward_sweep(W_hh, hs, mask, dy, dh, dA, flow_h, dh_carry, use_relu):
-    for t in range(dA.shape[0] - 1, -1, -1):
-        rnn_backward_step(t, hs, mask, dy, dh, dA, flow_h, dh_carry, use_relu)
-        matmul(dA[t], W_hh, dh)
+def _source_file(cell, source: str) -> str:
+    """A file holding `source`, named after a hash of it and of the code it inlines, for Numba's
+    on-disk cache; "<generated>" (no disk cache) where no cache directory can be written."""
+    parts = [source, numba.__version__, sys.version, inspect.getsource(sys.modules[__name__])]
+    for fn in (cell.forward, cell.backward, *vars(functional).values()):
+        if inspect.isfunction(fn):
+            try:
+                parts.append(inspect.getsource(fn))
+            except (OSError, TypeError):  # defined where its source cannot be read: no disk cache
+                return f"<rnnlab {cell.name} loops>"
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    base = os.environ.get("RNNLAB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "rnnlab")
+    path = Path(base) / "loops" / f"{cell.name}_{digest}.py"
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            os.replace(tmp, path)
+    except OSError:
+        return f"<rnnlab {cell.name} loops>"
+    return str(path)
 
 
 @jit
 def matmul(a, b, out):
-    """out = a @ b for a (M, K), b (K, N), M small: each row of out is a sum of rows of b, taken four
+    """out = a @ b for a (M, K), b (K, N), M small (the whole-loop sweeps, B = 1, where calling BLAS from
+    Python each step costs more than the arithmetic): each row of out is a sum of rows of b, taken four
     at a time (one pass over the output row per four rows of b); the inner loop vectorizes."""
     M, K = a.shape
     N = b.shape[1]
@@ -336,18 +284,6 @@ def matmul(a, b, out):
 
 
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------
-@jit
-def _split4(row, H):
-    """A (4H,) row as its four gates' (H,) views. The kernels index these with j in range(H): an
-    index LLVM knows is not negative (row[2 * H + j] might be, to it), so the loops vectorize."""
-    return row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:4 * H]
-
-
-@jit
-def _split3(row, H):
-    return row[:H], row[H:2 * H], row[2 * H:3 * H]
-
-
 @jit
 def _copy(src, dst):
     for j in range(src.shape[0]):

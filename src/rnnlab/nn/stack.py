@@ -1,7 +1,7 @@
 """Recurrent layers as PyTorch has them: stacked, bidirectional, with dropout between layers and
-variable-length batches. The cell kernels (rnn.py, lstm.py, gru.py) do the arithmetic; this module
-only routes sequences through layers and directions and adds each kernel's gradients into the
-parameters.
+variable-length batches, for any registered cell (cells/). The time-loop driver (driver.py) does
+the arithmetic; this module only routes sequences through layers and directions and adds the
+driver's gradients into the parameters.
 
 Shapes: B = batch, T = time, D = input features, H = hidden units, L = layers, K = directions.
 Public arrays are batch-first like `batch_first=True`: x (B, T, D), y (B, T, K*H),
@@ -9,20 +9,18 @@ states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once.
 """
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import numpy as np
 
-from . import backend
-from .functional import CellKind, reference_backward, reference_forward
-from .gru import GRU_KIND
-from .lstm import LSTM_KIND
+from . import backend, driver
+from .cells import CellDefinition, get_cell
 from .module import Layer, Parameter, as_generator
-from .rnn import RNN_RELU_KIND, RNN_TANH_KIND
 
 INITS = ("uniform", "orthogonal")
-# "fast": the sequence kernels, their time loop in Numba where installed, else in NumPy (backend.py);
-# "numba" / "numpy": the same kernels with that time loop, by name; "reference": one cell step at a time.
+# "fast": the driver's time loop in Numba where installed, else in NumPy (backend.py);
+# "numba" / "numpy": that time loop, by name; "reference": one whole cell step at a time.
 KERNELS = ("fast", "numba", "numpy", "reference")
 
 
@@ -74,10 +72,16 @@ def orthogonal(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
     return (q * np.sign(np.diag(r))).astype(dtype)
 
 
-class Recurrent(Layer):
-    """A stack of recurrent layers of one cell kind (the base of RNN, LSTM and GRU)."""
+def _state_text(names) -> str:
+    return "one array h0" if len(names) == 1 else "a tuple (" + ", ".join(f"{n}0" for n in names) + ")"
 
-    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int = 1,
+
+class Recurrent(Layer):
+    """A stack of recurrent layers of any registered cell, by name: Recurrent("lstm", 10, 20,
+    num_layers=2), with the interface of LSTM (the base of RNN, LSTM and GRU). The state is one array
+    h for a one-variable cell, else a tuple (h, c, ...) in the order of the cell's state_names."""
+
+    def __init__(self, cell: str | CellDefinition, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
                  dtype=np.float32, rng=None, init: str = "uniform", kernel: str = "fast"):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -91,7 +95,7 @@ class Recurrent(Layer):
             raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
         if kernel == "numba":
             backend.resolve("numba")  # fail here, with the reason, if numba cannot run
-        self.kind = kind
+        self.kind = get_cell(cell)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.dropout, self.bidirectional = bool(bias), float(dropout), bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
@@ -99,15 +103,13 @@ class Recurrent(Layer):
         self.kernel = kernel
         self.rng = as_generator(rng)
         self._cache = None
-        G, H = kind.gates, self.hidden_size
+        H = self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else H * self.num_directions
             for suffix in self._suffixes(layer):
-                setattr(self, f"weight_ih{suffix}", Parameter(np.zeros((G * H, layer_input), self.dtype)))
-                setattr(self, f"weight_hh{suffix}", Parameter(np.zeros((G * H, H), self.dtype)))
-                if self.bias:
-                    setattr(self, f"bias_ih{suffix}", Parameter(np.zeros(G * H, self.dtype)))
-                    setattr(self, f"bias_hh{suffix}", Parameter(np.zeros(G * H, self.dtype)))
+                for name, shape in self.kind.shapes(layer_input, H).items():
+                    if self.bias or not name.startswith("bias"):
+                        setattr(self, f"{name}{suffix}", Parameter(np.zeros(shape, self.dtype)))
         self.reset_parameters(init)
 
     def _suffixes(self, layer: int) -> list[str]:
@@ -115,27 +117,32 @@ class Recurrent(Layer):
 
     def reset_parameters(self, init: str = "uniform") -> None:
         """"uniform": PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for every weight (parity).
-        "orthogonal": Keras's defaults that train best: Glorot-uniform W_ih, an orthogonal W_hh
-        block per gate (so the recurrence neither grows nor shrinks the state at the start), zero
-        biases, and forget-gate bias 1 for the LSTM (Jozefowicz et al. 2015: remember by default).
+        "orthogonal": Keras's defaults that train best, as each cell's parameter specs name them:
+        Glorot-uniform W_ih, an orthogonal W_hh block per gate (so the recurrence neither grows nor
+        shrinks the state at the start), zero biases, and the cell's gate biases (the LSTM's forget
+        gate 1: Jozefowicz et al. 2015, remember by default).
         """
-        H, G = self.hidden_size, self.kind.gates
+        H, G = self.hidden_size, self.kind.G
         if init == "uniform":
             bound = 1.0 / np.sqrt(H)
             for p in self.parameters():
                 p.data[...] = self.rng.uniform(-bound, bound, p.data.shape)
             return
+        specs = {spec.name: spec.init for spec in self.kind.parameters}
         for name, p in self.named_parameters():
-            if name.startswith("weight_ih"):
-                fan_in, fan_out = p.data.shape[1], p.data.shape[0]
+            how = specs[re.sub(r"_l\d+(_reverse)?$", "", name)]
+            if how == "glorot":
+                fan_out, fan_in = p.data.shape[0], int(np.prod(p.data.shape[1:]))
                 bound = np.sqrt(6.0 / (fan_in + fan_out))
                 p.data[...] = self.rng.uniform(-bound, bound, p.data.shape)
-            elif name.startswith("weight_hh"):
+            elif how == "orthogonal":
                 p.data[...] = np.concatenate([orthogonal(self.rng, H, self.dtype) for _ in range(G)])
             else:
-                p.data[...] = 0
-                if self.kind is LSTM_KIND and name.startswith("bias_ih"):
-                    p.data[H:2 * H] = 1.0  # forget gate
+                p.data[...] = {"zeros": 0.0, "ones": 1.0}[how]
+            if name.startswith("bias_ih"):
+                for gate, value in self.kind.gate_bias.items():
+                    g = self.kind.gates.index(gate)
+                    p.data[g * H:(g + 1) * H] = value
 
     def _params(self, suffix: str):
         get = lambda name: getattr(self, f"{name}{suffix}").data if self.bias or "weight" in name else None
@@ -148,13 +155,13 @@ class Recurrent(Layer):
         names = self.kind.state_names
         if state is None:
             return tuple(np.zeros(shape, self.dtype) for _ in names)
-        if len(names) == 2:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"the LSTM state must be a tuple (h0, c0); got {type(state).__name__}")
+        if len(names) > 1:
+            if not isinstance(state, (tuple, list)) or len(state) != len(names):
+                raise TypeError(f"the {self.kind.name} state must be {_state_text(names)}; got {type(state).__name__}")
             parts = state
         else:
             if isinstance(state, (tuple, list)):
-                raise TypeError(f"the {type(self).__name__} state must be one array h0; got a {type(state).__name__}")
+                raise TypeError(f"the {self.kind.name} state must be {_state_text(names)}; got a {type(state).__name__}")
             parts = (state,)
         result = []
         for name, part in zip(names, parts):
@@ -169,15 +176,16 @@ class Recurrent(Layer):
         return tuple(result)
 
     def _pack_state(self, parts: tuple[np.ndarray, ...]):
-        return parts if len(parts) == 2 else parts[0]
+        return parts if len(self.kind.state_names) > 1 else parts[0]
 
     # -- forward and backward ------------------------------------------------------------------
     def _kernels(self):
-        """(forward, backward) of this layer's kind with the chosen kernel."""
+        """(forward, backward) of this layer's cell with the chosen kernel."""
         if self.kernel == "reference":
-            return (partial(reference_forward, self.kind), partial(reference_backward, self.kind))
+            return (partial(driver.reference_forward, self.kind), partial(driver.reference_backward, self.kind))
         time_loop = None if self.kernel == "fast" else self.kernel
-        return (partial(self.kind.forward, backend=time_loop), partial(self.kind.backward, backend=time_loop))
+        return (partial(driver.forward, self.kind, backend=time_loop),
+                partial(driver.backward, self.kind, backend=time_loop))
 
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
@@ -220,7 +228,7 @@ class Recurrent(Layer):
         """dy (B, T, K*H) or None, dstate like the final state (entries may be None) -> dx, dstate0.
 
         Adds each parameter's gradient into its `.grad`. With record_flow, also keeps the gradient
-        that reached every step, `self.grad_flow = {"h": dL/dh_t, "c": dL/dc_t (LSTM)}`, each
+        that reached every step, `self.grad_flow = {"h": dL/dh_t, "c": dL/dc_t (LSTM), ...}`, each
         (L*K, T, B, H) in the sequence's own time order (the sequence kernels record it, not "reference").
         """
         if self._cache is None:
@@ -273,9 +281,10 @@ class Recurrent(Layer):
         names = self.kind.state_names
         if dstate is None:
             parts = (None,) * len(names)
-        elif len(names) == 2:
-            if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-                raise TypeError("the LSTM's state gradient must be a tuple (dh_n, dc_n); entries may be None")
+        elif len(names) > 1:
+            if not isinstance(dstate, (tuple, list)) or len(dstate) != len(names):
+                raise TypeError(f"the {self.kind.name} state gradient must be a tuple "
+                                f"({', '.join(f'd{n}_n' for n in names)}); entries may be None")
             parts = dstate
         else:
             parts = (dstate,)
@@ -291,7 +300,8 @@ class Recurrent(Layer):
         return result
 
     def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+        cell = "" if type(self) is not Recurrent else f"{self.kind.name!r}, "
+        return (f"{cell}{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}, dtype={self.dtype.name}")
 
     def __repr__(self) -> str:
@@ -303,11 +313,11 @@ class RNN(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
-        kinds = {"tanh": RNN_TANH_KIND, "relu": RNN_RELU_KIND}
-        if nonlinearity not in kinds:
+        cells = {"tanh": "rnn", "relu": "rnn_relu"}
+        if nonlinearity not in cells:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        super().__init__(kinds[nonlinearity], input_size, hidden_size, num_layers, bias, dropout,
+        super().__init__(cells[nonlinearity], input_size, hidden_size, num_layers, bias, dropout,
                          bidirectional, dtype, rng, init, kernel)
 
 
@@ -316,7 +326,7 @@ class LSTM(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
-        super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, dropout,
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, dropout,
                          bidirectional, dtype, rng, init, kernel)
 
 
@@ -325,5 +335,5 @@ class GRU(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, rng=None, init="uniform", kernel="fast"):
-        super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, dropout,
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, dropout,
                          bidirectional, dtype, rng, init, kernel)

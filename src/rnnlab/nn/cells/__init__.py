@@ -1,0 +1,13 @@
+"""Cell definitions, one file per cell, and the registry that makes them known by name (definition.py).
+
+A new cell is one file with a CellDefinition and one `register_cell` call (here for built-ins).
+"""
+from .definition import CellDefinition, Param, cell_names, get_cell, register_cell, standard_parameters
+from .gru import GRU
+from .lstm import LSTM
+from .rnn import RNN_RELU, RNN_TANH
+
+for _definition in (LSTM, GRU, RNN_TANH, RNN_RELU):
+    register_cell(_definition)
+
+__all__ = ["CellDefinition", "Param", "register_cell", "get_cell", "cell_names", "standard_parameters"]

@@ -1,0 +1,126 @@
+"""What a recurrent cell is: a definition (data plus two pointwise functions) and the registry of them.
+
+A cell is written once, in its own file, as the lecture writes it. The time-loop driver (driver.py)
+runs any definition on every backend: the step-at-a-time reference, the NumPy sweep and the
+compiled Numba sweep all call the same `forward` and `backward`.
+
+Shapes: D = input features, H = hidden units, G = gates (len(definition.gates)).
+Pre-activations of gate g: from the input  a_x[g] = (x W_ih^T + b_ih)[g*H:(g+1)*H]
+                           from the state  a_h[g] = (h W_hh^T + b_hh)[g*H:(g+1)*H]   ("dense")
+                                                    u[g*H:(g+1)*H] * h + b_hh[...]     ("diagonal")
+where h is the state's first variable. The two functions are pointwise: each argument is a tuple
+whose entries are all (B, H) arrays (the NumPy sweep and the reference) or all scalars (one unit of
+one sequence, inside the compiled loop), so write them with +, -, *, / and the activations of
+rnnlab.nn.functional (sigmoid, tanh, relu, d*_from_output), which work on both.
+
+    forward(a_x, a_h, state) -> new_state, saved
+        a_x, a_h: G pre-activations each; state, new_state: one entry per state variable;
+        saved: the activations backward needs, one entry per name in `saved`.
+    backward(saved, state, new_state, d_new) -> d_ax, d_ah, d_state, d_new_all
+        d_new: the gradient reaching each new state variable from the output and later steps;
+        d_ax, d_ah: the gradients of a_x and a_h (G each; they differ only where the cell uses a_h
+        other than through a_x + a_h, e.g. the GRU's r * (W_hn h + b_hn): set `h_side_apart`);
+        d_state: the gradient of the previous state inside this step, apart from the path through
+        a_h (the driver adds that one: d_ah W_hh, or d_ah * u); d_new_all: the gradient of each new
+        state variable counting every path through this step too (what gradient-flow diagnostics
+        record as dL/dh_t, dL/dc_t).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+RECURRENCES = ("dense", "diagonal")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its PyTorch-style name, shape as a function of (D, H, G), and how init="orthogonal"
+    fills it ("glorot" uniform, "orthogonal" blocks per gate, "zeros", "ones"). init="uniform" fills every
+    parameter with PyTorch's U(-1/sqrt(H), 1/sqrt(H))."""
+
+    name: str
+    shape: Callable[[int, int, int], tuple]
+    init: str
+
+
+def standard_parameters(recurrence: str = "dense") -> tuple[Param, ...]:
+    """weight_ih (G*H, D), weight_hh (G*H, H) or, diagonal, (G*H,), bias_ih (G*H,), bias_hh (G*H,)."""
+    if recurrence == "dense":
+        hh = Param("weight_hh", lambda D, H, G: (G * H, H), "orthogonal")
+    else:
+        hh = Param("weight_hh", lambda D, H, G: (G * H,), "ones")
+    return (Param("weight_ih", lambda D, H, G: (G * H, D), "glorot"), hh,
+            Param("bias_ih", lambda D, H, G: (G * H,), "zeros"), Param("bias_hh", lambda D, H, G: (G * H,), "zeros"))
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one definition, one set of compiled loops
+class CellDefinition:
+    """Everything the driver, the layers, the CLI and the diagnostics know about one kind of cell."""
+
+    name: str
+    gates: tuple[str, ...]                 # one name per gate, in the row order of weight_ih
+    state_names: tuple[str, ...]           # ("h",) or ("h", "c"); the first is the output and the recurrence's input
+    saved: tuple[str, ...]                 # names of what forward keeps for backward, in its order
+    forward: Callable
+    backward: Callable
+    recurrence: str = "dense"              # "dense": h W_hh^T; "diagonal": u * h with u (G*H,)
+    h_side_apart: bool = False             # backward's d_ah differs from d_ax (see the module docstring)
+    parameters: tuple[Param, ...] = None   # default: standard_parameters(recurrence)
+    gate_bias: dict = field(default_factory=dict)  # init="orthogonal": {gate name: bias_ih value}
+    doc: str = ""                          # one line for help texts
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            problems.append(f"name must be an identifier; got {self.name!r}")
+        if not self.gates or len(set(self.gates)) != len(self.gates):
+            problems.append(f"gates must be distinct names, at least one; got {self.gates!r}")
+        if not self.state_names or self.state_names[0] != "h" or len(set(self.state_names)) != len(self.state_names):
+            problems.append(f"state_names must start with 'h' and be distinct; got {self.state_names!r}")
+        if self.recurrence not in RECURRENCES:
+            problems.append(f"recurrence must be one of {RECURRENCES}; got {self.recurrence!r}")
+        if not callable(self.forward) or not callable(self.backward):
+            problems.append("forward and backward must be functions")
+        unknown = set(self.gate_bias) - set(self.gates)
+        if unknown:
+            problems.append(f"gate_bias names unknown gates {sorted(unknown)}")
+        if problems:
+            raise ValueError(f"cell definition {self.name!r}: " + "; ".join(problems))
+        if self.parameters is None:
+            object.__setattr__(self, "parameters", standard_parameters(self.recurrence))
+
+    @property
+    def G(self) -> int:
+        return len(self.gates)
+
+    def shapes(self, D: int, H: int) -> dict:
+        """{parameter name: shape} for input size D and hidden size H."""
+        return {p.name: tuple(p.shape(D, H, self.G)) for p in self.parameters}
+
+
+_REGISTRY: dict[str, CellDefinition] = {}
+
+
+def register_cell(definition: CellDefinition, replace: bool = False) -> CellDefinition:
+    """Make a cell known by its name to rnnlab.Recurrent, the models, the CLI and the diagnostics."""
+    if not isinstance(definition, CellDefinition):
+        raise TypeError(f"register_cell takes a CellDefinition; got {type(definition).__name__}")
+    if definition.name in _REGISTRY and not replace and _REGISTRY[definition.name] is not definition:
+        raise ValueError(f"a cell named {definition.name!r} is already registered (pass replace=True)")
+    _REGISTRY[definition.name] = definition
+    return definition
+
+
+def get_cell(name) -> CellDefinition:
+    """The definition registered under `name` (a definition passes through), or one clear error."""
+    if isinstance(name, CellDefinition):
+        return name
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown cell {name!r}; registered: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def cell_names() -> tuple[str, ...]:
+    """The names of every registered cell, built-in ones first."""
+    return tuple(_REGISTRY)

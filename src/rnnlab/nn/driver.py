@@ -1,0 +1,264 @@
+"""The time-loop driver: forward and backward through time for any cell definition (cells/).
+
+    forward(cell, params, x, state, mask, backend)          -> y, final state, cache
+    backward(cell, params, cache, dy, dstate, flow, backend) -> dx, dstate0, grads
+
+The input projection of all T steps is one GEMM; the time loop does only the recurrence per step
+(h_{t-1} W_hh^T, one GEMM; or u * h inside the step for a diagonal recurrence) and the cell's
+pointwise step; after the backward sweep dW_ih, dW_hh and dx are one GEMM each over all steps.
+The time loop runs in NumPy (below, the cell's step on (B, H) arrays) or in Numba (fused.py, the
+same step compiled on scalars); `backend` picks (backend.py). The reference path, one whole cell
+step at a time with its own GEMMs (the test oracle, kernel="reference"), is at the end.
+
+Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S = state variables,
+K = saved activations. x (T, B, D); a state is a tuple of S arrays (B, H); mask (T, B, 1) or None:
+1 inside a sequence, 0 past its end, where the state is held and the output is zero.
+params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | None, bias_hh | None).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
+from .functional import add_grads
+
+
+def _gates(a: np.ndarray, G: int) -> tuple:
+    """(B, G*H) -> G views (B, H), one per gate."""
+    H = a.shape[-1] // G
+    return tuple(a[..., g * H:(g + 1) * H] for g in range(G))
+
+
+def _recur(cell, W_hh, h: np.ndarray) -> np.ndarray:
+    """The recurrence's pre-activations (B, G*H) without bias: h W_hh^T, or u * h per gate."""
+    if cell.recurrence == "dense":
+        return h @ W_hh.T
+    return W_hh * np.tile(h, cell.G)
+
+
+def _recur_backward(cell, W_hh, dah: np.ndarray) -> np.ndarray:
+    """dL/dh (N, H) through the recurrence from its pre-activations' gradient dah (N, G*H)."""
+    if cell.recurrence == "dense":
+        return dah @ W_hh
+    return (dah * W_hh).reshape(len(dah), cell.G, -1).sum(axis=1)
+
+
+def weight_grads(cell, dax, dah, x, h, has_bias: bool) -> dict:
+    """All four gradients at once, one GEMM each: dax (N, G*H) is the gradient of x W_ih^T + b_ih over
+    N = T*B rows, dah that of the recurrence's side (the same array unless cell.h_side_apart); x (N, D)
+    and h (N, H) are each step's input and previous h."""
+    if cell.recurrence == "dense":
+        dW_hh = dah.T @ h
+    else:
+        dW_hh = (dah.reshape(len(dah), cell.G, -1) * h[:, None, :]).sum(axis=0).reshape(-1)
+    grads = {"weight_ih": dax.T @ x, "weight_hh": dW_hh}
+    if has_bias:
+        grads["bias_ih"] = dax.sum(axis=0)
+        grads["bias_hh"] = dah.sum(axis=0) if dah is not dax else grads["bias_ih"].copy()
+    return grads
+
+
+def _fill_gates(out: np.ndarray, parts: tuple) -> None:
+    """Write G per-gate gradients (arrays (B, H) or scalars) into out (B, G*H)."""
+    for view, part in zip(_gates(out, len(parts)), parts):
+        view[...] = part
+
+
+# --- the sequence: forward ------------------------------------------------------------------------
+def forward(cell, params, x, state, mask=None, backend=None):
+    """x (T, B, D), state (S arrays (B, H)), mask (T, B, 1) or None -> y (T, B, H), final state, cache."""
+    W_ih, W_hh, b_ih, b_hh = params
+    T, B, D = x.shape
+    H, G = state[0].shape[1], cell.G
+    xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, G * H)  # the input side of every step: one GEMM
+    has_bias = b_ih is not None
+    # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
+    bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
+    bias_h = b_hh if has_bias and cell.h_side_apart else None
+    states = [np.empty((T + 1, B, H), x.dtype) for _ in cell.state_names]  # each s_0 .. s_T
+    saved = [np.empty((T, B, H), x.dtype) for _ in cell.saved]  # what backward needs, per step
+    for s, s0 in zip(states, state):
+        s[0] = s0
+    dense = cell.recurrence == "dense"
+    W_hh_T = np.ascontiguousarray(W_hh.T) if dense else None  # (H, G*H): BLAS is fastest on C order
+    compiled = sweeps_for(backend, x, *params)
+    if compiled is None:
+        if has_bias:
+            xw += bias_x
+        _forward_sweep(cell, xw, W_hh_T if dense else W_hh, bias_h, states, saved, mask)
+    else:
+        loops = compiled.loops_for(cell)
+        live = live_mask(mask, T, B, x.dtype)
+        hw = np.empty((B, G * H), x.dtype)  # h_{t-1} W_hh^T, reused every step
+        u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
+        bias_h = np.empty(0, x.dtype) if bias_h is None else bias_h
+        args = (xw, hw, bias_x, bias_h, u, live, *states, *saved)
+        if not dense or whole_loop(B, G, H):  # no GEMM per step, or a small one: the loop in one call
+            loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
+        else:
+            for t in range(T):
+                np.matmul(states[0][t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
+                loops.forward_step(t, *args)  # the rest of the step
+    y = outputs(states[0], mask)
+    return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
+
+
+def _forward_sweep(cell, xw, W_hh, bias_h, states, saved, mask):
+    """The time loop in NumPy: xw (T, B, G*H) holds x_t W_ih^T + b on entry; fills states[k][1:] and
+    saved[k] (T, B, H). W_hh is W_hh^T (H, G*H) for a dense recurrence, u (G*H,) for a diagonal one."""
+    G = cell.G
+    for t in range(xw.shape[0]):
+        h = states[0][t]
+        a_h = h @ W_hh if cell.recurrence == "dense" else W_hh * np.tile(h, G)
+        if bias_h is not None:
+            a_h += bias_h
+        new, keep = cell.forward(_gates(xw[t], G), _gates(a_h, G), tuple(s[t] for s in states))
+        for s, value in zip(states, new):
+            s[t + 1] = value
+        for v, value in zip(saved, keep):
+            v[t] = value
+        if mask is not None:  # past the end: hold the state
+            held = ~(mask[t] > 0)
+            for s in states:
+                np.copyto(s[t + 1], s[t], where=held)
+
+
+# --- the sequence: backward -----------------------------------------------------------------------
+def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
+    """dy (T, B, H) or None, dstate (S entries (B, H) or None) -> dx (T, B, D), dstate0, grads.
+
+    With a dict `flow`, also records the gradient reaching each step's state variables, flow["h"] =
+    dL/dh_t, flow["c"] = dL/dc_t (each (T, B, H)): the gradient flow through time that diagnostics plot.
+    """
+    W_ih, W_hh, b_ih, _ = params
+    x, states, saved, mask = cache
+    T, B, D = x.shape
+    H, G = states[0].shape[2], cell.G
+    dense = cell.recurrence == "dense"
+    d_state = [state_or_zeros(d, (B, H), x.dtype) for d in dstate]  # dL/ds_T, then dL/ds_t going back
+    dXW = np.empty((T, B, G * H), x.dtype)  # gradient of x_t W_ih^T + b_ih, per step
+    dHW = np.empty((T, B, G * H), x.dtype) if cell.h_side_apart else dXW  # of the recurrence's side
+    compiled = sweeps_for(backend, x, *params, dy)
+    if compiled is None:
+        _backward_sweep(cell, W_hh, states, saved, mask, dy, d_state, dXW, dHW, flow)
+    else:
+        loops = compiled.loops_for(cell)
+        live = live_mask(mask, T, B, x.dtype)
+        dy = np.zeros((T, B, H), x.dtype) if dy is None else np.ascontiguousarray(dy)
+        flows = [np.empty((T if flow is not None else 1, B, H), x.dtype) for _ in cell.state_names]  # 1 row: scratch
+        dh = d_state[0]  # what reaches h_t through the GEMM (all of dL/dh_T at first)
+        carry = np.zeros((B, H), x.dtype)  # what reaches h_t around the GEMM
+        u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
+        W_hh = np.ascontiguousarray(W_hh) if dense else np.empty((0, 0), x.dtype)
+        args = (live, dy, dh, carry, dXW, dHW, u, *flows, *states, *saved, *d_state[1:])
+        if not dense or whole_loop(B, G, H):
+            loops.backward_sweep(W_hh, *args)
+        else:
+            for t in reversed(range(T)):
+                loops.backward_step(t, *args)
+                np.matmul(dHW[t], W_hh, out=dh)  # dL/dh_{t-1} through W_hh: the one GEMM per step
+        dh += carry
+        if flow is not None:
+            flow.update(zip(cell.state_names, flows))
+    dXW2, dHW2 = dXW.reshape(T * B, G * H), dHW.reshape(T * B, G * H)
+    dx = (dXW2 @ W_ih).reshape(T, B, D)
+    grads = weight_grads(cell, dXW2, dHW2, x.reshape(T * B, D), states[0][:T].reshape(T * B, H), b_ih is not None)
+    return dx, tuple(d_state), grads
+
+
+def _backward_sweep(cell, W_hh, states, saved, mask, dy, d_state, dXW, dHW, flow):
+    """The time loop of BPTT in NumPy: fills dXW (and dHW) (T, B, G*H) and flow; leaves dL/ds_0 in d_state."""
+    T, B, H = saved[0].shape if saved else states[0][1:].shape
+    G = cell.G
+    if flow is not None:
+        flow.update({name: np.empty((T, B, H), dXW.dtype) for name in cell.state_names})
+    if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
+        dy = dy * mask
+    d_next = list(d_state)
+    for t in reversed(range(T)):
+        d_new = list(d_next)
+        if dy is not None:
+            d_new[0] = d_new[0] + dy[t]
+        if mask is not None:  # a held step passes its gradient through; only live steps reach the cell
+            m = mask[t]
+            skip = [d * (1 - m) for d in d_new]
+            d_new = [d * m for d in d_new]
+        dax, dah, dprev, d_all = cell.backward(tuple(v[t] for v in saved), tuple(s[t] for s in states),
+                                               tuple(s[t + 1] for s in states), tuple(d_new))
+        _fill_gates(dXW[t], dax)
+        if cell.h_side_apart:
+            _fill_gates(dHW[t], dah)
+        d_next = [np.broadcast_to(d, (B, H)) for d in dprev]
+        d_next[0] = d_next[0] + _recur_backward(cell, W_hh, dHW[t])
+        if mask is not None:
+            d_next = [d + s for d, s in zip(d_next, skip)]
+        if flow is not None:
+            for name, d in zip(cell.state_names, d_all):
+                flow[name][t] = d
+    for target, d in zip(d_state, d_next):
+        target[...] = d
+
+
+# --- one step: the reference and the single-step cell ---------------------------------------------
+def step_forward(cell, params, x, state):
+    """x (B, D), state (S arrays (B, H)) -> new state, cache: one whole cell step, its own GEMMs."""
+    W_ih, W_hh, b_ih, b_hh = params
+    a_x, a_h = x @ W_ih.T, _recur(cell, W_hh, state[0])  # (B, G*H) each
+    if b_ih is not None:
+        a_x, a_h = a_x + b_ih, a_h + b_hh
+    new, saved = cell.forward(_gates(a_x, cell.G), _gates(a_h, cell.G), tuple(state))
+    new = tuple(np.array(np.broadcast_to(s, state[0].shape)) for s in new)
+    return new, (x, tuple(state), new, saved)
+
+
+def step_backward(cell, params, cache, d_new):
+    """d_new (S arrays (B, H)) -> dx (B, D), d previous state, grads of this step."""
+    W_ih, W_hh, b_ih, _ = params
+    x, state, new, saved = cache
+    B, H = state[0].shape
+    dax, dah, dprev, _ = cell.backward(saved, state, new, tuple(d_new))
+    dAX = np.empty((B, cell.G * H), x.dtype)
+    _fill_gates(dAX, dax)
+    dAH = dAX
+    if cell.h_side_apart:
+        dAH = np.empty_like(dAX)
+        _fill_gates(dAH, dah)
+    dprev = [np.broadcast_to(d, (B, H)).astype(x.dtype) for d in dprev]
+    dprev[0] = dprev[0] + _recur_backward(cell, W_hh, dAH)
+    return dAX @ W_ih, tuple(dprev), weight_grads(cell, dAX, dAH, x, state[0], b_ih is not None)
+
+
+def reference_forward(cell, params, x, state, mask=None):
+    """The unrolled network, literally: one cell step per time step (the test oracle)."""
+    caches, ys = [], []
+    for t in range(x.shape[0]):
+        new_state, cache = step_forward(cell, params, x[t], state)
+        if mask is not None:  # past a sequence's end its state is held and its output is zero
+            new_state = tuple(np.where(mask[t] > 0, new, old) for new, old in zip(new_state, state))
+        ys.append(new_state[0] if mask is None else new_state[0] * mask[t])
+        caches.append(cache)
+        state = new_state
+    return np.stack(ys), state, (caches, mask)
+
+
+def reference_backward(cell, params, cache, dy, dstate):
+    """BPTT over the unrolled network: from the last step back to the first, one cell at a time."""
+    caches, mask = cache
+    T = len(caches)
+    B, H = caches[0][1][0].shape
+    dstate = tuple(np.zeros((B, H), caches[0][0].dtype) if d is None else d for d in dstate)
+    if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
+        dy = dy * mask
+    dxs, grads = [None] * T, None
+    for t in reversed(range(T)):
+        dh = dstate[0] + (dy[t] if dy is not None else 0)
+        dnew = (dh,) + tuple(dstate[1:])
+        if mask is not None:
+            m = mask[t]
+            dnew = tuple(m * d for d in dnew)
+        dxs[t], dprev, step_grads = step_backward(cell, params, caches[t], dnew)
+        if mask is not None:  # a held state passes its gradient straight through
+            dprev = tuple(dp + (1 - m) * d for dp, d in zip(dprev, (dh,) + tuple(dstate[1:])))
+        dstate = dprev
+        grads = add_grads(grads, step_grads)
+    return np.stack(dxs), dstate, grads
