@@ -154,7 +154,10 @@ def _atomic_save_file(path, tensors: dict[str, np.ndarray], metadata: dict[str, 
     # file we name, chmod and fsync, whatever the safetensors version does inside save_file.
     data = memoryview(safetensors_bytes(tensors, metadata=metadata))
     # Same directory, so os.replace is a rename within one filesystem, which POSIX makes atomic.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write ({e.strerror})", str(path)) from None
     try:
         try:
             while data:  # os.write may write less than asked; unbuffered, so nothing to flush
@@ -165,9 +168,11 @@ def _atomic_save_file(path, tensors: dict[str, np.ndarray], metadata: dict[str, 
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt included: never leave the temp file behind
+    except BaseException as e:  # KeyboardInterrupt included: never leave the temp file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and not e.filename:  # os.write names no file
+            raise OSError(e.errno, f"cannot write ({e.strerror})", str(path)) from None
         raise
     _fsync_dir(path.parent)
     return path
@@ -186,13 +191,18 @@ def _fsync_dir(directory: Path) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def load_checkpoint(path, *, expect_model_config: dict | None = None) -> Checkpoint:
-    """Read a checkpoint from `save_checkpoint`; CheckpointError if missing, broken or another model's."""
+def load_checkpoint(path, *, expect_model_config: dict | None = None, check_shapes=None) -> Checkpoint:
+    """Read a checkpoint from `save_checkpoint`; CheckpointError if missing, broken or another model's.
+
+    check_shapes(doc, {name: shape}) runs on the header alone, before any tensor is read, and may raise
+    (so a forged config or a huge tensor is refused without allocating it)."""
     path = Path(path)
     with _open(path) as f:
         doc = _read_doc(path, f.metadata())
         if expect_model_config is not None:
             _check_config(path, doc["model_config"], _jsonable(expect_model_config, "expect_model_config"))
+        if check_shapes is not None:
+            check_shapes(doc, {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()})
         tensors = {name: f.get_tensor(name) for name in f.keys()}
     model_state = {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
     optim = {k[len(_OPTIM):]: v for k, v in tensors.items() if k.startswith(_OPTIM)}
@@ -269,7 +279,33 @@ def _read_doc(path: Path, metadata: dict[str, str] | None) -> dict:
                                          and isinstance(optimizer.get("tensors"), list))
     if not (isinstance(doc["step"], int) and isinstance(doc["model_tensors"], list) and optimizer_ok):
         raise CheckpointError(f"{path}: corrupted rnnlab metadata (bad 'step', 'model_tensors' or 'optimizer')")
+    if isinstance(doc["step"], bool) or doc["step"] < 0:
+        raise CheckpointError(f"{path}: corrupted rnnlab metadata (step must be an integer >= 0; "
+                              f"got {doc['step']!r})")
+    kinds = {"model_config": dict, "train_config": (dict, type(None)), "extra": (dict, type(None)),
+             "rng_state": (dict, type(None)), "vocab": (list, type(None))}
+    wrong = [f"{k} is {type(doc[k]).__name__}" for k, kind in kinds.items() if not isinstance(doc[k], kind)]
+    if doc["vocab"] is not None and not all(isinstance(c, str) for c in doc["vocab"]):
+        wrong.append("vocab holds non-strings")
+    if not all(isinstance(name, str) for name in doc["model_tensors"]):
+        wrong.append("model_tensors holds non-strings")
+    if wrong:
+        raise CheckpointError(f"{path}: corrupted rnnlab metadata ({'; '.join(wrong)})")
     return doc
+
+
+def read_metadata(path) -> dict:
+    """The checkpoint's JSON document (config, step, vocabulary, ...) without reading any tensor."""
+    path = Path(path)
+    with _open(path) as f:
+        return _read_doc(path, f.metadata())
+
+
+def tensor_shapes(path) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of every tensor in a safetensors file, read from its header (nothing allocated)."""
+    path = Path(path)
+    with _open(path) as f:
+        return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
 
 
 def _check_config(path: Path, stored: dict, expected: dict) -> None:

@@ -26,6 +26,7 @@ V = vocabulary, E = embedding size, H = hidden units, L = layers, K = directions
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -115,8 +116,40 @@ class CharRNN(Layer):
         self.drop.rng.bit_generator.state = state
 
 
+def char_rnn_shapes(config: CharRNNConfig) -> dict[str, tuple[int, ...]]:
+    """{state_dict name: shape} of a CharRNN built from `config`, computed without building it."""
+    from .validate import GATES
+
+    V, E, H, G = config.vocab_size, config.embedding_dim, config.hidden_size, GATES[config.cell]
+    shapes = {"embedding.weight": (V, E)}
+    for k in range(config.num_layers):
+        shapes |= {f"rnn.weight_ih_l{k}": (G * H, E if k == 0 else H), f"rnn.weight_hh_l{k}": (G * H, H),
+                   f"rnn.bias_ih_l{k}": (G * H,), f"rnn.bias_hh_l{k}": (G * H,)}
+    return shapes | {"head.weight": (V, H), "head.bias": (V,)}
+
+
+def check_char_config(config: CharRNNConfig) -> None:
+    """ValueError naming every field of a CharRNNConfig that no model can be built from."""
+    from .validate import POSITIVE_INT, PROBABILITY, check_values
+
+    problems = check_values(vars(config), {"vocab_size": POSITIVE_INT, "hidden_size": POSITIVE_INT,
+                                           "num_layers": POSITIVE_INT, "embedding_dim": POSITIVE_INT,
+                                           "dropout": PROBABILITY})
+    if config.cell not in CELLS:
+        problems.append(f"cell must be one of {', '.join(CELLS)}; got {config.cell!r}")
+    if config.init not in ("orthogonal", "uniform"):
+        problems.append(f"init must be orthogonal or uniform; got {config.init!r}")
+    if config.dtype not in ("float32", "float64"):
+        problems.append(f"dtype must be float32 or float64; got {config.dtype!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def load_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
-    """A CharRNN, its vocabulary and the checkpoint, from a checkpoint file or a run directory."""
+    """A CharRNN, its vocabulary and the checkpoint, from a checkpoint file or a run directory.
+
+    The config is checked against the tensors' shapes in the file header before anything is
+    allocated, so a forged config (hidden_size 10**6 beside small tensors) costs nothing."""
     from pathlib import Path
 
     from .data.text import Vocab
@@ -125,19 +158,39 @@ def load_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.safetensors"
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, check_shapes=functools.partial(check_char_checkpoint, path))
+    config = CharRNNConfig.from_dict(ckpt.model_config)
     try:
-        config = CharRNNConfig.from_dict(ckpt.model_config)
+        vocab = Vocab.from_list(ckpt.vocab)
+        model = CharRNN(config, rng=0)
+        model.load_state_dict(ckpt.model_state)
+    except ValueError as error:  # DataError included: a damaged vocabulary
+        raise CheckpointError(f"{path}: {error}") from None
+    return model, vocab, ckpt
+
+
+def check_char_checkpoint(path, doc: dict, shapes: dict) -> None:
+    """CheckpointError unless the header `doc` holds a valid CharRNN config whose tensors are `shapes`
+    (load_checkpoint's check_shapes hook: it runs before any tensor is read)."""
+    from .io import CheckpointError
+
+    try:
+        config = CharRNNConfig.from_dict(doc["model_config"])
+        check_char_config(config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path} does not hold a character-level model ({error})") from None
-    if ckpt.vocab is None or len(ckpt.vocab) != config.vocab_size:
+    got = {k: v for k, v in shapes.items() if k.startswith("model.")}
+    if 4 * config.num_layers + 3 > len(got):  # checked first: a forged num_layers of 10**9 is no loop
+        raise CheckpointError(f"{path}: its model config says {config.num_layers} layers but the file holds "
+                              f"{len(got)} model tensors; the file is corrupted or forged")
+    expected = {"model." + k: v for k, v in char_rnn_shapes(config).items()}
+    if got != expected:
+        diffs = [f"{k}: config says {expected.get(k, 'absent')}, file has {got.get(k, 'absent')}"
+                 for k in list(expected) + [k for k in got if k not in expected] if expected.get(k) != got.get(k)]
+        raise CheckpointError(f"{path}: its model config does not match its tensors ({'; '.join(diffs[:3])}"
+                              f"{'; ...' if len(diffs) > 3 else ''}); the file is corrupted or forged")
+    if doc["vocab"] is None or len(doc["vocab"]) != config.vocab_size:
         raise CheckpointError(f"{path} has no vocabulary matching its model; it cannot generate text")
-    model = CharRNN(config, rng=0)
-    try:
-        model.load_state_dict(ckpt.model_state)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    return model, Vocab.from_list(ckpt.vocab), ckpt
 
 
 # -- the four kinds of RNN -------------------------------------------------------------------------

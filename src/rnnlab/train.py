@@ -15,9 +15,13 @@ Shapes: B = parallel streams (batch), T = chunk length (BPTT steps), V = vocabul
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -26,9 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value
-from .data.text import DataError, TBPTTBatches, Vocab, load_text, split_text
-from .io import load_checkpoint, save_checkpoint
-from .models import CELLS, CharRNN, CharRNNConfig
+from .data.text import _URL_RE, DataError, TBPTTBatches, Vocab, load_text, split_text
+from .io import CheckpointError, load_checkpoint, save_checkpoint
+from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
+from .rundir import LOG, abandon, claim, reconcile_log, run_files, write_atomic
+from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_GE0, SEED, Rule, check_char_rnn_memory,
+                       check_value, check_values)
 from .nn.losses import cross_entropy
 from .optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, RMSprop
 
@@ -38,6 +45,22 @@ CHECKPOINT = "checkpoint.safetensors"
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient became NaN/inf; the message says at which step and what to try."""
+
+
+class NothingToDo(Exception):
+    """A resume asked for no step beyond the checkpoint's; nothing was read or written."""
+
+
+# The allowed range of every numeric option (the CLI names them as flags: eval_batches -> --eval-batches).
+TRAIN_RULES: dict[str, Rule] = {name: POSITIVE_INT for name in (
+    "hidden", "layers", "embedding", "seq_len", "batch", "eval_every", "sample_every", "save_every",
+    "sample_length")} | {
+    "steps": Rule("int", 1, optional=True),
+    "epochs": Rule("real", 0, low_open=True, optional=True),
+    "eval_batches": Rule("int", 0, optional=True, note="0: the whole validation split"),
+    "warmup": INT_GE0, "seed": SEED, "lr": POSITIVE_REAL, "weight_decay": REAL_GE0, "dropout": PROBABILITY,
+    "clip": Rule("real", 0, optional=True, note="0: no clipping"),
+}
 
 
 @dataclass
@@ -72,34 +95,26 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
-        problems = []
-        if self.model not in CELLS:
-            problems.append(f"model must be one of {', '.join(CELLS)}; got {self.model!r}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.clip_mode not in ("norm", "value"):
-            problems.append(f"clip_mode must be 'norm' or 'value'; got {self.clip_mode!r}")
-        for name in ("hidden", "layers", "embedding", "seq_len", "batch", "eval_every", "sample_every",
-                     "save_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name} must be a positive integer; got {value!r}")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            problems.append(f"steps must be a positive integer; got {self.steps!r}")
-        if self.epochs is not None and not self.epochs > 0:
-            problems.append(f"epochs must be > 0; got {self.epochs!r}")
-        if self.steps is not None and self.epochs is not None:
-            problems.append("give steps or epochs, not both")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1); got {self.dropout!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            problems.append(f"lr must be a positive number; got {self.lr!r}")
-        if self.clip is not None and not self.clip >= 0:
-            problems.append(f"clip must be >= 0 (0: no clipping); got {self.clip!r}")
-        if self.dtype not in ("float32", "float64"):
-            problems.append(f"dtype must be float32 or float64; got {self.dtype!r}")
+        problems = self.problems()
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    def problems(self, as_flags: bool = False) -> list[str]:
+        """Every field outside its allowed range, one line each, named as a field or as a --flag."""
+        name = (lambda n: "--" + n.replace("_", "-")) if as_flags else (lambda n: n)
+        problems = check_values(vars(self), TRAIN_RULES, as_flags=as_flags)
+        for field, allowed in (("model", CELLS), ("optimizer", tuple(OPTIMIZERS)), ("clip_mode", ("norm", "value")),
+                               ("init", ("orthogonal", "uniform")), ("dtype", ("float32", "float64"))):
+            if getattr(self, field) not in allowed:
+                problems.append(f"{name(field)} must be one of {', '.join(allowed)}; got {getattr(self, field)!r}")
+        if self.steps is not None and self.epochs is not None:
+            problems.append(f"give {name('steps')} or {name('epochs')}, not both")
+        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out).strip():
+            problems.append(f"{name('out')} must name a directory; got {str(self.out)!r}")
+        if self.data is not None and (not isinstance(self.data, (str, os.PathLike)) or not str(self.data).strip()):
+            problems.append(f"{name('data')} must name a text (a path, a URL, tinyshakespeare or builtin); "
+                            f"got {str(self.data)!r}")
+        return problems
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -133,21 +148,34 @@ class TrainResult:
 
 
 def evaluate(model: CharRNN, ids: np.ndarray, batch: int, seq_len: int, max_batches: int | None = None,
-             source: str = "validation split") -> float:
-    """Mean cross-entropy in nats/char over `ids`, reading B streams with the state carried."""
+             source: str = "validation split", progress: bool = False, progress_delay: float = 1.0) -> float:
+    """Mean cross-entropy in nats/char over `ids`, reading B streams with the state carried.
+
+    progress: a bar on stderr, shown once the evaluation has taken `progress_delay` seconds."""
     batches = TBPTTBatches(ids, batch, seq_len, source=source)
+    epoch = batches.epoch()
+    total_chunks = min(len(epoch), max_batches) if max_batches else len(epoch)  # None or 0: the whole split
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_chunks, unit="chunk", desc="evaluating", delay=progress_delay, dynamic_ncols=True)
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
     try:
-        for index, (x, y) in enumerate(batches.epoch()):
-            if max_batches and index >= max_batches:  # None or 0: the whole split
+        for index, (x, y) in enumerate(epoch):
+            if index >= total_chunks:
                 break
             logits, state = model(x, state)
             loss, _ = cross_entropy(logits, y)
             total, count = total + loss * y.size, count + y.size
+            if bar is not None:
+                bar.update(1)
     finally:
         model.train(was_training)
+        if bar is not None:
+            bar.close()
     return total / count
 
 
@@ -215,16 +243,38 @@ class _StopFlag:
 
 
 class Trainer:
-    """Builds data, model and optimizer from a TrainConfig and runs the loop; see the module doc."""
+    """Builds data, model and optimizer from a TrainConfig and runs the loop; see the module doc.
+
+    The run directory is claimed (locked, and refused if it already holds a run, unless `overwrite`)
+    before any data is read; the lock is held until `fit` returns (or `close`)."""
 
     def __init__(self, config: TrainConfig, *, progress: bool = True, log=print, text: str | None = None,
-                 description: str | None = None):
+                 description: str | None = None, overwrite: bool = False, _lock=None):
+        config = _with_absolute_data(config)
         self.config = config
         self.progress, self.log = progress, log
+        # the sizes alone say whether the model can fit: refuse before reading a byte (V >= 1)
+        check_char_rnn_memory(vocab=1, **_sizes(config), dtype=config.dtype)
+        self.run_dir = Path(config.out)
+        created = not self.run_dir.exists()
+        self._fresh = _lock is None  # a new run (not a resume): fit() clears the directory first
+        self._lock = _lock if _lock is not None else claim(self.run_dir, overwrite=overwrite)
+        try:
+            self._build(text, description)
+        except BaseException:
+            self.close()
+            if created:
+                abandon(self.run_dir)
+            raise
+
+    def _build(self, text, description) -> None:
+        config = self.config
         if text is None:
             text, description = load_text(config.data)
         self.description = description or "text"
+        self.data_record = {"path": _local_path(config.data), "sha256": text_sha256(text), "characters": len(text)}
         self.vocab = Vocab.from_text(text)
+        check_char_rnn_memory(vocab=len(self.vocab), **_sizes(config), dtype=config.dtype)
         ids = self.vocab.encode(text)
         train_ids, val_ids = split_text(ids, 0.1)
         self.batches = TBPTTBatches(train_ids, config.batch, config.seq_len,
@@ -242,12 +292,17 @@ class Trainer:
         self.optimizer = opt_class(params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = CosineWarmup(self.optimizer, warmup_steps=min(config.warmup, self.total_steps),
                                      total_steps=self.total_steps, min_lr=config.lr / 10)
-        self.run_dir = Path(config.out)
         self.step = 0
         self.epoch, self.offset, self.chunk = 0, 0, 0  # where the next chunk comes from
         self.state = None  # the carried hidden state
         self.history: list[dict] = []
         self._clock = (0.0, 0.0)  # wall and CPU seconds of the run before this process
+        self._sampled_at = None  # the step of the last sample written to samples.txt
+
+    def close(self) -> None:
+        """Release the run directory's lock (fit does it when it returns)."""
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
 
     def _total_steps(self) -> int:
         if self.config.steps is not None:
@@ -258,68 +313,142 @@ class Trainer:
 
     # -- resume --------------------------------------------------------------------------------
     @classmethod
-    def resume(cls, run_dir, *, steps: int | None = None, progress: bool = True, log=print,
-               text: str | None = None) -> "Trainer":
-        """Continue a run from its checkpoint exactly where it stopped (optionally to more steps)."""
-        path = Path(run_dir) / CHECKPOINT
-        ckpt = load_checkpoint(path)
-        if ckpt.train_config is None or ckpt.extra is None or "position" not in ckpt.extra:
-            raise ValueError(f"{path} is not a training checkpoint (no training state to resume from)")
+    def resume(cls, run_dir, *, steps: int | None = None, data: str | None = None, progress: bool = True,
+               log=print, text: str | None = None) -> "Trainer":
+        """Continue a run from its checkpoint exactly where it stopped (optionally to more steps).
+
+        `data` points at the run's text where it is now (its checksum must match the one recorded);
+        by default the recorded absolute path is read. NothingToDo if `steps` is not beyond the
+        checkpoint's step (nothing is written then)."""
+        run_dir = Path(run_dir)
+        if steps is not None and check_value(steps, POSITIVE_INT):
+            raise ValueError(f"steps {check_value(steps, POSITIVE_INT)}")
+        if not run_dir.is_dir():
+            raise DataError(f"--resume {run_dir}: no such run directory")
+        lock = claim(run_dir, resume=True)
+        try:
+            return cls._resume_locked(run_dir, lock, steps, data, progress, log, text)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _resume_locked(cls, run_dir: Path, lock, steps, data, progress, log, text) -> "Trainer":
+        path = run_dir / CHECKPOINT
+        ckpt = load_checkpoint(path, check_shapes=lambda doc, shapes: check_char_checkpoint(path, doc, shapes))
+        extra = ckpt.extra
+        if ckpt.train_config is None or extra is None or "position" not in extra:
+            raise CheckpointError(f"{path} is not a training checkpoint (no training state to resume from)")
         settings = dict(ckpt.train_config)
         settings["out"] = str(run_dir)
+        try:
+            stored = TrainConfig.from_dict(settings)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"{path}: its training configuration is damaged ({error})") from None
+        target = steps if steps is not None else extra.get("total_steps", stored.steps)
+        if isinstance(target, int) and ckpt.step >= target:
+            asked = f"--steps {steps} asks for no more" if steps is not None else f"it has run all its {target} steps"
+            raise NothingToDo(f"{run_dir} is at step {ckpt.step}; {asked}: nothing to do (give --steps above "
+                              f"{ckpt.step} to train further)")
         if steps is not None:
             settings["steps"], settings["epochs"] = steps, None
-        trainer = cls(TrainConfig.from_dict(settings), progress=progress, log=log, text=text)
+        record = extra.get("data") if isinstance(extra.get("data"), dict) else {}
+        recorded_path = record.get("path")
+        if data is not None:
+            settings["data"] = data
+        elif text is None and isinstance(recorded_path, str) and not Path(recorded_path).exists():
+            raise DataError(f"the text this run trained on, {recorded_path}, is gone (moved or deleted); "
+                            f"resume with --resume {run_dir} --data NEW_PATH (its checksum is checked)")
+        trainer = cls(TrainConfig.from_dict(settings), progress=progress, log=log, text=text, _lock=lock)
+        recorded_sha = record.get("sha256")
+        if recorded_sha and trainer.data_record["sha256"] != recorded_sha:
+            now, was = trainer.data_record["sha256"][:12], str(recorded_sha)[:12]
+            if data is not None:
+                raise DataError(f"{data} is not the text this run trained on: its SHA-256 begins {now}, the run "
+                                f"recorded {was} (from {recorded_path}); pass the original file with --data")
+            raise DataError(f"{trainer.description} has changed since this run trained on it (SHA-256 now "
+                            f"begins {now}, recorded {was}); restore it, or pass the original with --data")
         if trainer.vocab.to_list() != ckpt.vocab:
             raise DataError(f"the text now at {trainer.description!r} has a different vocabulary from the one "
                             f"the checkpoint {path} was trained on ({len(trainer.vocab)} vs {len(ckpt.vocab)} "
                             "characters): resume with the same --data")
-        stored = CharRNNConfig.from_dict(ckpt.model_config)
-        if stored != trainer.model.config:
-            raise ValueError(f"checkpoint {path} holds a different model ({stored}) from the configuration "
-                             f"({trainer.model.config})")
-        trainer.model.load_state_dict(ckpt.model_state)
-        trainer.optimizer.load_state_dict(ckpt.optimizer_state)
-        trainer.model.set_rng_state(ckpt.rng_state)
-        extra = ckpt.extra
-        trainer.schedule.load_state_dict(extra["schedule"])
-        if steps is not None:  # a longer run: the cosine continues over the new length
-            trainer.schedule.total_steps = trainer.total_steps
-        trainer.step = ckpt.step
-        trainer.epoch, trainer.offset, trainer.chunk = extra["position"]
-        dtype = np.dtype(trainer.config.dtype)
-        carried = extra["state"]
-        if carried is not None:
-            parts = tuple(np.array(p, dtype=dtype) for p in carried)
-            trainer.state = parts if len(parts) == 2 else parts[0]
-        trainer.history = [row for row in _read_log(trainer.run_dir) if row["step"] <= trainer.step]
+        stored_model = CharRNNConfig.from_dict(ckpt.model_config)
+        if stored_model != trainer.model.config:
+            raise CheckpointError(f"checkpoint {path} holds a different model ({stored_model}) from its training "
+                                  f"configuration ({trainer.model.config})")
+        try:
+            trainer._restore(ckpt, steps)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+            raise CheckpointError(f"{path}: damaged training state ({type(error).__name__}: {error})") from None
+        trainer.history, report = reconcile_log(run_dir, ckpt.step)
+        if report:
+            print(f"rnnlab: {report}", file=sys.stderr)
         if trainer.history:
             last = trainer.history[-1]
-            trainer._clock = (last.get("wall_s", 0.0), last.get("cpu_s", 0.0))
+            trainer._clock = (float(last.get("wall_s", 0.0)), float(last.get("cpu_s", 0.0)))
+        trainer.log(f"rnnlab: resumed from step {ckpt.step} of {run_dir} (to step {trainer.total_steps})")
         return trainer
+
+    def _restore(self, ckpt, steps) -> None:
+        """Model, optimizer, dropout generator, schedule, stream position and carried state."""
+        extra = ckpt.extra
+        self.model.load_state_dict(ckpt.model_state)
+        self.optimizer.load_state_dict(ckpt.optimizer_state)
+        self.model.set_rng_state(ckpt.rng_state)
+        self.schedule.load_state_dict(extra["schedule"])
+        if steps is not None:  # a longer run: the cosine continues over the new length
+            self.schedule.total_steps = self.total_steps
+        epoch, offset, chunk = extra["position"]
+        if not all(isinstance(v, int) and v >= 0 for v in (epoch, offset, chunk)) \
+                or offset > self.batches.max_offset or chunk > self.batches.num_batches(offset):
+            raise ValueError(f"position (epoch, offset, chunk) {extra['position']} is outside this text's batches")
+        self.step = ckpt.step
+        self.epoch, self.offset, self.chunk = epoch, offset, chunk
+        carried = extra["state"]
+        if carried is not None:
+            cfg = self.config
+            parts = tuple(np.array(p, dtype=np.dtype(cfg.dtype)) for p in carried)
+            want = (cfg.layers, cfg.batch, cfg.hidden)
+            if len(parts) != (2 if cfg.model == "lstm" else 1) or any(p.shape != want for p in parts):
+                raise ValueError(f"the carried state has shapes {[p.shape for p in parts]}, expected {want}")
+            self.state = parts if len(parts) == 2 else parts[0]
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, callback=None) -> TrainResult:
         """Train to total_steps. callback(trainer, row) after each step may return True to stop there
         (saving a checkpoint, exactly like Ctrl-C)."""
+        try:
+            return self._fit(callback)
+        finally:
+            self.close()
+
+    def _fit(self, callback) -> TrainResult:
         cfg = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-        _write_log(self.run_dir, self.history)  # drops lines past the checkpoint after a crash
-        log_file = open(self.run_dir / "log.jsonl", "a")
+        self._lock.acquire()  # a no-op unless this trainer already ran fit once
+        if self.step >= self.total_steps:
+            raise NothingToDo(f"{self.run_dir} is at step {self.step} of {self.total_steps}: nothing to do")
+        if self._fresh:  # --overwrite: the old run goes only now, when the new one is sure to start
+            for name in run_files(self.run_dir):
+                (self.run_dir / name).unlink()
+        write_atomic(self.run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+        if self._fresh:
+            self.save()  # step 0: from here on no crash leaves the run without a checkpoint
+            self._fresh = False
+        log_file = open(self.run_dir / LOG, "a")
         params = self.model.parameters()
         chars_per_step = cfg.batch * cfg.seq_len
-        bar = _progress_bar(self.progress, self.step, self.total_steps)
+        bar = None
         started, interrupted = time.perf_counter(), False
         wall0, cpu0 = self._clock  # continues across a resume
         cpu_started = time.process_time()
         val_loss = next((row["val_loss"] for row in reversed(self.history) if "val_loss" in row), None)
-        self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
-                 f"{self.model.num_parameters():,} parameters) on {self.description}: "
-                 f"{len(self.vocab)} characters in the vocabulary, {self.total_steps} steps of "
-                 f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}")
         try:
             with _StopFlag() as stop:
+                self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
+                         f"{self.model.num_parameters():,} parameters) on {self.description}: "
+                         f"{len(self.vocab)} characters in the vocabulary, {self.total_steps} steps of "
+                         f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}")
+                bar = _progress_bar(self.progress, self.step, self.total_steps)
                 while self.step < self.total_steps:
                     tick = time.perf_counter()
                     x, y = self._next_chunk()
@@ -360,15 +489,15 @@ class Trainer:
                         interrupted = True
                         log_file.flush()
                         self.save()
-                        self.log(f"\nrnnlab: interrupted at step {self.step}; checkpoint saved. "
-                                 f"Continue with: rnnlab train --resume {self.run_dir}")
+                        print(f"\nrnnlab: interrupted at step {self.step}; checkpoint saved in {self.run_dir}. "
+                              f"Continue with: rnnlab train --resume {self.run_dir}", file=sys.stderr)
                         break
         finally:
             log_file.close()
             if bar is not None:
                 bar.close()
         plot = self._plot()
-        sample = self._write_sample()
+        sample = self._last_sample if self._sampled_at == self.step else self._write_sample()
         recent = [row["loss"] for row in self.history[-50:]]
         return TrainResult(self.step, float(np.mean(recent)) if recent else float("nan"), val_loss,
                            time.perf_counter() - started, self.run_dir, self.run_dir / CHECKPOINT, plot,
@@ -406,7 +535,8 @@ class Trainer:
             step=self.step, vocab=self.vocab.to_list(), rng_state=self.model.rng_state(),
             train_config=asdict(cfg),
             extra={"position": [self.epoch, self.offset, self.chunk], "schedule": self.schedule.state_dict(),
-                   "state": None if state is None else [s.tolist() for s in state]})
+                   "state": None if state is None else [s.tolist() for s in state],
+                   "total_steps": self.total_steps, "data": self.data_record})
 
     def _write_sample(self) -> str:
         from .sample import generate  # sampling is optional to training; import when used
@@ -415,6 +545,7 @@ class Trainer:
                         rng=np.random.default_rng([self.config.seed, self.step]))
         with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(f"--- step {self.step} ---\n{text}\n")
+        self._sampled_at, self._last_sample = self.step, text  # the final sample is not written twice
         return text
 
     def _plot(self) -> Path | None:
@@ -441,20 +572,33 @@ def _postfix(row: dict, val_loss: float | None) -> str:
     return text
 
 
-def _read_log(run_dir: Path) -> list[dict]:
-    path = run_dir / "log.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a crash
-            break
-    return rows
+def text_sha256(text: str) -> str:
+    """The checksum that recognizes a run's text wherever it lies (of its UTF-8 bytes)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _write_log(run_dir: Path, rows: list[dict]) -> None:
-    tmp = run_dir / "log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    tmp.replace(run_dir / "log.jsonl")
+def _local_path(data) -> str | None:
+    """The absolute path of a local text file, None for the built-in corpus, tinyshakespeare or a URL."""
+    if data is None or data in ("builtin", "tinyshakespeare") or _URL_RE.match(str(data)):
+        return None
+    return str(Path(data).expanduser().absolute())
+
+
+def _with_absolute_data(config: TrainConfig) -> TrainConfig:
+    """`config` with a local --data path made absolute, so the run resumes from any directory."""
+    path = _local_path(config.data)
+    return config if path is None or path == config.data else dataclasses.replace(config, data=path)
+
+
+def _sizes(config: TrainConfig) -> dict:
+    return dict(cell=config.model, hidden=config.hidden, layers=config.layers, embedding=config.embedding,
+                batch=config.batch, seq_len=config.seq_len)
+
+
+def fit_batch(length: int, batch: int, seq_len: int) -> tuple[int, int]:
+    """(B, T) no larger than asked whose one chunk fits `length` ids (B*T + 1 <= length), keeping T
+    while some B >= 1 fits."""
+    if length < 2:
+        raise DataError(f"{length} characters are too few to evaluate on (at least 2 are needed)")
+    seq_len = min(seq_len, length - 1)
+    return max(1, min(batch, (length - 1) // seq_len)), seq_len

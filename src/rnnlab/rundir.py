@@ -1,0 +1,261 @@
+"""A run directory as a unit: claimed by one writer at a time, never overwritten by accident, with a
+log that is only appended to and is read with suspicion.
+
+    lock = claim("runs/char", resume=False, overwrite=False)   # RunDirError if it holds a run
+    ...                                                         # write config, checkpoint, log
+    lock.release()                                              # the OS also releases it on any exit
+
+    history, report = reconcile_log("runs/char", step=2000)     # on resume: rows up to the checkpoint
+
+The lock is an OS lock on `<run>/.lock` (flock on POSIX, msvcrt.locking on Windows): the kernel drops
+it when the holder's process ends for any reason, SIGKILL included, so a dead run never blocks the
+next one. The holder writes its PID into the file so a refused writer can say who holds it.
+
+log.jsonl gets one JSON row per step. A line that does not parse, and a row past the checkpoint's
+step (written after the last save, before a crash), is never dropped: it moves to log.aside.jsonl
+with its line number and the reason, and the report says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+RUN_FILES = ("config.json", "checkpoint.safetensors", "log.jsonl", "samples.txt", "loss.png", "log.aside.jsonl")
+LOG, ASIDE, LOCK = "log.jsonl", "log.aside.jsonl", ".lock"
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked; the message says why and what to do instead."""
+
+
+# -- the lock --------------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive, non-blocking OS lock on `<directory>/.lock`; `acquire` raises RunDirError naming
+    the holder's PID when another process has it."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "RunLock":
+        if self._fd is not None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot create the lock file ({e.strerror})", str(self.path)) from None
+        try:
+            _lock(fd)
+        except OSError as e:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OSError(e.errno, f"cannot lock ({e.strerror})", str(self.path)) from None
+            who = f"PID {holder}" if holder else "a process whose PID it did not record"
+            raise RunDirError(f"{self.directory} is in use by another rnnlab process ({who}); wait for it to "
+                              "finish, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # no stale PID for the next reader
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __del__(self):
+        self.release()
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except (OSError, AttributeError):
+        return None
+
+
+# -- claiming a directory --------------------------------------------------------------------------
+def run_files(directory) -> list[str]:
+    """The run files present in `directory` (none: it holds no run)."""
+    directory = Path(directory)
+    return [name for name in RUN_FILES if (directory / name).exists()]
+
+
+def describe_run(directory) -> str:
+    """'checkpoint at step 2000, 2000 log rows' or the files it has, for messages."""
+    from .io import CheckpointError, read_metadata
+
+    directory = Path(directory)
+    parts = []
+    try:
+        parts.append(f"checkpoint at step {read_metadata(directory / 'checkpoint.safetensors')['step']}")
+    except (CheckpointError, OSError, KeyError, TypeError):
+        pass
+    log = directory / LOG
+    if log.exists():
+        with contextlib.suppress(OSError):
+            with open(log, "rb") as f:
+                parts.append(f"{sum(1 for line in f if line.strip())} log rows")
+    return ", ".join(parts) or ", ".join(run_files(directory))
+
+
+def claim(directory, *, resume: bool = False, overwrite: bool = False) -> RunLock:
+    """Create `directory` if needed and lock it. A new run refuses a directory that holds one (unless
+    `overwrite`: then the old run's files are removed under the lock); a resume needs a checkpoint."""
+    directory = Path(directory)
+    created = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunDirError(f"{directory} exists and is not a directory; choose a directory for --out") from None
+    except OSError as e:
+        raise OSError(e.errno, f"cannot create the run directory ({e.strerror})", str(directory)) from None
+    lock = RunLock(directory).acquire()
+    try:
+        if resume:
+            if not (directory / "checkpoint.safetensors").exists():
+                raise RunDirError(f"{directory} holds no checkpoint to resume from (no checkpoint.safetensors); "
+                                  f"start a new run with --out {directory}")
+        else:
+            present = run_files(directory)
+            if present and not overwrite:
+                raise RunDirError(f"{directory} already holds a run ({describe_run(directory)}); continue it "
+                                  f"with --resume {directory}, replace it with --overwrite, or choose a fresh --out")
+            for name in present:
+                (directory / name).unlink()
+    except BaseException:
+        lock.release()
+        if created:
+            abandon(directory)
+        raise
+    return lock
+
+
+def abandon(directory) -> None:
+    """Remove a directory `claim` created if nothing but the lock file was written into it."""
+    directory = Path(directory)
+    with contextlib.suppress(OSError):
+        if {p.name for p in directory.iterdir()} <= {LOCK}:
+            shutil.rmtree(directory)
+
+
+# -- the log ---------------------------------------------------------------------------------------
+def read_log(directory) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """(rows, bad): (line number, row) of every line that is a JSON object with an integer "step" >= 0,
+    and (line number, text) of every other non-blank line."""
+    path = Path(directory) / LOG
+    rows, bad = [], []
+    if not path.exists():
+        return rows, bad
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except ValueError:
+                row = None
+            step = row.get("step") if isinstance(row, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+                rows.append((number, row))
+            else:
+                bad.append((number, text))
+    return rows, bad
+
+
+def reconcile_log(directory, step: int) -> tuple[list[dict], str | None]:
+    """The log rows of steps 1..`step` in order, and a report (None if the log was clean).
+
+    Corrupt lines, repeated or out-of-order steps and rows past `step` are appended to log.aside.jsonl
+    ({"line", "reason", "text"}), then log.jsonl is replaced (atomically) by the rows kept."""
+    directory = Path(directory)
+    rows, bad = read_log(directory)
+    kept, aside = [], [(n, "not a JSON row with a step", text) for n, text in bad]
+    beyond = []
+    for number, row in rows:
+        if row["step"] > step:
+            beyond.append(row["step"])
+            aside.append((number, f"past the checkpoint (step {step})", json.dumps(row)))
+        elif kept and row["step"] <= kept[-1]["step"]:
+            aside.append((number, f"step {row['step']} repeated or out of order", json.dumps(row)))
+        else:
+            kept.append(row)
+    if not aside:
+        return kept, None
+    aside.sort()
+    with open(directory / ASIDE, "a", encoding="utf-8") as f:
+        for number, reason, text in aside:
+            f.write(json.dumps({"line": number, "reason": reason, "text": text}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    write_atomic(directory / LOG, "".join(json.dumps(row) + "\n" for row in kept))
+    parts = []
+    corrupt = [n for n, reason, _ in aside if reason.startswith("not a JSON")]
+    if corrupt:
+        parts.append(f"{len(corrupt)} unreadable line(s) ({_lines(corrupt)})")
+    if beyond:
+        parts.append(f"{len(beyond)} row(s) past the checkpoint (steps {min(beyond)}-{max(beyond)})")
+    repeated = len(aside) - len(corrupt) - len(beyond)
+    if repeated:
+        parts.append(f"{repeated} repeated or out-of-order row(s)")
+    return kept, (f"{directory / LOG}: {' and '.join(parts)} set aside in {directory / ASIDE}; "
+                  f"{len(kept)} rows kept")
+
+
+def _lines(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:5]))
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}{', ...' if len(numbers) > 5 else ''}"
+
+
+def write_atomic(path, text: str) -> Path:
+    """Write `text` to `path` via a fsynced temp file and a rename: readers see the old or the new file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+__all__ = ["RunDirError", "RunLock", "claim", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
+           "write_atomic"]
