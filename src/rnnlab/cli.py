@@ -1,7 +1,9 @@
 """The `rnnlab` command: train, generate, evaluate (and the lecture's demos and figures).
 
 Every option maps onto a field of a configuration dataclass; errors in the user's input print one
-clear line and exit with status 2, never a traceback (set RNNLAB_DEBUG=1 to see one).
+clear line and exit with status 2, never a traceback (set RNNLAB_DEBUG=1 to see one). Every option is
+checked (its range, and the memory the sizes need) before any work starts. Ctrl-C exits with 130
+(train saves a checkpoint first); a closed pipe (`rnnlab generate | head`) ends quietly with 0.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from dataclasses import fields
 
 from .data.text import DataError
 from .io import CheckpointError
+from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, REAL_GE0, SEED, Rule, check_out_dir, check_values,
+                       require_memory, sequence_model_bytes)
 
 EXIT_USAGE = 2
 
@@ -69,23 +73,59 @@ def _add_train(sub) -> None:
         p.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, choices=choices.get(name),
                        metavar=None if name in choices else name.upper(), help=help_text)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint "
-                   "(bit-identical to a run never interrupted); --steps may extend it")
+                   "(bit-identical to a run never interrupted); --steps may extend it, --data says where its "
+                   "text is now (its checksum must match)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (by default a "
+                   "directory that holds a run is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run_train)
+    p.set_defaults(run=_run_train, check=_check_train)
+
+
+def _train_settings(args) -> dict:
+    from .train import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+
+
+def _check_train(args) -> None:
+    from .train import TRAIN_RULES, TrainConfig
+
+    settings = _train_settings(args)
+    if args.resume is not None:
+        problems = check_values(settings, TRAIN_RULES, as_flags=True)
+        if problems:
+            raise ValueError("; ".join(problems))
+        extra = sorted(set(settings) - {"steps", "data"})
+        if extra or args.overwrite:
+            given = [f"--{k.replace('_', '-')}" for k in extra] + (["--overwrite"] if args.overwrite else [])
+            raise ValueError(f"--resume continues a run with its own settings; only --steps and --data may be "
+                             f"given (got {', '.join(given)})")
+        if not str(args.resume).strip():
+            raise ValueError("--resume must name a run directory; got ''")
+        return
+    problems = TrainConfig.problems(_Unchecked(TrainConfig, settings), as_flags=True)
+    if problems:
+        raise ValueError("; ".join(problems))
+    check_out_dir(settings.get("out", TrainConfig.out))
+
+
+class _Unchecked:
+    """A dataclass's defaults overlaid with `settings`, not validated (for listing problems as flags)."""
+
+    def __init__(self, cls, settings: dict):
+        for f in fields(cls):
+            setattr(self, f.name, settings.get(f.name, f.default))
 
 
 def _run_train(args) -> int:
     from .train import TrainConfig, Trainer
 
-    settings = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    settings = _train_settings(args)
     if args.resume:
-        extra = sorted(set(settings) - {"steps"})
-        if extra:
-            raise ValueError(f"--resume continues a run with its own settings; only --steps may be given "
-                             f"(got {', '.join('--' + k.replace('_', '-') for k in extra)})")
-        trainer = Trainer.resume(args.resume, steps=settings.get("steps"), progress=not args.no_progress)
+        trainer = Trainer.resume(args.resume, steps=settings.get("steps"), data=settings.get("data"),
+                                 progress=not args.no_progress)
     else:
-        trainer = Trainer(TrainConfig(**settings), progress=not args.no_progress)
+        trainer = Trainer(TrainConfig(**settings), progress=not args.no_progress, overwrite=args.overwrite)
     result = trainer.fit()
     print(f"\n--- a sample from the model (step {result.steps}) ---\n{result.sample}\n---")
     val = f", validation {result.val_loss:.3f} nats/char = {result.val_bpc:.3f} bits/char" if result.val_loss else ""
@@ -94,7 +134,7 @@ def _run_train(args) -> int:
     if result.plot:
         print(f"loss curve: {result.plot}")
     print(f"more text:  rnnlab generate {result.run_dir} --length 500")
-    return 0
+    return 130 if result.interrupted else 0
 
 
 def _add_generate(sub) -> None:
@@ -107,39 +147,58 @@ def _add_generate(sub) -> None:
                    help="below 1: safer, more repetitive; above 1: more surprising (default: 0.8)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest characters")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    p.set_defaults(run=_run_generate)
+    p.set_defaults(run=_run_generate, check=_check_generate)
+
+
+def _check_generate(args) -> None:
+    _check(args, {"length": INT_GE0, "temperature": POSITIVE_REAL, "top_k": Rule("int", 1, optional=True),
+                  "seed": Rule("int", 0, optional=True, note="any integer from 0 up")})
 
 
 def _run_generate(args) -> int:
     from .models import load_char_model
-    from .sample import generate
+    from .sample import stream
 
     model, vocab, _ = load_char_model(args.checkpoint)
     if args.prime:
         vocab.encode(args.prime, source="--prime")  # fail before printing anything
+    chars = stream(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed)
+    try:  # each character goes out as it comes, and none is kept: memory stays flat
         sys.stdout.write(args.prime)
-    generate(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed,
-             on_text=lambda c: (sys.stdout.write(c), sys.stdout.flush()))
-    sys.stdout.write("\n")
+        for char in chars:
+            sys.stdout.write(char)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write the text ({e.strerror})", "standard output") from None
     return 0
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="measure a model's loss on a text",
-                       description="Cross-entropy of a checkpoint on the validation split (last 10%%) of a "
+                       description="Cross-entropy of a checkpoint on the validation split (last 10%) of a "
                                    "text, in nats and bits per character.")
     p.add_argument("checkpoint", help="a run directory or a checkpoint .safetensors file")
     p.add_argument("--data", default=None, help="the text (default: the one the model was trained on)")
     p.add_argument("--split", choices=("val", "all"), default="val", help="last 10%% (val) or the whole text")
-    p.add_argument("--batch", type=int, default=32, help="parallel streams (default: 32)")
+    p.add_argument("--batch", type=int, default=32,
+                   help="parallel streams (default: 32; fewer when the split is too short for them)")
     p.add_argument("--seq-len", type=int, default=128, help="steps per chunk (default: 128)")
-    p.set_defaults(run=_run_evaluate)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown after a second otherwise)")
+    p.set_defaults(run=_run_evaluate, check=_check_evaluate)
+
+
+def _check_evaluate(args) -> None:
+    _check(args, {"batch": POSITIVE_INT, "seq_len": POSITIVE_INT})
 
 
 def _run_evaluate(args) -> int:
     from .data.text import load_text, split_text
     from .models import load_char_model
-    from .train import evaluate
+    from .train import evaluate, fit_batch
 
     model, vocab, ckpt = load_char_model(args.checkpoint)
     source = args.data if args.data is not None else (ckpt.train_config or {}).get("data")
@@ -147,7 +206,12 @@ def _run_evaluate(args) -> int:
     ids = vocab.encode(text, source=description)
     if args.split == "val":
         ids = split_text(ids, 0.1)[1]
-    loss = evaluate(model, ids, args.batch, args.seq_len, source=f"{args.split} split of {description}")
+    batch, seq_len = fit_batch(len(ids), args.batch, args.seq_len)
+    if (batch, seq_len) != (args.batch, args.seq_len):
+        print(f"rnnlab evaluate: the {args.split} split has {len(ids):,} characters, too few for --batch "
+              f"{args.batch} x --seq-len {args.seq_len}; using {batch} x {seq_len}", file=sys.stderr)
+    loss = evaluate(model, ids, batch, seq_len, source=f"{args.split} split of {description}",
+                    progress=not args.no_progress)
     print(f"{description} ({args.split}, {len(ids):,} characters): {loss:.4f} nats/char = "
           f"{loss / math.log(2):.4f} bits/char")
     return 0
@@ -159,13 +223,18 @@ def _add_figures(sub) -> None:
     p.add_argument("--out", default="figures", help="output directory (default: figures)")
     p.add_argument("--format", dest="formats", action="append", choices=("png", "svg", "pdf"),
                    help="file format; repeat for several (default: png and svg)")
-    p.set_defaults(run=_run_figures)
+    p.set_defaults(run=_run_figures, check=_check_figures)
+
+
+def _check_figures(args) -> None:
+    check_out_dir(args.out)
 
 
 def _run_figures(args) -> int:
     from .figures import draw_all
 
-    for path in draw_all(args.out, formats=tuple(args.formats or ("png", "svg"))):
+    formats = tuple(dict.fromkeys(args.formats or ("png", "svg")))  # --format png --format png: once
+    for path in draw_all(args.out, formats=formats):
         print(path)
     return 0
 
@@ -191,6 +260,86 @@ def _add_experiment(sub) -> None:
 COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_experiment, _add_diagnose, _add_demo, _add_figures]
 
 
+# -- checks that run before any work ---------------------------------------------------------------
+def _check(args, rules: dict[str, Rule]) -> None:
+    """ValueError naming every option (as its flag) outside its range; options not set are skipped."""
+    problems = check_values({k: getattr(args, k) for k in rules if hasattr(args, k)}, rules, as_flags=True)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+OPTIONAL_INT = Rule("int", 1, optional=True)
+
+
+def _check_experiment(args) -> None:
+    from .experiments import N_TEST, plan
+    from .models import CELLS
+
+    _check(args, {"steps": OPTIONAL_INT, "hidden": OPTIONAL_INT, "batch": OPTIONAL_INT,
+                  "lr": Rule("real", 0, low_open=True, optional=True), "seed": SEED, "jobs": POSITIVE_INT})
+    for T in args.Ts or ():
+        if T < 1:
+            raise ValueError(f"--T must be integers >= 1; got {T}")
+    if args.out is not None:
+        check_out_dir(args.out)
+    for spec in plan(args.name, args.cells, args.Ts, args.steps, args.hidden, args.seed, args.batch, args.lr):
+        if spec.T is None:
+            continue
+        need = sequence_model_bytes(batch=spec.batch, seq_len=spec.T + 20, hidden=spec.hidden,
+                                    cell=spec.cell if spec.cell in CELLS else "lstm", examples=N_TEST)
+        require_memory(need, f"experiment {spec.experiment} at T={spec.T} ({spec.cell}, hidden {spec.hidden}, "
+                             f"batch {spec.batch}, {N_TEST} test sequences)", "--T, --batch or --hidden")
+
+
+def _check_diagnose(args) -> None:
+    _check(args, {"seq_len": OPTIONAL_INT, "hidden": POSITIVE_INT, "layers": POSITIVE_INT, "batch": OPTIONAL_INT,
+                  "steps": INT_GE0, "record_every": POSITIVE_INT, "lr": POSITIVE_REAL, "clip": REAL_GE0,
+                  "seed": SEED})
+    check_out_dir(args.out)
+    if args.checkpoint is None:
+        need = sequence_model_bytes(batch=args.batch or 32, seq_len=args.seq_len or 100, hidden=args.hidden,
+                                    layers=args.layers, cell=args.model or "lstm", features=128)
+        require_memory(need, f"diagnosing a {args.layers}-layer model of {args.hidden} units on batch "
+                             f"{args.batch or 32} x seq-len {args.seq_len or 100}",
+                       "--seq-len, --batch, --hidden or --layers")
+        return
+    from pathlib import Path
+
+    from .io import read_metadata
+
+    path = Path(args.checkpoint)
+    doc = read_metadata(path / "checkpoint.safetensors" if path.is_dir() else path)
+    config, train = doc.get("model_config") or {}, doc.get("train_config") or {}
+    try:
+        hidden, layers = int(config.get("hidden_size", 1)), int(config.get("num_layers", 1))
+        seq_len = args.seq_len or int(train.get("seq_len", 100))
+    except (TypeError, ValueError):
+        return  # a damaged config: diagnose's loader names it
+    need = sequence_model_bytes(batch=args.batch or 16, seq_len=seq_len, hidden=hidden, layers=layers,
+                                cell=str(config.get("cell", "lstm")), features=len(doc.get("vocab") or ()) + 64)
+    require_memory(need, f"diagnosing {path} on batch {args.batch or 16} x seq-len {seq_len}",
+                   "--seq-len or --batch")
+    vocab = doc.get("vocab")
+    if args.text and isinstance(vocab, list):
+        unknown = sorted(set(args.text) - set(vocab))
+        if unknown:
+            raise ValueError(f"--text has characters the model never saw: {', '.join(map(repr, unknown[:10]))}; "
+                             f"use characters from its vocabulary of {len(vocab)}")
+
+
+def _check_demo(args) -> None:
+    _check(args, {"steps": POSITIVE_INT, "seq_len": POSITIVE_INT, "hidden": POSITIVE_INT, "batch": POSITIVE_INT,
+                  "gain": POSITIVE_REAL, "lr": POSITIVE_REAL, "clip": POSITIVE_REAL, "seed": SEED})
+    check_out_dir(args.out)
+    need = sequence_model_bytes(batch=getattr(args, "batch", 32), seq_len=args.seq_len, hidden=args.hidden,
+                                layers=1, features=128)
+    require_memory(need, f"demo {args.demo} (hidden {args.hidden}, seq-len {args.seq_len})",
+                   "--seq-len, --hidden or --batch")
+
+
+CHECKS = {"experiment": _check_experiment, "diagnose": _check_diagnose, "demo": _check_demo}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -203,20 +352,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(error: OSError) -> str:
+    """'PATH: cause' (or 'PATH -> PATH2: cause'); the cause without Python's [Errno N] prefix."""
+    cause = error.strerror or str(error)
+    where = error.filename
+    if where is None:
+        return cause
+    return f"{where}{f' -> {error.filename2}' if error.filename2 else ''}: {cause}"
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv=None) -> int:
-    from .train import TrainingDiverged
+    from .train import NothingToDo, TrainingDiverged
 
     args = build_parser().parse_args(argv)
+    name = f"rnnlab {args.command}"
     try:
+        check = getattr(args, "check", None) or CHECKS.get(args.command)
+        if check is not None:
+            check(args)
         return args.run(args)
-    except (DataError, CheckpointError, TrainingDiverged, ValueError, TypeError, OSError, ImportError) as error:
+    except BrokenPipeError:  # `rnnlab generate | head`: the reader has all it wanted
+        _quiet_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted", file=sys.stderr)
+        return 130
+    except NothingToDo as done:
+        print(f"{name}: {done}", file=sys.stderr)
+        return 0
+    except (DataError, CheckpointError, TrainingDiverged, ValueError, TypeError, OSError, ImportError,
+            MemoryError) as error:
         if os.environ.get("RNNLAB_DEBUG"):
             raise
-        print(f"rnnlab {args.command}: error: {error}", file=sys.stderr)
+        if isinstance(error, OSError):
+            message = _os_error_line(error)
+        elif isinstance(error, MemoryError):
+            message = f"out of memory ({error or 'an allocation failed'}); use smaller sizes"
+        else:
+            message = str(error)
+        print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)  # one line, always
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\nrnnlab: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -358,6 +358,9 @@ def diagnose(model, x, y, problem: Problem | None = None, title: str = "model", 
 
     title names the model (it heads the plots), about the data (the report's first line adds it).
     """
+    gate_ids = None
+    if gate_text and vocab is not None:  # checked before any work, so a bad --text writes no plot
+        gate_ids = vocab.encode(gate_text, source="--text")[None, :]  # (1, T)
     loss_fn = loss_for(problem)
     last = last_step_flow(model, x, y, loss_fn)
     full, loss, grad_norm = full_loss_flow(model, x, y, loss_fn)
@@ -399,9 +402,8 @@ def diagnose(model, x, y, problem: Problem | None = None, title: str = "model", 
         fig = plots.plot_flow_heatmap(recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
                                       title=f"gradient of the last step's loss over training ({last.names[0]})")
         paths += _write(fig, out, "gradient_flow_heatmap", formats)
-    if gate_text and layer.kind.name == "lstm" and vocab is not None:
-        ids = vocab.encode(gate_text, source="the gate text")[None, :]  # (1, T)
-        trace = dg.lstm_gate_trace(model, stack_input(model, ids), layer_index=layer.num_layers - 1)
+    if gate_ids is not None and layer.kind.name == "lstm":
+        trace = dg.lstm_gate_trace(model, stack_input(model, gate_ids), layer_index=layer.num_layers - 1)
         fig = plots.plot_lstm_gates(gate_text, {k: v[:, 0] for k, v in trace.items()},
                                     title=f"LSTM layer {layer.num_layers - 1} reading a text")
         paths += _write(fig, out, "lstm_gates", formats)

@@ -424,6 +424,13 @@ def _single_threaded_blas():
     return saved
 
 
+def _ignore_sigint():
+    """Workers leave Ctrl-C to the parent (which terminates them), so none prints a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_all(specs: list[RunSpec], jobs: int, progress: bool) -> list[dict]:
     if jobs == 1 or len(specs) == 1:
         return [run_spec(spec, progress) for spec in specs]
@@ -440,12 +447,19 @@ def _run_all(specs: list[RunSpec], jobs: int, progress: bool) -> list[dict]:
     rows: list[dict | None] = [None] * len(specs)
     saved = _single_threaded_blas()  # kept while workers may start: they read it when they import numpy
     try:  # spawn: fresh interpreters (fork would copy the parent's BLAS threads and locks)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_spec, spec): i for i, spec in enumerate(specs)}
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                if bar is not None:
-                    bar.update(1)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_ignore_sigint) as pool:
+            try:
+                futures = {pool.submit(run_spec, spec): i for i, spec in enumerate(specs)}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    if bar is not None:
+                        bar.update(1)
+            except KeyboardInterrupt:  # Ctrl-C reaches the parent alone: it stops the workers, quietly
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         for key, value in saved.items():
             if value is None:

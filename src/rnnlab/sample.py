@@ -5,7 +5,9 @@ character is then one recurrent step from the carried state.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+import numbers
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -26,37 +28,47 @@ def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
              top_k: int | None = None, rng=None, on_text: Callable[[str], None] | None = None) -> str:
     """Continue `prime` by `length` sampled characters; `on_text` receives each one as it comes."""
-    if not isinstance(length, int) or length < 0:
+    out = []
+    for char in stream(model, vocab, prime, length, temperature, top_k, rng):
+        out.append(char)
+        if on_text is not None:
+            on_text(char)
+    return prime + "".join(out)
+
+
+def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
+           top_k: int | None = None, rng=None) -> Iterator[str]:
+    """The sampled characters one at a time, keeping nothing: memory stays flat however long it runs.
+    Arguments are checked when this is called, before the first character."""
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
         raise ValueError(f"length must be a non-negative integer; got {length!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+            or not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0; got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer; got {top_k!r}")
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} characters but the model expects {model.config.vocab_size}")
     rng = np.random.default_rng(rng)
     if not prime:  # start after a newline, as a text does, or anywhere if there is none
         prime_ids = vocab.encode("\n") if "\n" in vocab.chars else np.array([rng.integers(len(vocab))])
-        shown = ""
     else:
         prime_ids = vocab.encode(prime, source="the priming text")
-        shown = prime
+    return _stream(model, vocab, prime_ids, length, temperature, top_k, rng)
+
+
+def _stream(model, vocab, prime_ids, length, temperature, top_k, rng) -> Iterator[str]:
     was_training = model.training
     model.eval()
-    out = []
     try:
         logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
         for _ in range(length):
             p = next_char_distribution(logits[0, -1], temperature, top_k)
             next_id = int(rng.choice(len(p), p=p))
-            char = vocab.chars[next_id]
-            out.append(char)
-            if on_text is not None:
-                on_text(char)
+            yield vocab.chars[next_id]
             logits, state = model(np.array([[next_id]]), state)
     finally:
         model.train(was_training)
-    return shown + "".join(out)
 
 
-__all__ = ["generate", "next_char_distribution"]
+__all__ = ["generate", "next_char_distribution", "stream"]
