@@ -1,0 +1,271 @@
+"""Hostile input to the command line: every case exits 2 with one line naming the option (or file)
+and what is allowed, no traceback, in well under 2 seconds and before any allocation; Ctrl-C exits
+130 with its message on stderr in every command; a closed pipe ends quietly."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from rnnlab.cli import build_parser, main
+
+from test_train import TEXT, make_trainer, tiny_config
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+ENV = {**os.environ, "PYTHONPATH": str(SRC), "OPENBLAS_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A text file, a trained run, and forged copies of its checkpoint."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "text.txt").write_text(TEXT, encoding="utf-8")
+    (root / "a_file").write_text("not a directory")
+    make_trainer(tiny_config(root, steps=3, out=str(root / "run"))).fit()
+    path = root / "run" / "checkpoint.safetensors"
+    with safe_open(path, framework="np") as f:
+        doc, tensors = json.loads(f.metadata()["rnnlab"]), {k: f.get_tensor(k) for k in f.keys()}
+    forged = {"hidden": {"model_config": {**doc["model_config"], "hidden_size": 10**6}},
+              "layers": {"model_config": {**doc["model_config"], "num_layers": 10**9}},
+              "step": {"step": -5},
+              "vocab": {"vocab": "abc"},
+              "config": {"model_config": "string"}}
+    for name, changes in forged.items():
+        save_file(tensors, root / f"{name}.safetensors", metadata={"rnnlab": json.dumps({**doc, **changes})})
+    big = {**tensors, "model.embedding.weight": np.zeros((10**5, 6), np.float32)}  # a tensor the config denies
+    save_file(big, root / "shape.safetensors", metadata={"rnnlab": json.dumps(doc)})
+    return root
+
+
+TRAIN = ["train", "--data", "{home}/text.txt", "--out", "{home}/new", "--steps", "2"]
+
+CASES = {
+    # option ranges: the option's flag and its allowed range
+    "epochs inf": (["train", "--data", "{home}/text.txt", "--out", "{home}/new", "--epochs", "inf"],
+                   "--epochs must be a finite number > 0; got inf"),
+    "epochs nan": (["train", "--epochs", "nan"], "--epochs must be a finite number > 0; got nan"),
+    "eval-batches -3": (TRAIN + ["--eval-batches", "-3"], "--eval-batches must be an integer >= 0 (0: the whole"),
+    "sample-length -5": (TRAIN + ["--sample-length", "-5"], "--sample-length must be an integer >= 1; got -5"),
+    "seed -1": (TRAIN + ["--seed", "-1"], "--seed must be an integer >= 0 (any integer from 0 up); got -1"),
+    "lr nan": (TRAIN + ["--lr", "nan"], "--lr must be a finite number > 0; got nan"),
+    "dropout 1": (TRAIN + ["--dropout", "1"], "--dropout must be a finite number in [0, 1); got 1.0"),
+    "clip -1": (TRAIN + ["--clip", "-1"], "--clip must be a finite number >= 0 (0: no clipping); got -1.0"),
+    "warmup -1": (TRAIN + ["--warmup", "-1"], "--warmup must be an integer >= 0; got -1"),
+    "steps and epochs": (TRAIN + ["--epochs", "1"], "give --steps or --epochs, not both"),
+    "out empty": (["train", "--out", ""], "--out must name a directory; got ''"),
+    "out a file": (["train", "--out", "{home}/a_file"], "a_file: exists and is not a directory"),
+    "out under a file": (["train", "--out", "{home}/a_file/run"], "which is a file"),
+    "out in /proc": (["train", "--data", "{home}/text.txt", "--out", "/proc/rnnlab-x", "--steps", "2"],
+                     "/proc/rnnlab-x"),
+    "data empty": (["train", "--data", "", "--out", "{home}/new"], "--data must name a text"),
+    # sizes that cannot fit: refused from the arithmetic, with bytes and the option to lower
+    "hidden 10**6": (TRAIN + ["--hidden", "1000000"], "lower --hidden or --layers"),
+    "layers 100000": (TRAIN + ["--layers", "100000"], "bytes) of memory"),
+    "batch x seq-len": (TRAIN + ["--batch", "100000", "--seq-len", "100000"], "lower --batch or --seq-len"),
+    "experiment T 10**9": (["experiment", "adding", "--T", "1000000000", "--out", "{home}/exp"],
+                           "lower --T, --batch or --hidden"),
+    "experiment T 0": (["experiment", "adding", "--T", "0"], "--T must be integers >= 1; got 0"),
+    "experiment jobs 0": (["experiment", "adding", "--jobs", "0"], "--jobs must be an integer >= 1; got 0"),
+    "experiment seed -1": (["experiment", "adding", "--seed", "-1"], "--seed must be an integer >= 0"),
+    "diagnose seq-len 10**9": (["diagnose", "--seq-len", "1000000000", "--out", "{home}/diag"],
+                               "lower --seq-len, --batch, --hidden or --layers"),
+    "diagnose clip nan": (["diagnose", "--clip", "nan"], "--clip must be a finite number >= 0; got nan"),
+    "diagnose run seq-len 10**9": (["diagnose", "{home}/run", "--seq-len", "1000000000", "--out", "{home}/diag"],
+                                   "lower --seq-len or --batch"),
+    "diagnose text": (["diagnose", "{home}/run", "--text", "XYZ", "--out", "{home}/diag"],
+                      "--text has characters the model never saw: 'X', 'Y', 'Z'"),
+    "demo hidden 10**6": (["demo", "vanishing", "--hidden", "1000000", "--out", "{home}/demo"], "bytes) of memory"),
+    "demo gain inf": (["demo", "exploding", "--gain", "inf"], "--gain must be a finite number > 0; got inf"),
+    "figures out a file": (["figures", "--out", "{home}/a_file"], "a_file: exists and is not a directory"),
+    # generate and evaluate
+    "temperature inf": (["generate", "{home}/run", "--temperature", "inf"], "--temperature must be a finite number > 0"),
+    "temperature 0": (["generate", "{home}/run", "--temperature", "0"], "--temperature must be a finite number > 0"),
+    "temperature nan": (["generate", "{home}/run", "--temperature", "nan"], "got nan"),
+    "length -1": (["generate", "{home}/run", "--length", "-1"], "--length must be an integer >= 0; got -1"),
+    "top-k 0": (["generate", "{home}/run", "--top-k", "0"], "--top-k must be an integer >= 1; got 0"),
+    "generate seed -1": (["generate", "{home}/run", "--seed", "-1"], "--seed must be an integer >= 0"),
+    "evaluate batch 0": (["evaluate", "{home}/run", "--batch", "0"], "--batch must be an integer >= 1; got 0"),
+    # forged and damaged checkpoints: named, refused from the header before any allocation
+    "forged hidden 10**6": (["generate", "{home}/hidden.safetensors"], "hidden.safetensors: its model config does "
+                            "not match its tensors (model.rnn.weight_ih_l0: config says (4000000, 6), file has (48, 6)"),
+    "forged layers 10**9": (["generate", "{home}/layers.safetensors"], "says 1000000000 layers but the file holds"),
+    "forged step -5": (["generate", "{home}/step.safetensors"], "step.safetensors: corrupted rnnlab metadata (step "
+                       "must be an integer >= 0; got -5)"),
+    "damaged vocab": (["generate", "{home}/vocab.safetensors"], "vocab.safetensors: corrupted rnnlab metadata (vocab "
+                      "is str)"),
+    "damaged config": (["generate", "{home}/config.safetensors"], "config.safetensors: corrupted rnnlab metadata "
+                       "(model_config is str)"),
+    "tensor bigger than config": (["evaluate", "{home}/shape.safetensors"], "config says (25, 6), file has "
+                                  "(100000, 6)"),
+    "resume forged step": (["train", "--resume", "{home}/nowhere"], "--resume {home}/nowhere: no such run directory"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input_gets_one_line_and_exit_2(home, capsys, name):
+    argv, expected = CASES[name]
+    argv = [a.format(home=home) for a in argv]
+    start = time.perf_counter()
+    code = main(argv)
+    seconds = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"rnnlab {argv[0]}: error: "), err
+    assert expected.format(home=home) in err, err
+    assert seconds < 2, f"{name} took {seconds:.1f} s"
+    assert not (home / "new").exists()  # nothing written before the refusal
+
+
+def test_help_texts_show_percent_signs_once():
+    parser = build_parser()
+    helps = {}
+    for command in ("train", "evaluate"):
+        with pytest.raises(SystemExit):
+            import contextlib
+            import io
+
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                parser.parse_args([command, "--help"])
+        helps[command] = buffer.getvalue()
+    assert "%%" not in helps["evaluate"] and "last 10%" in helps["evaluate"]
+    assert "%%" not in helps["train"]
+
+
+def test_figures_writes_each_file_once(tmp_path, monkeypatch, capsys):
+    import rnnlab.figures
+
+    asked = []
+    monkeypatch.setattr(rnnlab.figures, "draw_all", lambda out, formats: asked.append(formats) or [])
+    assert main(["figures", "--out", str(tmp_path / "f"), "--format", "png", "--format", "png"]) == 0
+    assert asked == [("png",)]
+
+
+def test_diagnose_with_a_bad_text_writes_no_plot(home, capsys):
+    assert main(["diagnose", str(home / "run"), "--text", "XYZ", "--out", str(home / "diag")]) == 2
+    assert not (home / "diag").exists()
+
+
+def test_evaluate_fits_its_batch_to_a_short_split(home, capsys):
+    assert main(["evaluate", str(home / "run"), "--data", str(home / "text.txt")]) == 0  # 32 x 128 > the split
+    out, err = capsys.readouterr()
+    assert "too few for --batch 32 x --seq-len 128; using 4 x 128" in err and "bits/char" in out
+
+
+def test_evaluate_shows_progress_on_a_long_split(home, capsys):
+    from rnnlab.models import load_char_model
+    from rnnlab.train import evaluate
+
+    model, vocab, _ = load_char_model(home / "run")
+    evaluate(model, vocab.encode(TEXT), batch=2, seq_len=8, progress=True, progress_delay=0)
+    assert "evaluating" in capsys.readouterr().err
+
+
+def test_streaming_keeps_no_text(home):
+    import tracemalloc
+
+    from rnnlab.models import load_char_model
+    from rnnlab.sample import stream
+
+    model, vocab, _ = load_char_model(home / "run")
+
+    def peak(length):
+        tracemalloc.start()
+        for _ in stream(model, vocab, length=length, rng=0):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    short, long = peak(200), peak(4000)
+    assert long < short + 20_000, (short, long)  # a kept list would add ~8 bytes x 3800 at least, and str
+
+
+# -- real processes: pipes and signals ---------------------------------------------------------------------
+def test_generate_into_a_closed_pipe_ends_quietly(home):
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "generate", str(home / "run"), "--length",
+                             "1000000000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert len(proc.stdout.read(50)) == 50  # `| head -c 50`
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+
+
+def test_generate_into_a_full_disk_names_it(home):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "rnnlab", "generate", str(home / "run"), "--length", "10000"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, env=ENV, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "rnnlab generate: error: standard output: cannot write the text (No space left on " \
+                            "device)\n"
+
+
+def interrupt(argv, ready, tmp_path, group=False, timeout=60):
+    """Start `rnnlab ARGV`, wait until ready(stdout so far, stderr so far) or the run directory says it is
+    busy, send SIGINT (to the whole process group, as a terminal's Ctrl-C does, if group), return
+    (exit code, stdout, stderr)."""
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "rnnlab", *argv], stdout=out, stderr=err, env=ENV,
+                                start_new_session=group)
+        deadline = time.monotonic() + timeout
+        try:
+            while not ready(out_path.read_text(errors="replace"), err_path.read_text(errors="replace")):
+                assert proc.poll() is None, err_path.read_text()
+                assert time.monotonic() < deadline, "the command never got going"
+                time.sleep(0.05)
+            if group:
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return code, out_path.read_text(), err_path.read_text()
+
+
+def test_ctrl_c_in_train_saves_and_exits_130(home, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = interrupt(
+        ["train", "--data", str(home / "text.txt"), "--out", str(run), "--steps", "100000", "--hidden", "8",
+         "--layers", "1", "--embedding", "4", "--batch", "2", "--seq-len", "8", "--no-progress"],
+        lambda out, err: (run / "log.jsonl").exists() and (run / "log.jsonl").stat().st_size > 0, tmp_path)
+    assert code == 130, err
+    assert "interrupted at step" in err and "checkpoint saved" in err and f"--resume {run}" in err
+    assert "Traceback" not in err and "interrupted" not in out
+    from rnnlab.io import read_metadata
+
+    step = read_metadata(run / "checkpoint.safetensors")["step"]
+    assert step > 0 and f"interrupted at step {step};" in err
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate", "experiment", "diagnose"])
+def test_ctrl_c_exits_130_with_the_message_on_stderr(home, tmp_path, command):
+    argv, ready, group = {
+        "generate": (["generate", str(home / "run"), "--length", "1000000000"], lambda out, err: len(out) > 20, False),
+        "evaluate": (["evaluate", str(home / "run"), "--data", str(home / "big.txt"), "--split", "all", "--batch",
+                      "1", "--seq-len", "2"], lambda out, err: "evaluating" in err, False),
+        # two workers, Ctrl-C to the whole group as a terminal sends it: no worker prints a traceback
+        "experiment": (["experiment", "adding", "--cells", "lstm,gru", "--T", "20", "--steps", "100000", "--jobs", "2",
+                        "--out", str(tmp_path / "exp")], lambda out, err: "runs on 2 processes" in err, True),
+        # it prints nothing while it trains: interrupted after 2 s, wherever it is by then (even in imports)
+        "diagnose": (["diagnose", "--steps", "1000000", "--hidden", "4", "--seq-len", "10", "--out",
+                      str(tmp_path / "diag")], lambda out, err: time.monotonic() > started + 2, False),
+    }[command]
+    if command == "evaluate":
+        (home / "big.txt").write_text(TEXT * 20, encoding="utf-8")
+    started = time.monotonic()
+    code, out, err = interrupt(argv, ready, tmp_path, group=group)
+    assert code == 130, err
+    assert err.rstrip().splitlines()[-1] == f"rnnlab {command}: interrupted", err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
