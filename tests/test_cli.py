@@ -89,7 +89,7 @@ def test_resume_rejects_other_settings(trained, capsys):
 
 def test_bad_option_values(tmp_path, capsys, text_file):
     code, _, err = run_cli(capsys, "train", "--data", str(text_file), "--lr", "-1", "--out", str(tmp_path / "o"))
-    assert code == 2 and "lr must be a positive number" in err
+    assert code == 2 and "--lr must be a finite number > 0; got -1.0" in err
     with pytest.raises(SystemExit) as info:  # argparse's own errors: exit 2 with usage
         main(["train", "--model", "transformer"])
     assert info.value.code == 2

@@ -172,8 +172,9 @@ def test_sampling():
     assert len(streamed) == 5
     with pytest.raises(DataError, match="'z'"):
         generate(model, vocab, prime="az", length=3)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
-        generate(model, vocab, temperature=0)
+    for bad in (0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            generate(model, vocab, temperature=bad)
 
 
 def test_priming_is_one_pass_and_equals_stepwise_reading():
