@@ -15,8 +15,8 @@ from dataclasses import fields
 
 from .data.text import DataError
 from .io import CheckpointError
-from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, REAL_GE0, SEED, Rule, check_out_dir, check_values,
-                       require_memory, sequence_model_bytes)
+from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, REAL_GE0, SEED, Rule, check_char_rnn_memory,
+                       check_out_dir, check_values, require_memory, sequence_model_bytes)
 
 EXIT_USAGE = 2
 
@@ -210,6 +210,10 @@ def _run_evaluate(args) -> int:
     if (batch, seq_len) != (args.batch, args.seq_len):
         print(f"rnnlab evaluate: the {args.split} split has {len(ids):,} characters, too few for --batch "
               f"{args.batch} x --seq-len {args.seq_len}; using {batch} x {seq_len}", file=sys.stderr)
+    cfg = model.config
+    check_char_rnn_memory(vocab=cfg.vocab_size, cell=cfg.cell, hidden=cfg.hidden_size, layers=cfg.num_layers,
+                          embedding=cfg.embedding_dim, batch=batch, seq_len=seq_len, dtype=cfg.dtype,
+                          what="evaluating")
     loss = evaluate(model, ids, batch, seq_len, source=f"{args.split} split of {description}",
                     progress=not args.no_progress)
     print(f"{description} ({args.split}, {len(ids):,} characters): {loss:.4f} nats/char = "
@@ -374,6 +378,9 @@ def _quiet_stdout() -> None:
 def main(argv=None) -> int:
     from .train import NothingToDo, TrainingDiverged
 
+    for stream in ("stdout", "stderr"):  # started with >&- : write into nothing rather than crash
+        if getattr(sys, stream) is None:
+            setattr(sys, stream, open(os.devnull, "w"))
     args = build_parser().parse_args(argv)
     name = f"rnnlab {args.command}"
     try:

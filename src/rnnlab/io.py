@@ -264,6 +264,8 @@ def _read_doc(path: Path, metadata: dict[str, str] | None) -> dict:
         doc = json.loads(metadata[_META_KEY])
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: corrupted rnnlab metadata (invalid JSON: {e})") from e
+    except RecursionError:  # a forged header nested thousands deep
+        raise CheckpointError(f"{path}: corrupted rnnlab metadata (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"{path}: not an rnnlab checkpoint (format {got!r}, expected {FORMAT!r})")

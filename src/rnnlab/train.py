@@ -308,7 +308,11 @@ class Trainer:
         if self.config.steps is not None:
             return self.config.steps
         if self.config.epochs is not None:
-            return max(1, round(self.config.epochs * self.batches.batches_per_epoch))
+            steps = self.config.epochs * self.batches.batches_per_epoch
+            if not steps < 2**62:  # 1e308 epochs: more steps than a float can count
+                raise ValueError(f"epochs {self.config.epochs:g} x {self.batches.batches_per_epoch} chunks per epoch "
+                                 f"is more steps than any run can take; give fewer --epochs")
+            return max(1, round(steps))
         return 1500
 
     # -- resume --------------------------------------------------------------------------------
@@ -324,7 +328,8 @@ class Trainer:
         if steps is not None and check_value(steps, POSITIVE_INT):
             raise ValueError(f"steps {check_value(steps, POSITIVE_INT)}")
         if not run_dir.is_dir():
-            raise DataError(f"--resume {run_dir}: no such run directory")
+            raise DataError(f"--resume {run_dir}: " + ("not a run directory (a file)" if run_dir.exists()
+                                                       else "no such run directory"))
         lock = claim(run_dir, resume=True)
         try:
             return cls._resume_locked(run_dir, lock, steps, data, progress, log, text)
@@ -419,6 +424,11 @@ class Trainer:
         (saving a checkpoint, exactly like Ctrl-C)."""
         try:
             return self._fit(callback)
+        except OSError as error:
+            if error.filename or error.errno is None:
+                raise
+            # a buffered write (the log, a sample) that failed names no file: name the run directory
+            raise OSError(error.errno, f"cannot write the run ({error.strerror})", str(self.run_dir)) from None
         finally:
             self.close()
 

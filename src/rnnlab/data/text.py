@@ -268,6 +268,16 @@ def _read_file(path: Path) -> str:
     if path.is_dir():
         raise DataError(f"data path {str(path)!r} is a directory, not a text file; pass a file "
                         "(concatenate several files into one first).")
+    if not path.is_file():  # /dev/zero, a FIFO, a terminal: reading would never end
+        raise DataError(f"data path {str(path)!r} is not a regular file (a device, pipe or socket); save the "
+                        "text to a file first.")
+    from ..validate import format_bytes, machine_memory
+
+    size, memory = path.stat().st_size, machine_memory()
+    if memory is not None and 10 * size > memory:  # bytes, str (up to 4 per char), ids (4 per char)
+        raise DataError(f"data file {str(path)!r} has {format_bytes(size)}; reading and encoding it needs about "
+                        f"{format_bytes(10 * size)}, more than this machine's {format_bytes(memory)} of memory. "
+                        "Train on a part of it.")
     try:
         data = path.read_bytes()
     except OSError as e:
