@@ -41,6 +41,7 @@ def home(tmp_path_factory):
         save_file(tensors, root / f"{name}.safetensors", metadata={"rnnlab": json.dumps({**doc, **changes})})
     big = {**tensors, "model.embedding.weight": np.zeros((10**5, 6), np.float32)}  # a tensor the config denies
     save_file(big, root / "shape.safetensors", metadata={"rnnlab": json.dumps(doc)})
+    save_file(tensors, root / "nested.safetensors", metadata={"rnnlab": "[" * 100_000 + "]" * 100_000})
     return root
 
 
@@ -104,7 +105,16 @@ CASES = {
                        "(model_config is str)"),
     "tensor bigger than config": (["evaluate", "{home}/shape.safetensors"], "config says (25, 6), file has "
                                   "(100000, 6)"),
-    "resume forged step": (["train", "--resume", "{home}/nowhere"], "--resume {home}/nowhere: no such run directory"),
+    "resume nowhere": (["train", "--resume", "{home}/nowhere"], "--resume {home}/nowhere: no such run directory"),
+    # found by trying more than the issue listed
+    "resume a file": (["train", "--resume", "{home}/a_file"], "not a run directory (a file)"),
+    "data /dev/zero": (["train", "--data", "/dev/zero", "--out", "{home}/new"], "is not a regular file"),
+    "epochs 1e308": (["train", "--data", "{home}/text.txt", "--out", "{home}/new", "--epochs", "1e308", "--batch",
+                      "2", "--seq-len", "8"], "more steps than any run can take"),
+    "nested metadata": (["generate", "{home}/nested.safetensors"], "nested.safetensors: corrupted rnnlab metadata "
+                        "(JSON nested too deeply)"),
+    "resume with other settings": (["train", "--resume", "{home}/run", "--hidden", "64", "--overwrite"],
+                                   "only --steps and --data may be given (got --hidden, --overwrite)"),
 }
 
 
@@ -197,6 +207,12 @@ def test_generate_into_a_closed_pipe_ends_quietly(home):
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
+
+
+def test_generate_with_stdout_closed_does_not_crash(home):
+    result = subprocess.run(f'"{sys.executable}" -m rnnlab generate "{home / "run"}" --length 5 >&-', shell=True,
+                            stderr=subprocess.PIPE, text=True, env=ENV, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
 
 
 def test_generate_into_a_full_disk_names_it(home):
