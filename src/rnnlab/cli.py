@@ -162,6 +162,10 @@ def _run_generate(args) -> int:
     model, vocab, _ = load_char_model(args.checkpoint)
     if args.prime:
         vocab.encode(args.prime, source="--prime")  # fail before printing anything
+        cfg = model.config  # the prime is read in one pass: its cache grows with its length
+        check_char_rnn_memory(vocab=cfg.vocab_size, cell=cfg.cell, hidden=cfg.hidden_size, layers=cfg.num_layers,
+                              embedding=cfg.embedding_dim, batch=1, seq_len=len(args.prime), dtype=cfg.dtype,
+                              what=f"reading a --prime of {len(args.prime):,} characters")
     chars = stream(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed)
     try:  # each character goes out as it comes, and none is kept: memory stays flat
         sys.stdout.write(args.prime)
