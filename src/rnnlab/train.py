@@ -31,7 +31,7 @@ import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value
 from .data.text import _URL_RE, DataError, TBPTTBatches, Vocab, load_text, split_text
-from .io import CheckpointError, load_checkpoint, save_checkpoint
+from .io import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
 from .rundir import LOG, abandon, claim, reconcile_log, run_files, write_atomic
 from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_GE0, SEED, Rule, check_char_rnn_memory,
@@ -528,12 +528,12 @@ class Trainer:
     def _diverged(self, what: str, value: float) -> TrainingDiverged:
         cfg = self.config
         last = self.run_dir / CHECKPOINT
-        kept = (f"the last good checkpoint is {last} (step {load_checkpoint(last).step})"
-                if last.exists() else "no checkpoint had been saved yet")
+        kept = (f"The last good checkpoint is {last} (step {read_metadata(last)['step']})"
+                if last.exists() else "No checkpoint had been saved yet")
         cure = (f"lower the learning rate (--lr {cfg.lr / 3:.2g} instead of {cfg.lr:g})"
                 + (", and clip the gradients (--clip 1)" if not cfg.clip else f", or clip harder (--clip {min(cfg.clip, 1.0) / 2:g})"))
         return TrainingDiverged(f"training diverged at step {self.step + 1}: the {what} is {value}. "
-                                f"{kept}. Try to {cure}.")
+                                f"{kept}. Try to {cure}, in a new run (--overwrite, or a fresh --out).")
 
     # -- outputs -------------------------------------------------------------------------------
     def save(self) -> Path:

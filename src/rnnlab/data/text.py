@@ -162,6 +162,9 @@ def load_text(source: str | os.PathLike | None = None) -> tuple[str, str]:
     """
     if source is None or (isinstance(source, str) and source == "builtin"):
         return builtin_corpus()
+    if not str(source).strip():  # Path("") is the current directory: say what was really given
+        raise DataError(f"the data source is empty ({str(source)!r}); give a text file, a URL, tinyshakespeare "
+                        "or builtin")
     if isinstance(source, str) and source == "tinyshakespeare":
         path = _download(TINYSHAKESPEARE_URL, "tinyshakespeare.txt", sha256=TINYSHAKESPEARE_SHA256,
                          name="tinyshakespeare", hint="--data path/to/tinyshakespeare.txt")
