@@ -113,6 +113,9 @@ CASES = {
                       "2", "--seq-len", "8"], "more steps than any run can take"),
     "nested metadata": (["generate", "{home}/nested.safetensors"], "nested.safetensors: corrupted rnnlab metadata "
                         "(JSON nested too deeply)"),
+    "evaluate data empty": (["evaluate", "{home}/run", "--data", ""], "the data source is empty ('')"),
+    "out name too long": (["train", "--data", "{home}/text.txt", "--out", "{home}/" + "a" * 300 + "/run"],
+                          "/run: File name too long"),
     "resume with other settings": (["train", "--resume", "{home}/run", "--hidden", "64", "--overwrite"],
                                    "only --steps and --data may be given (got --hidden, --overwrite)"),
 }
