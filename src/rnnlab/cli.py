@@ -88,7 +88,7 @@ def _train_settings(args) -> dict:
 
 
 def _check_train(args) -> None:
-    from .train import TRAIN_RULES, TrainConfig
+    from .train import TRAIN_RULES, TrainConfig, config_problems
 
     settings = _train_settings(args)
     if args.resume is not None:
@@ -103,18 +103,10 @@ def _check_train(args) -> None:
         if not str(args.resume).strip():
             raise ValueError("--resume must name a run directory; got ''")
         return
-    problems = TrainConfig.problems(_Unchecked(TrainConfig, settings), as_flags=True)
+    problems = config_problems(settings, as_flags=True)
     if problems:
         raise ValueError("; ".join(problems))
     check_out_dir(settings.get("out", TrainConfig.out))
-
-
-class _Unchecked:
-    """A dataclass's defaults overlaid with `settings`, not validated (for listing problems as flags)."""
-
-    def __init__(self, cls, settings: dict):
-        for f in fields(cls):
-            setattr(self, f.name, settings.get(f.name, f.default))
 
 
 def _run_train(args) -> int:

@@ -95,26 +95,9 @@ class TrainConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
-        problems = self.problems()
+        problems = config_problems(vars(self))
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
-
-    def problems(self, as_flags: bool = False) -> list[str]:
-        """Every field outside its allowed range, one line each, named as a field or as a --flag."""
-        name = (lambda n: "--" + n.replace("_", "-")) if as_flags else (lambda n: n)
-        problems = check_values(vars(self), TRAIN_RULES, as_flags=as_flags)
-        for field, allowed in (("model", CELLS), ("optimizer", tuple(OPTIMIZERS)), ("clip_mode", ("norm", "value")),
-                               ("init", ("orthogonal", "uniform")), ("dtype", ("float32", "float64"))):
-            if getattr(self, field) not in allowed:
-                problems.append(f"{name(field)} must be one of {', '.join(allowed)}; got {getattr(self, field)!r}")
-        if self.steps is not None and self.epochs is not None:
-            problems.append(f"give {name('steps')} or {name('epochs')}, not both")
-        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out).strip():
-            problems.append(f"{name('out')} must name a directory; got {str(self.out)!r}")
-        if self.data is not None and (not isinstance(self.data, (str, os.PathLike)) or not str(self.data).strip()):
-            problems.append(f"{name('data')} must name a text (a path, a URL, tinyshakespeare or builtin); "
-                            f"got {str(self.data)!r}")
-        return problems
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -128,6 +111,27 @@ class TrainConfig:
         return CharRNNConfig(vocab_size=vocab_size, cell=self.model, hidden_size=self.hidden,
                              num_layers=self.layers, embedding_dim=self.embedding, dropout=self.dropout,
                              init=self.init, dtype=self.dtype)
+
+
+def config_problems(values: dict, as_flags: bool = False) -> list[str]:
+    """Every TrainConfig field in `values` outside its allowed range, one line each, named as a field
+    or (as_flags) as its --flag."""
+    name = (lambda n: "--" + n.replace("_", "-")) if as_flags else (lambda n: n)
+    problems = check_values(values, TRAIN_RULES, as_flags=as_flags)
+    for field, allowed in (("model", CELLS), ("optimizer", tuple(OPTIMIZERS)), ("clip_mode", ("norm", "value")),
+                           ("init", ("orthogonal", "uniform")), ("dtype", ("float32", "float64"))):
+        if field in values and values[field] not in allowed:
+            problems.append(f"{name(field)} must be one of {', '.join(allowed)}; got {values[field]!r}")
+    if values.get("steps") is not None and values.get("epochs") is not None:
+        problems.append(f"give {name('steps')} or {name('epochs')}, not both")
+    out = values.get("out", "runs/char")
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        problems.append(f"{name('out')} must name a directory; got {str(out)!r}")
+    data = values.get("data")
+    if data is not None and (not isinstance(data, (str, os.PathLike)) or not str(data).strip()):
+        problems.append(f"{name('data')} must name a text (a path, a URL, tinyshakespeare or builtin); "
+                        f"got {str(data)!r}")
+    return problems
 
 
 @dataclass
