@@ -9,7 +9,10 @@ The state is carried from chunk to chunk (its gradient cut: BPTT is truncated at
 boundary) and reset to zeros at each epoch start.
 
 The run directory holds, written as training goes: config.json, log.jsonl (one line per step and
-per evaluation), checkpoint.safetensors (atomic), loss.png and samples.txt.
+per evaluation, appended), checkpoint.safetensors (atomic, from step 0 on), loss.png and samples.txt.
+It is one run's: a new run refuses it unless told to overwrite, a lock (rundir.py) keeps a second
+writer out, and a resume sets aside log rows it cannot trust (log.aside.jsonl) instead of dropping
+them. The text's absolute path and SHA-256 are recorded, so a run resumes from any directory.
 
 Shapes: B = parallel streams (batch), T = chunk length (BPTT steps), V = vocabulary size.
 """
