@@ -237,10 +237,9 @@ def test_generate_into_a_full_disk_names_it(home):
                             "device)\n"
 
 
-def interrupt(argv, ready, tmp_path, group=False, timeout=60):
-    """Start `rnnlab ARGV`, wait until ready(stdout so far, stderr so far) or the run directory says it is
-    busy, send SIGINT (to the whole process group, as a terminal's Ctrl-C does, if group), return
-    (exit code, stdout, stderr)."""
+def interrupt(argv, ready, tmp_path, group=False, timeout=60, sig=signal.SIGINT):
+    """Start `rnnlab ARGV`, wait until ready(stdout so far, stderr so far), send `sig` (to the whole
+    process group, as a terminal's Ctrl-C does, if group), return (exit code, stdout, stderr)."""
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "rnnlab", *argv], stdout=out, stderr=err, env=ENV,
@@ -252,9 +251,9 @@ def interrupt(argv, ready, tmp_path, group=False, timeout=60):
                 assert time.monotonic() < deadline, "the command never got going"
                 time.sleep(0.05)
             if group:
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, sig)
             else:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)
             code = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
@@ -263,19 +262,20 @@ def interrupt(argv, ready, tmp_path, group=False, timeout=60):
     return code, out_path.read_text(), err_path.read_text()
 
 
-def test_ctrl_c_in_train_saves_and_exits_130(home, tmp_path):
+@pytest.mark.parametrize("sig,code_expected,label", [(signal.SIGINT, 130, ""), (signal.SIGTERM, 143, " (SIGTERM)")])
+def test_ctrl_c_or_sigterm_in_train_saves_and_exits_128_plus_the_signal(home, tmp_path, sig, code_expected, label):
     run = tmp_path / "run"
     code, out, err = interrupt(
         ["train", "--data", str(home / "text.txt"), "--out", str(run), "--steps", "100000", "--hidden", "8",
          "--layers", "1", "--embedding", "4", "--batch", "2", "--seq-len", "8", "--no-progress"],
-        lambda out, err: (run / "log.jsonl").exists() and (run / "log.jsonl").stat().st_size > 0, tmp_path)
-    assert code == 130, err
-    assert "interrupted at step" in err and "checkpoint saved" in err and f"--resume {run}" in err
+        lambda out, err: (run / "log.jsonl").exists() and (run / "log.jsonl").stat().st_size > 0, tmp_path, sig=sig)
+    assert code == code_expected, err
+    assert f"interrupted{label} at step" in err and "checkpoint saved" in err and f"--resume {run}" in err
     assert "Traceback" not in err and "interrupted" not in out
     from rnnlab.io import read_metadata
 
     step = read_metadata(run / "checkpoint.safetensors")["step"]
-    assert step > 0 and f"interrupted at step {step};" in err
+    assert step > 0 and f"interrupted{label} at step {step};" in err
 
 
 @pytest.mark.parametrize("command", ["generate", "evaluate", "experiment", "diagnose"])

@@ -126,7 +126,9 @@ def _run_train(args) -> int:
     if result.plot:
         print(f"loss curve: {result.plot}")
     print(f"more text:  rnnlab generate {result.run_dir} --length 500")
-    return 130 if result.interrupted else 0
+    if result.interrupted:  # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + (result.stopped_by or 2)
+    return 0
 
 
 def _add_generate(sub) -> None:

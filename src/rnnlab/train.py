@@ -148,6 +148,7 @@ class TrainResult:
     plot: Path | None
     sample: str
     interrupted: bool = False
+    stopped_by: int | None = None   # the signal that interrupted it (SIGINT, SIGTERM), if one did
 
     @property
     def val_bpc(self) -> float | None:
@@ -228,25 +229,29 @@ def optimize(params, loss_and_backward, optimizer, steps: int, clip: float | Non
 
 
 class _StopFlag:
-    """Ctrl-C asks the loop to stop after the current step, so a checkpoint is never half a step."""
+    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's "stop now") asks the loop to stop after the current
+    step, so a checkpoint is never half a step; a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signum: int | None = None  # the signal that asked (None: the callback did)
+        self._previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:  # a second Ctrl-C stops at once
+        if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
 
 
 class Trainer:
@@ -455,7 +460,7 @@ class Trainer:
         params = self.model.parameters()
         chars_per_step = cfg.batch * cfg.seq_len
         bar = None
-        started, interrupted = time.perf_counter(), False
+        started, interrupted, stopped_by = time.perf_counter(), False, None
         wall0, cpu0 = self._clock  # continues across a resume
         cpu_started = time.process_time()
         val_loss = next((row["val_loss"] for row in reversed(self.history) if "val_loss" in row), None)
@@ -503,10 +508,11 @@ class Trainer:
                     if callback is not None and callback(self, row):
                         stop.requested = True
                     if stop.requested:
-                        interrupted = True
+                        interrupted, stopped_by = True, stop.signum
                         log_file.flush()
                         self.save()
-                        print(f"\nrnnlab: interrupted at step {self.step}; checkpoint saved in {self.run_dir}. "
+                        why = "" if stop.signum in (None, signal.SIGINT) else f" ({signal.Signals(stop.signum).name})"
+                        print(f"\nrnnlab: interrupted{why} at step {self.step}; checkpoint saved in {self.run_dir}. "
                               f"Continue with: rnnlab train --resume {self.run_dir}", file=sys.stderr)
                         break
         finally:
@@ -518,7 +524,7 @@ class Trainer:
         recent = [row["loss"] for row in self.history[-50:]]
         return TrainResult(self.step, float(np.mean(recent)) if recent else float("nan"), val_loss,
                            time.perf_counter() - started, self.run_dir, self.run_dir / CHECKPOINT, plot,
-                           sample, interrupted)
+                           sample, interrupted, stopped_by)
 
     def _next_chunk(self):
         """The next (x, y) chunk; a new epoch resets the carried state and may shift the offset."""
