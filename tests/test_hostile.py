@@ -42,6 +42,8 @@ def home(tmp_path_factory):
     big = {**tensors, "model.embedding.weight": np.zeros((10**5, 6), np.float32)}  # a tensor the config denies
     save_file(big, root / "shape.safetensors", metadata={"rnnlab": json.dumps(doc)})
     save_file(tensors, root / "nested.safetensors", metadata={"rnnlab": "[" * 100_000 + "]" * 100_000})
+    (root / "planted").mkdir()
+    (root / "planted" / ".lock").symlink_to(root / "a_file")  # a lock must never truncate what it points at
     return root
 
 
@@ -116,6 +118,10 @@ CASES = {
     "evaluate data empty": (["evaluate", "{home}/run", "--data", ""], "the data source is empty ('')"),
     "out name too long": (["train", "--data", "{home}/text.txt", "--out", "{home}/" + "a" * 300 + "/run"],
                           "/run: File name too long"),
+    "data file:///dev/zero": (["train", "--data", "file:///dev/zero", "--out", "{home}/new"],
+                              "/dev/zero is not a regular file"),
+    "lock planted as a symlink": (["train", "--data", "{home}/text.txt", "--out", "{home}/planted"],
+                                  "planted/.lock: cannot create the lock file (it is a symbolic link; remove it)"),
     "resume with other settings": (["train", "--resume", "{home}/run", "--hidden", "64", "--overwrite"],
                                    "only --steps and --data may be given (got --hidden, --overwrite)"),
 }
@@ -135,6 +141,7 @@ def test_hostile_input_gets_one_line_and_exit_2(home, capsys, name):
     assert expected.format(home=home) in err, err
     assert seconds < 2, f"{name} took {seconds:.1f} s"
     assert not (home / "new").exists()  # nothing written before the refusal
+    assert (home / "a_file").read_text() == "not a directory"
 
 
 def test_help_texts_show_percent_signs_once():

@@ -51,9 +51,11 @@ class RunLock:
         if self._fd is not None:
             return self
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            # O_NOFOLLOW: a .lock planted as a symlink must not make us truncate the file it points at
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as e:
-            raise OSError(e.errno, f"cannot create the lock file ({e.strerror})", str(self.path)) from None
+            why = "it is a symbolic link; remove it" if e.errno == errno.ELOOP else e.strerror
+            raise OSError(e.errno, f"cannot create the lock file ({why})", str(self.path)) from None
         try:
             _lock(fd)
         except OSError as e:

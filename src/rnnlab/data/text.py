@@ -23,6 +23,7 @@ import sys
 import sysconfig
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -170,6 +171,11 @@ def load_text(source: str | os.PathLike | None = None) -> tuple[str, str]:
                          name="tinyshakespeare", hint="--data path/to/tinyshakespeare.txt")
         return _decode(path.read_bytes(), f"tinyshakespeare ({path})"), f"tinyshakespeare ({path})"
     if isinstance(source, str) and _URL_RE.match(source):
+        if source.lower().startswith("file://"):  # a local file: the checks a path gets, before any copy
+            local = Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
+            if not local.is_file():
+                raise DataError(f"{source}: {local} is not a regular file (missing, a directory, a device or "
+                                "a pipe); pass a text file.")
         fname = "url-" + hashlib.sha256(source.encode()).hexdigest()[:16] + "-" + _safe_name(source)
         path = _download(source, fname, sha256=None, name=source, hint="--data path/to/file.txt")
         return _decode(path.read_bytes(), f"{source} (cached at {path})"), f"{source} (cached at {path})"
@@ -228,10 +234,14 @@ def _download(url: str, fname: str, *, sha256: str | None, name: str, hint: str)
         with urllib.request.urlopen(url, timeout=60) as resp:
             digest = hashlib.sha256()
             fd, tmp = tempfile.mkstemp(prefix=fname + ".", suffix=".part", dir=cache)
+            limit = _max_text_bytes()
             with os.fdopen(fd, "wb") as out:
                 while chunk := resp.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
+                    if limit is not None and out.tell() > limit:  # an endless stream (file:///dev/zero)
+                        raise DataError(f"{name}: the download passed {out.tell():,} bytes, more text than "
+                                        f"this machine's memory can hold; pass a smaller local file: {hint}")
         if sha256 is not None and digest.hexdigest() != sha256:
             raise DataError(f"{name}: the file downloaded from {url} has sha256 {digest.hexdigest()}, "
                             f"expected {sha256} (corrupted download, or changed upstream). Download "
@@ -274,19 +284,27 @@ def _read_file(path: Path) -> str:
     if not path.is_file():  # /dev/zero, a FIFO, a terminal: reading would never end
         raise DataError(f"data path {str(path)!r} is not a regular file (a device, pipe or socket); save the "
                         "text to a file first.")
-    from ..validate import format_bytes, machine_memory
+    from ..validate import format_bytes
 
-    size, memory = path.stat().st_size, machine_memory()
-    if memory is not None and 10 * size > memory:  # bytes, str (up to 4 per char), ids (4 per char)
+    size, limit = path.stat().st_size, _max_text_bytes()
+    if limit is not None and size > limit:
         raise DataError(f"data file {str(path)!r} has {format_bytes(size)}; reading and encoding it needs about "
-                        f"{format_bytes(10 * size)}, more than this machine's {format_bytes(memory)} of memory. "
-                        "Train on a part of it.")
+                        f"{format_bytes(10 * size)}, more than this machine's memory. Train on a part of it.")
     try:
         data = path.read_bytes()
     except OSError as e:
         raise DataError(f"data file {str(path)!r} cannot be read ({e.strerror or e}); "
                         "check its permissions.") from None
     return _decode(data, repr(str(path)))
+
+
+def _max_text_bytes() -> int | None:
+    """The largest text file this machine can read and encode: bytes, str (up to 4 per character)
+    and ids (4 per character) take about 10 times the file's size."""
+    from ..validate import machine_memory
+
+    memory = machine_memory()
+    return None if memory is None else memory // 10
 
 
 def _decode(data: bytes, name: str) -> str:
