@@ -116,6 +116,14 @@ def test_a_corrupt_log_line_is_set_aside_and_no_other_row_is_lost(tmp_path, caps
                                                        (13, json.dumps({"step": 13, "loss": 1.0}))]
 
 
+def test_a_last_line_without_its_newline_gets_one_before_the_next_row(tmp_path):
+    make_trainer(tiny_config(tmp_path, steps=4, save_every=4)).fit()
+    log = tmp_path / "run" / "log.jsonl"
+    log.write_text(log.read_text().rstrip("\n"))  # a crash between the row and its newline
+    Trainer.resume(tmp_path / "run", steps=6, text=TEXT, **QUIET).fit()
+    assert steps_in_log(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
+
+
 # -- 4. crashes --------------------------------------------------------------------------------------------
 def crash_in(monkeypatch, where: str, at_call: int):
     """Make `where` raise on its at_call-th call."""

@@ -215,6 +215,9 @@ def reconcile_log(directory, step: int) -> tuple[list[dict], str | None]:
         else:
             kept.append(row)
     if not aside:
+        path = directory / LOG
+        if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            write_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))  # the next row gets its own line
         return kept, None
     aside.sort()
     with open(directory / ASIDE, "a", encoding="utf-8") as f:
