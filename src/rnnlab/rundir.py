@@ -157,9 +157,9 @@ def claim(directory, *, resume: bool = False, overwrite: bool = False) -> RunLoc
             for name in present:
                 (directory / name).unlink()
     except BaseException:
-        lock.release()
-        if created:
+        if created:  # still under the lock, so no other writer can have started in it
             abandon(directory)
+        lock.release()
         raise
     return lock
 

@@ -274,9 +274,9 @@ class Trainer:
         try:
             self._build(text, description)
         except BaseException:
-            self.close()
-            if created:
+            if created:  # still under the lock, so no other writer can have started in it
                 abandon(self.run_dir)
+            self.close()
             raise
 
     def _build(self, text, description) -> None:
