@@ -173,9 +173,9 @@ def load_text(source: str | os.PathLike | None = None) -> tuple[str, str]:
     if isinstance(source, str) and _URL_RE.match(source):
         if source.lower().startswith("file://"):  # a local file: the checks a path gets, before any copy
             local = Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
-            if not local.is_file():
-                raise DataError(f"{source}: {local} is not a regular file (missing, a directory, a device or "
-                                "a pipe); pass a text file.")
+            if local.exists() and not local.is_file():  # a missing one may still be in the cache
+                raise DataError(f"{source}: {local} is not a regular file (a directory, a device or a pipe); "
+                                "pass a text file.")
         fname = "url-" + hashlib.sha256(source.encode()).hexdigest()[:16] + "-" + _safe_name(source)
         path = _download(source, fname, sha256=None, name=source, hint="--data path/to/file.txt")
         return _decode(path.read_bytes(), f"{source} (cached at {path})"), f"{source} (cached at {path})"
