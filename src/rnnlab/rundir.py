@@ -67,7 +67,8 @@ class RunLock:
             raise RunDirError(f"{self.directory} is in use by another rnnlab process ({who}); wait for it to "
                               "finish, or choose another --out") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)  # (os.pwrite and os.pread are POSIX only)
+        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
 
@@ -101,9 +102,10 @@ def _lock(fd: int) -> None:
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32).decode("ascii", "replace").strip()
         return int(text) if text.isdigit() else None
-    except (OSError, AttributeError):
+    except OSError:
         return None
 
 
