@@ -241,6 +241,68 @@ def _run_figures(args) -> int:
     return 0
 
 
+def _add_explore(sub) -> None:
+    p = sub.add_parser("explore", help="write an HTML page that shows what a trained model remembers as it reads",
+                       description="One self-contained HTML file (no network): the text coloured by any unit, "
+                                   "the top-5 next characters and the gates under the mouse, units found to "
+                                   "track features of the text, and the connectivity ||d log p / d x_t'|| of "
+                                   "a clicked character. --serve adds a live box backed by rnnlab's forward pass.")
+    p.add_argument("run_a", metavar="RUN", nargs="?", help="a run directory or checkpoint (not with --neurone)")
+    p.add_argument("run_b", nargs="?", metavar="RUN_B", help="a second run, shown beside the first (e.g. a GRU "
+                   "beside an LSTM)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--text", metavar="FILE", help="the text to read (default: the start of the model's "
+                        "validation split, the last 10%% of its training text)")
+    source.add_argument("--prime", metavar="TEXT", help="let the model write: TEXT, then its own continuation "
+                        "(temperature 0.8) up to --chars")
+    p.add_argument("--chars", type=int, default=2000, help="characters to read (default: 2000)")
+    p.add_argument("--out", default="explore.html", help="the HTML file to write (default: explore.html)")
+    p.add_argument("--serve", action="store_true", help="also serve the page on 127.0.0.1 (a free port) with a "
+                   "live box; Ctrl-C stops")
+    p.add_argument("--port", type=int, default=0, help="port for --serve (default: 0, a free one)")
+    p.add_argument("--neurone", action="store_true", help="the lecture's example: train the feed-forward net and "
+                   "the RNN of `rnnlab experiment neurone` (seconds) and show them side by side")
+    p.add_argument("--features", choices=("auto", "code", "prose"), default="auto",
+                   help="text features for the unit search (default: auto, code if it looks like code)")
+    p.add_argument("--window", type=int, default=200, help="connectivity: characters back (default: 200)")
+    p.add_argument("--positions", type=int, default=250, help="connectivity: at most this many positions, "
+                   "evenly spaced (default: 250)")
+    p.add_argument("--all-gates", action="store_true", help="embed the gates of every unit (default: of the "
+                   "units the search lists; a bigger file)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --prime's continuation and --neurone's training")
+    p.set_defaults(run=_run_explore)
+
+
+def _run_explore(args) -> int:
+    from .explore import explore_page, neurone_page
+
+    run = args.run_a
+    if args.neurone:
+        if run is not None:
+            raise ValueError("--neurone trains its own two models; give no RUN with it")
+        html, _, models = neurone_page(seed=args.seed, live=args.serve)
+        if not args.serve:
+            from pathlib import Path
+
+            Path(args.out).write_text(html, encoding="utf-8")
+            print(f"rnnlab explore: the neurone page: {args.out}")
+    else:
+        if run is None:
+            raise ValueError("give a run directory or checkpoint (or --neurone)")
+        for name, value, low in (("--window", args.window, 1), ("--positions", args.positions, 0)):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}; got {value}")
+        html, _, models = explore_page(run, args.run_b, text_file=args.text, prime=args.prime, chars=args.chars,
+                                       out=args.out, features=args.features, window=args.window,
+                                       max_positions=args.positions, all_gates=args.all_gates, seed=args.seed,
+                                       live=args.serve)
+    if args.serve:
+        from .explore.server import App, serve
+
+        return serve(App(html, models), port=args.port, announce=lambda line: print(line, flush=True))
+    return 0
+
+
 def _add_diagnose(sub) -> None:
     from .demos import add_diagnose_command
 
@@ -259,7 +321,7 @@ def _add_experiment(sub) -> None:
     add_experiment_command(sub)
 
 
-COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_experiment, _add_diagnose, _add_demo, _add_figures]
+COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_experiment, _add_diagnose, _add_demo, _add_figures]
 
 
 # -- checks that run before any work ---------------------------------------------------------------

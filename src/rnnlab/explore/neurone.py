@@ -1,0 +1,65 @@
+"""The lecture's "neurone" example, live: the feed-forward net beside the RNN of `rnnlab experiment neurone`.
+
+Both are trained here as that experiment trains them (its defaults, its seeds, the same loss and
+optimizer loop), in a few seconds, then read whatever word the user types. The feed-forward net
+answers from the current character alone; the RNN from the whole prefix.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import tasks
+from ..data.text import Vocab
+from ..experiments import EXPERIMENTS, FF, RunSpec
+from ..models import ManyToMany, OneToOne
+from ..nn.losses import cross_entropy
+from ..optim import Adam
+from ..train import optimize
+
+WORD = "neurone"
+
+
+class SequenceView:
+    """A ManyToMany over ids seen as a character model: .embedding, .rnn, .head, model(ids) -> (logits, None)."""
+
+    def __init__(self, model: ManyToMany):
+        self.model, self.rnn, self.embedding, self.head = model, model.rnn, model.inputs.embedding, model.head
+
+    def __call__(self, ids):
+        return self.model(ids), None
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def parameters(self):
+        return self.model.parameters()
+
+
+def train_neurone(seed: int = 0, steps: int | None = None):
+    """(feed-forward OneToOne, RNN as a SequenceView, vocab) trained on the experiment's words."""
+    experiment = EXPERIMENTS["neurone"]
+    data = tasks.neurone_data()
+    V, mask = len(data.vocab), data.mask
+    models = []
+    for cell in (FF, "rnn"):
+        spec = RunSpec("neurone", cell, None, experiment.hidden, steps or experiment.steps, experiment.batch,
+                       experiment.lr, seed)
+        model_rng = spec.rngs()[0]
+        if cell == FF:
+            model = OneToOne(8, spec.hidden, V, input_vocab=V, rng=model_rng)
+            predict = lambda m=model: m(data.x)
+        else:
+            model = ManyToMany(cell, 8, spec.hidden, V, input_vocab=V, rng=model_rng)
+            predict = lambda m=model: m(data.x, data.lengths)
+
+        def step_loss(step, model=model, predict=predict):
+            loss, dlogits = cross_entropy(predict(), data.y, mask)
+            model.backward(dlogits)
+            return loss
+
+        params = model.parameters()
+        optimize(params, step_loss, Adam(params, lr=spec.lr), spec.steps, clip=spec.clip)
+        model.eval()
+        models.append(model)
+    return models[0], SequenceView(models[1]), Vocab.from_list(data.vocab)
