@@ -100,7 +100,7 @@ function drawConnectivity(i) {
 function escapeHtml(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
 
 function topkList(rows) {
-  return rows.map(([c, p]) => `<li><b>${escapeHtml(show(c))}</b><span class="p">${fmt(p)}</span><span class="bar" style="width:${Math.round(80 * p)}px"></span></li>`).join("");
+  return rows.map(([c, p]) => `<li><b>${escapeHtml(show(c))}</b> <span class="p">${fmt(p)}</span><span class="bar" style="width:${Math.round(80 * p)}px"></span></li>`).join("");
 }
 
 function showInfo(t) {
