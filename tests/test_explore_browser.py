@@ -63,9 +63,11 @@ def open_page(browser, url):
 
 def test_static_page(browser, run, tmp_path):
     path, text, _, _ = run
+    tiny_checkpoint(tmp_path / "gru.safetensors", "gru", seed=3)
     out = tmp_path / "page.html"
-    subprocess.run([sys.executable, "-m", "rnnlab", "explore", str(path), "--text", str(text), "--window", "20",
-                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "rnnlab", "explore", str(path), str(tmp_path / "gru.safetensors"),
+                    "--text", str(text), "--window", "20", "--out", str(out)], check=True, capture_output=True,
+                   timeout=300)
     data = read_data(out.read_text())
     page = open_page(browser, out.as_uri())
     spans = page.locator("#text span.ch")
@@ -94,6 +96,8 @@ def test_static_page(browser, run, tmp_path):
     assert page.inner_text("#info-pos") == f"position {t}"
     gates = page.inner_text("#gates")
     assert all(f"{g} = " in gates for g in ("i", "f", "o")), gates
+    compare = page.locator("#topk-compare li").all_inner_texts()  # the second model's top 5 too
+    assert [item.split()[0] for item in compare] == [SHOW.get(c, c) for c, _ in data["compare"][0]["topk"][t]]
 
     # click a character: its connectivity colours the characters before it, darkest where the gradient is largest
     conn = data["connectivity"]
@@ -105,7 +109,8 @@ def test_static_page(browser, run, tmp_path):
     darkest = pos - len(row) + 1 + int(np.argmax(row))
     assert colours[darkest] == "rgb(0, 180, 0)"
     assert all(c == "rgba(0, 0, 0, 0)" for c in colours[pos + 1:])
-    assert page.locator("#conn-plot polyline").count() == 1
+    assert page.locator("#conn-plot polyline").count() == 2  # the GRU's horizon beside the LSTM's
+    assert "gru" in page.inner_text("#conn-legend") and "lstm" in page.inner_text("#conn-legend")
     page.screenshot(path=str(tmp_path / "explore.png"))
     assert (tmp_path / "explore.png").stat().st_size > 10_000
 

@@ -87,7 +87,7 @@ function drawConnectivity(i) {
   const x = (k) => pad + (W - pad - 8) * k / Math.max(back - 1, 1), y = (v) => 8 + (Hh - pad - 8) * (hi - Math.log10(v)) / Math.max(hi - lo, 1);
   let out = `<line x1="${pad}" y1="${Hh - pad + 2}" x2="${W - 8}" y2="${Hh - pad + 2}" stroke="#aaa"/>`;
   for (let d = lo; d <= hi; d++) out += `<text x="2" y="${y(Math.pow(10, d)) + 3}">1e${d}</text>`;
-  out += `<text x="${pad}" y="${Hh - 8}">0</text><text x="${W - 60}" y="${Hh - 8}">${back - 1} chars back</text>`;
+  out += `<text x="${pad}" y="${Hh - 8}">0</text><text x="${W - 90}" y="${Hh - 8}">${back - 1} chars back</text>`;
   rows.forEach((r, s) => {
     const pts = r.map((v, k) => v > 0 ? `${x(k).toFixed(1)},${y(v).toFixed(1)}` : null).filter(Boolean).join(" ");
     out += `<polyline fill="none" stroke="${series[s].colour}" stroke-width="1.5" points="${pts}"/>`;
