@@ -8,9 +8,9 @@ N = positions whose connectivity is computed, W = connectivity window.
     conn = connectivity(model, vocab, text, tr, positions=[10, 20], window=100)
 
 h[l, t] is layer l's state after reading text[t], starting from zeros; logp[t] is the model's log
-distribution of the character after text[t]. Everything comes from the model's own layers (the
-stacked recurrent layer stepped one character at a time, the output layer, the backward pass);
-the only cell knowledge here is PyTorch's row layout of the weights, for the gates.
+distribution of the character after text[t]. Everything comes from the model's own layers (its
+recurrent stack, output layer and backward pass); the only cell knowledge here is PyTorch's row
+layout of the weights, to read the gates off the pre-activations.
 """
 from __future__ import annotations
 
