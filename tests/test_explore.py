@@ -5,12 +5,11 @@ import pytest
 from conftest import assert_rel
 from explore_helpers import CODE, tiny_checkpoint
 from rnnlab.cli import main
-from rnnlab.diagnostics import lstm_gate_trace
 from rnnlab.explore import codec, connectivity_rows, explore_page, read_data
 from rnnlab.explore.server import App, LiveModel
 from rnnlab.explore.trace import connectivity, default_positions, read
 from rnnlab.explore.units import code_features, correlations, find_units, prose_features, text_features
-from rnnlab.nn.gru import gru_step_forward
+from rnnlab.nn import driver
 from rnnlab.nn.losses import log_softmax
 
 REL = 5e-4  # 4 significant digits: |stored - x| <= half a unit in the 4th digit <= 5e-4 |x|
@@ -79,31 +78,23 @@ def test_embedded_states_and_topk_equal_the_forward_pass(page):
         four_digits(f"topk[{t}]", [q for _, q in row], p[t, best])
 
 
-def test_embedded_gates_equal_the_cells_own_step(page):
+def test_embedded_gates_equal_the_reference_step(page):
     model, vocab, data, cell = page
-    emb = model.embedding(vocab.encode(data["text"])[None])
-    assert data["model"]["gates"] == (["i", "f", "o"] if cell == "lstm" else ["r", "z"])
+    emb = model.embedding(vocab.encode(data["text"])[None])  # (1, T, E)
+    definition = model.rnn.kind
+    assert data["model"]["gates"] == (["i", "f", "g", "o"] if cell == "lstm" else ["r", "z", "n"])
+    inputs = emb.transpose(1, 0, 2)  # (T, 1, E)
     for layer in range(2):
+        params = tuple(getattr(model.rnn, f"{n}_l{layer}").data for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        state = tuple(np.zeros((1, model.rnn.hidden_size)) for _ in definition.state_names)
+        ys, (caches, _) = driver.reference_forward(definition, params, inputs, state)[::2]  # one cell step at a time
+        saved = {name: np.array([cache[3][definition.saved.index(name)][0] for cache in caches])  # (T, H)
+                 for name in data["model"]["gates"]}
         gates = data["layers"][layer]["gates"]
-        units = gates["units"]
-        assert units, "the listed units' gates are embedded"
-        if cell == "lstm":
-            trace = lstm_gate_trace(model.rnn, emb, layer)  # the readable reference step
-            reference = {g: trace[g][:, 0] for g in "ifo"}
-        else:  # the GRU's reference step, layer by layer
-            inputs = emb[0]
-            for l in range(layer + 1):
-                params = tuple(getattr(model.rnn, f"{n}_l{l}").data for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-                h = np.zeros((1, model.rnn.hidden_size))
-                hs, rs, zs = [], [], []
-                for t in range(len(inputs)):
-                    (h,), cache = gru_step_forward(params, inputs[t:t + 1], (h,))
-                    _, _, r, z, _, _ = cache
-                    hs.append(h[0]), rs.append(r[0]), zs.append(z[0])
-                inputs = np.array(hs)
-            reference = {"r": np.array(rs), "z": np.array(zs)}
-        for g, values in reference.items():
-            four_digits(f"gate {g} layer {layer}", codec.unpack(gates[g]), values[:, units])
+        assert gates["units"], "the listed units' gates are embedded"
+        for g, values in saved.items():
+            four_digits(f"gate {g} layer {layer}", codec.unpack(gates[g]), values[:, gates["units"]])
+        inputs = ys
 
 
 # -- connectivity -----------------------------------------------------------------------------------
@@ -244,7 +235,7 @@ def test_live_endpoint_answers_with_the_forward_pass(tmp_path):
     assert [c for c, _ in last] == [vocab.chars[j] for j in best]
     four_digits("live p", [q for _, q in last], p[best])
     four_digits("live c", answer["models"][0]["values"][-1], c_n[1, 0, 3])
-    assert set(answer["models"][0]["gates"]) == {"i", "f", "o"}
+    assert set(answer["models"][0]["gates"]) == {"i", "f", "g", "o"}
     assert app.live({"text": [""]})[0] == 400
     assert app.live({"text": ["x"], "unit": ["two"]})[0] == 400
     assert "not in the vocabulary" in app.live({"text": ["\u00e9"]})[1]["error"]

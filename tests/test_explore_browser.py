@@ -95,7 +95,7 @@ def test_static_page(browser, run, tmp_path):
         assert shown == SHOW.get(char, char) and float(prob) == pytest.approx(p, rel=1e-3)
     assert page.inner_text("#info-pos") == f"position {t}"
     gates = page.inner_text("#gates")
-    assert all(f"{g} = " in gates for g in ("i", "f", "o")), gates
+    assert all(f"{g} = " in gates for g in ("i", "f", "g", "o")), gates
     compare = page.locator("#topk-compare li").all_inner_texts()  # the second model's top 5 too
     assert [item.split()[0] for item in compare] == [SHOW.get(c, c) for c, _ in data["compare"][0]["topk"][t]]
 

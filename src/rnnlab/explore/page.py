@@ -27,7 +27,7 @@ from importlib import resources
 import numpy as np
 
 from . import codec
-from .trace import Trace, connectivity, default_positions, gate_blocks, read, state_names, top_k
+from .trace import Trace, connectivity, default_positions, gate_names, read, state_names, top_k
 from .units import find_units, looks_like_code, text_features
 
 FORMAT = "rnnlab-explore"
@@ -36,9 +36,8 @@ TOP_K = 5
 
 def model_info(model, name: str, step: int | None = None) -> dict:
     rnn = model.rnn
-    return {"name": name, "cell": getattr(getattr(rnn, "kind", None), "name", type(rnn).__name__.lower()),
-            "num_layers": rnn.num_layers, "hidden_size": rnn.hidden_size, "states": list(state_names(rnn)),
-            "gates": list(gate_blocks(rnn)), "step": step}
+    return {"name": name, "cell": rnn.kind.name, "num_layers": rnn.num_layers, "hidden_size": rnn.hidden_size,
+            "states": list(state_names(rnn)), "gates": gate_names(rnn), "step": step}
 
 
 def _round(values) -> list:

@@ -9,8 +9,8 @@ N = positions whose connectivity is computed, W = connectivity window.
 
 h[l, t] is layer l's state after reading text[t], starting from zeros; logp[t] is the model's log
 distribution of the character after text[t]. Everything comes from the model's own layers (its
-recurrent stack, output layer and backward pass); the only cell knowledge here is PyTorch's row
-layout of the weights, to read the gates off the pre-activations.
+recurrent stack, output layer and backward pass); the gates come from the cell definition's own
+forward, by the names it gives them.
 """
 from __future__ import annotations
 
@@ -18,28 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nn.functional import sigmoid
 from ..nn.losses import log_softmax
 
-# The sigmoid gates among each cell's row blocks of weight_ih / weight_hh, in PyTorch's layout
-# (LSTM rows i, f, g, o; GRU rows r, z, n): gate name -> block index. A cell definition that names
-# its own gates (`gate_names`, with `sigmoid_gates`) takes precedence.
-PYTORCH_GATES = {"lstm": {"i": 0, "f": 1, "o": 3}, "gru": {"r": 0, "z": 1}}
-
-
-def gate_blocks(rnn) -> dict[str, int]:
-    """{gate name: row block} of the sigmoid gates of the stack's cell ({} for a cell without gates)."""
-    kind = getattr(rnn, "kind", None)
-    names = getattr(kind, "gate_names", None)
-    sigmoids = getattr(kind, "sigmoid_gates", None)
-    if names and sigmoids:
-        return {name: list(names).index(name) for name in sigmoids}
-    return dict(PYTORCH_GATES.get(getattr(kind, "name", ""), {}))
+def gate_names(rnn) -> list[str]:
+    """The gates the stack's cell definition names and keeps among its saved activations (i, f, g, o
+    for the LSTM; r, z, n for the GRU; none for the plain RNN)."""
+    return [g for g in rnn.kind.gates if g in rnn.kind.saved]
 
 
 def state_names(rnn) -> tuple[str, ...]:
-    """("h", "c") for the LSTM, ("h",) for the others."""
-    return tuple(getattr(getattr(rnn, "kind", None), "state_names", ("h",)))
+    """("h", "c") for the LSTM, ("h",) for the others: the cell definition's state variables."""
+    return tuple(rnn.kind.state_names)
 
 
 @dataclass
@@ -50,7 +39,7 @@ class Trace:
     ids: np.ndarray                       # (T,) int64
     h: np.ndarray                         # (L, T, H) state after each character
     c: np.ndarray | None                  # (L, T, H) cell state (LSTM), else None
-    gates: dict[str, np.ndarray]          # name -> (L, T, H) sigmoid gate values at each step
+    gates: dict[str, np.ndarray]          # name -> (L, T, H) each named gate of the cell at each step
     logp: np.ndarray                      # (T, V) float64 log p(next char | text[:t+1])
 
     def state(self, name: str) -> np.ndarray:
@@ -94,28 +83,36 @@ def read(model, vocab, text: str, chunk: int = 32) -> Trace:
         for name, part in zip(names, final):
             states[name][:, s:s + n] = part  # (L, n, H)
         state = tuple(part[:, -1:] for part in final)
-    return Trace(text, ids, states["h"], states.get("c"), gate_values(rnn, x, states["h"]),
+    return Trace(text, ids, states["h"], states.get("c"), gate_values(rnn, x, states),
                  log_softmax(logits[0].astype(np.float64)))
 
 
-def gate_values(rnn, x: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
-    """Each sigmoid gate (L, T, H) from the pre-activations W_ih x_t + b_ih + W_hh h_{t-1} + b_hh.
+def gate_values(rnn, x: np.ndarray, states: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each named gate (L, T, H), from the cell definition's own forward on every step at once.
 
-    x (T, E) is the stack's input, h (L, T, H) every layer's states; all steps at once, per layer."""
-    blocks = gate_blocks(rnn)
-    L, T, H = h.shape
-    out = {name: np.empty((L, T, H), h.dtype) for name in blocks}
+    x (T, E) is the stack's input, states[name] (L, T, H) every layer's state variables after each
+    step. A step's pre-activations are a_x = x W_ih^T + b_ih and a_h = h W_hh^T + b_hh (u * h + b_hh
+    for a diagonal recurrence), cut into G row blocks; `cell.forward(a_x, a_h, previous state)` gives
+    the saved activations by name. The T steps go through as one batch of T rows."""
+    cell, names = rnn.kind, gate_names(rnn)
+    L, T, H = states["h"].shape
+    out = {name: np.empty((L, T, H), states["h"].dtype) for name in names}
+    if not names:
+        return out
     inputs = x
     for layer in range(L):
         W_ih, W_hh, b_ih, b_hh = _layer_params(rnn, layer)
-        h_prev = np.concatenate([np.zeros((1, H), h.dtype), h[layer, :-1]])  # (T, H): h_{t-1}, h_{-1} = 0
-        for name, k in blocks.items():
-            rows = slice(k * H, (k + 1) * H)
-            a = inputs @ W_ih[rows].T + h_prev @ W_hh[rows].T  # (T, H)
-            if b_ih is not None:
-                a = a + b_ih[rows] + b_hh[rows]
-            out[name][layer] = sigmoid(a)
-        inputs = h[layer]
+        prev = tuple(np.concatenate([np.zeros((1, H), s.dtype), s[layer, :-1]])  # (T, H): the state before step t
+                     for s in (states[n] for n in cell.state_names))
+        a_x = inputs @ W_ih.T  # (T, G*H)
+        a_h = prev[0] @ W_hh.T if cell.recurrence == "dense" else W_hh * np.tile(prev[0], cell.G)
+        if b_ih is not None:
+            a_x, a_h = a_x + b_ih, a_h + b_hh
+        blocks = lambda a: tuple(a[:, g * H:(g + 1) * H] for g in range(cell.G))
+        _, saved = cell.forward(blocks(a_x), blocks(a_h), prev)
+        for name in names:
+            out[name][layer] = saved[cell.saved.index(name)]
+        inputs = states["h"][layer]
     return out
 
 
