@@ -21,7 +21,7 @@ DEFAULT_CHARS = 2000
 
 def one_blas_thread():
     """BLAS on one thread inside the block: explore's GEMMs are small (one time step of a few sequences),
-    and a second BLAS thread on a busy 2-core machine made the command 5x slower (84 s vs 17 s measured)."""
+    and a second BLAS thread fighting a busy machine for its cores slows them down several times."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - declared as a dependency; keep working without it
@@ -70,15 +70,15 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
     if not isinstance(chars, int) or chars < 2:
         raise ValueError(f"--chars must be an integer >= 2; got {chars!r}")
     started = time.perf_counter()
-    model, vocab, ckpt = load_char_model(run)
-    text = _text_for(model, vocab, ckpt, text_file, prime, chars, seed)
-    compare, live_models = [], [LiveModel(str(run), model, vocab)]
-    if compare_run is not None:
-        other, other_vocab, other_ckpt = load_char_model(compare_run)
-        other_vocab.encode(text, source=f"the text to explore (for {compare_run})")
-        compare.append((other, other_vocab, str(compare_run), other_ckpt.step))
-        live_models.append(LiveModel(str(compare_run), other, other_vocab))
-    with one_blas_thread():
+    with one_blas_thread():  # loading builds the model too (QR of every W_hh block)
+        model, vocab, ckpt = load_char_model(run)
+        text = _text_for(model, vocab, ckpt, text_file, prime, chars, seed)
+        compare, live_models = [], [LiveModel(str(run), model, vocab)]
+        if compare_run is not None:
+            other, other_vocab, other_ckpt = load_char_model(compare_run)
+            other_vocab.encode(text, source=f"the text to explore (for {compare_run})")
+            compare.append((other, other_vocab, str(compare_run), other_ckpt.step))
+            live_models.append(LiveModel(str(compare_run), other, other_vocab))
         data = page_data(model, vocab, text, str(run), step=ckpt.step, compare=compare, features=features,
                          positions=default_positions(len(text), max_positions), window=window, all_gates=all_gates)
     data["live"] = live
@@ -108,7 +108,7 @@ def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
     data["compare"].append({
         "model": {"name": "feed-forward (one character at a time)", "cell": "ff", "num_layers": 1,
                   "hidden_size": ff.hidden.weight.data.shape[0], "states": [], "gates": [], "step": None},
-        "topk": [[[c, float(codec.round_sig(p))] for c, p in row] for row in top_k(ff_logp, vocab.chars, TOP_K)],
+        "topk": top_k(ff_logp, vocab.chars, TOP_K, round_to=codec.round_sig),
         "connectivity": {"window": len(text), "positions": [], "lengths": [], "values": codec.pack(np.zeros(0))}})
     data["live"] = live
     models = [LiveModel("feed-forward", ff, vocab, prefix="^", states=False),

@@ -69,7 +69,7 @@ def pack(x) -> dict:
     magnitude = np.abs(m).astype(np.uint16)
     head = ((e + _EXP_BIAS) * 2 + (m < 0)).astype(np.uint8)
     planes = head.tobytes() + (magnitude >> 8).astype(np.uint8).tobytes() + (magnitude & 255).astype(np.uint8).tobytes()
-    return {"shape": list(x.shape), "order": "F", "encoding": ENCODING, "data": b85encode(zlib.compress(planes, 9))}
+    return {"shape": list(x.shape), "order": "F", "encoding": ENCODING, "data": b85encode(zlib.compress(planes, 6))}
 
 
 def unpack(packed: dict) -> np.ndarray:

@@ -45,7 +45,7 @@ def _round(values) -> list:
 
 
 def _topk(trace: Trace, chars: list[str]) -> list[list]:
-    return [[[c, float(codec.round_sig(p))] for c, p in row] for row in top_k(trace.logp, chars, TOP_K)]
+    return top_k(trace.logp, chars, TOP_K, round_to=codec.round_sig)
 
 
 def _connectivity(model, trace: Trace, positions, window: int) -> dict:

@@ -50,7 +50,7 @@ class LiveModel:
             from ..nn.losses import log_softmax
             logp = log_softmax(np.asarray(self.model(ids[None, :])[0], np.float64))
             values = gates = None
-        topk = [[[c, float(codec.round_sig(p))] for c, p in row] for row in top_k(logp, self.vocab.chars)]
+        topk = top_k(logp, self.vocab.chars, round_to=codec.round_sig)
         return {"name": self.name, "reads": full, "topk": topk, "values": values, "gates": gates}
 
 

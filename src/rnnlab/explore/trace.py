@@ -116,11 +116,14 @@ def gate_values(rnn, x: np.ndarray, states: dict[str, np.ndarray]) -> dict[str, 
     return out
 
 
-def top_k(logp: np.ndarray, chars: list[str], k: int = 5) -> list[list]:
-    """Per position the k likeliest next characters with their probabilities, [[char, p], ...]."""
+def top_k(logp: np.ndarray, chars: list[str], k: int = 5, round_to=None) -> list[list]:
+    """Per position the k likeliest next characters with their probabilities, [[char, p], ...]
+    (round_to: a function applied to the (T, k) probabilities, e.g. codec.round_sig)."""
     k = min(k, logp.shape[-1])
     best = np.argsort(-logp, axis=-1, kind="stable")[:, :k]  # (T, k)
     p = np.exp(np.take_along_axis(logp, best, axis=-1))
+    if round_to is not None:
+        p = round_to(p)
     return [[[chars[j], float(q)] for j, q in zip(row, prow)] for row, prow in zip(best, p)]
 
 
