@@ -1,32 +1,25 @@
 """`rnnlab explore`: one HTML page that shows what a trained character model remembers as it reads.
 
-    from rnnlab.explore import build_page, explore_page
-    path = explore_page("runs/char", chars=2000, out="page.html")       # what the CLI does
-    data = build_page(...)                                              # the dict the page embeds
+    from rnnlab.explore import explore_page, page_data, read_data
+    html, data, _ = explore_page("runs/char", chars=2000, out="page.html")   # what the CLI does
+    data = page_data(model, vocab, text)          # the dict a page embeds, for any model and text
+    data = read_data(open("page.html").read())    # and back out of a written page
 
 Modules: trace (states, gates, predictions and connectivity from the model's own forward and
 backward passes), units (text features and the correlation search), codec (packed arrays), page
-(data and HTML), server (`--serve` and its live endpoint), neurone (the lecture's example, live).
+(data and HTML), server (`--serve` and its live endpoint), neurone (the lecture's example, live),
+blas (one BLAS thread for small GEMMs).
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
+from .blas import one_blas_thread
+from .neurone import neurone_page
 from .page import connectivity_rows, page_data, read_data, render
 
 DEFAULT_CHARS = 2000
-
-
-def one_blas_thread():
-    """BLAS on one thread inside the block: explore's GEMMs are small (one time step of a few sequences),
-    and a second BLAS thread fighting a busy machine for its cores slows them down several times."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - declared as a dependency; keep working without it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def default_text(ckpt, vocab, chars: int) -> str:
@@ -81,39 +74,15 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
             live_models.append(LiveModel(str(compare_run), other, other_vocab))
         data = page_data(model, vocab, text, str(run), step=ckpt.step, compare=compare, features=features,
                          positions=default_positions(len(text), max_positions), window=window, all_gates=all_gates)
-    data["live"] = live
-    html = render(data)
+    html = render(data)  # the file works from disk: no live box
     if out is not None:
         Path(out).write_text(html, encoding="utf-8")
         log(f"rnnlab explore: {len(text)} characters, {len(data['connectivity']['positions'])} connectivity "
             f"positions, {len(html.encode()) / 1e6:.2f} MB in {time.perf_counter() - started:.1f} s: {out}")
+    if live:  # the served page has the box
+        data["live"] = True
+        html = render(data)
     return html, data, live_models
-
-
-def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
-    """The neurone example: the RNN reading "^neurone" with the feed-forward net beside it."""
-    import numpy as np
-
-    from ..nn.losses import log_softmax
-    from . import codec
-    from .neurone import WORD, train_neurone
-    from .page import TOP_K
-    from .server import LiveModel
-    from .trace import top_k
-
-    ff, rnn, vocab = train_neurone(seed, steps)
-    text = "^" + WORD
-    data = page_data(rnn, vocab, text, "RNN (rnnlab experiment neurone)", features="prose", window=len(text))
-    ff_logp = log_softmax(np.asarray(ff(vocab.encode(text)[None, :])[0], np.float64))
-    data["compare"].append({
-        "model": {"name": "feed-forward (one character at a time)", "cell": "ff", "num_layers": 1,
-                  "hidden_size": ff.hidden.weight.data.shape[0], "states": [], "gates": [], "step": None},
-        "topk": top_k(ff_logp, vocab.chars, TOP_K, round_to=codec.round_sig),
-        "connectivity": {"window": len(text), "positions": [], "lengths": [], "values": codec.pack(np.zeros(0))}})
-    data["live"] = live
-    models = [LiveModel("feed-forward", ff, vocab, prefix="^", states=False),
-              LiveModel("RNN", rnn, vocab, prefix="^")]
-    return render(data, "rnnlab explore: neurone"), data, models
 
 
 __all__ = ["explore_page", "neurone_page", "page_data", "read_data", "render", "connectivity_rows", "DEFAULT_CHARS"]

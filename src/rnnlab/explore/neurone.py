@@ -12,9 +12,13 @@ from ..data import tasks
 from ..data.text import Vocab
 from ..experiments import EXPERIMENTS, FF, RunSpec
 from ..models import ManyToMany, OneToOne
-from ..nn.losses import cross_entropy
+from ..nn.losses import cross_entropy, log_softmax
 from ..optim import Adam
 from ..train import optimize
+from . import codec
+from .page import TOP_K, page_data, render
+from .server import LiveModel
+from .trace import top_k
 
 WORD = "neurone"
 
@@ -63,3 +67,19 @@ def train_neurone(seed: int = 0, steps: int | None = None):
         model.eval()
         models.append(model)
     return models[0], SequenceView(models[1]), Vocab.from_list(data.vocab)
+
+
+def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
+    """(html, data, live models): the RNN reading "^neurone", the feed-forward net's top 5 beside it."""
+    ff, rnn, vocab = train_neurone(seed, steps)
+    text = "^" + WORD
+    data = page_data(rnn, vocab, text, "RNN (rnnlab experiment neurone)", features="prose", window=len(text))
+    ff_logp = log_softmax(np.asarray(ff(vocab.encode(text)[None, :])[0], np.float64))  # (T, V)
+    data["compare"].append({
+        "model": {"name": "feed-forward (one character at a time)", "cell": "ff", "num_layers": 1,
+                  "hidden_size": ff.hidden.weight.data.shape[0], "states": [], "gates": [], "step": None},
+        "topk": top_k(ff_logp, vocab.chars, TOP_K, round_to=codec.round_sig),
+        "connectivity": {"window": len(text), "positions": [], "lengths": [], "values": codec.pack(np.zeros(0))}})
+    data["live"] = live
+    models = [LiveModel("feed-forward", ff, vocab, prefix="^", states=False), LiveModel("RNN", rnn, vocab, prefix="^")]
+    return render(data, "rnnlab explore: neurone"), data, models

@@ -178,8 +178,12 @@ function requestLive() {
     const text = $("live-input").value, seq = ++liveSeq;
     if (!text) { $("live-text").innerHTML = ""; $("live-out").innerHTML = ""; document.body.dataset.live = "0"; return; }
     const q = new URLSearchParams({ text, layer: view.layer, state: view.state, unit: view.unit });
-    const r = await fetch(`/api/live?${q}`);
-    const answer = await r.json();
+    let answer;
+    try {
+      answer = await (await fetch(`/api/live?${q}`)).json();
+    } catch (e) {
+      answer = { error: `no answer from the server (${e.message}); is rnnlab explore --serve still running?` };
+    }
     if (seq !== liveSeq) return;  // a newer keystroke is on its way
     renderLive(answer);
   }, 60);

@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ..nn.losses import log_softmax
 from . import codec
+from .blas import one_blas_thread
 from .trace import read, top_k
 
 MAX_LIVE = 500  # characters per live request
@@ -47,8 +49,7 @@ class LiveModel:
                 gates = {g: codec.round_sig(v[layer, :, unit]).tolist() for g, v in tr.gates.items()}
         else:
             ids = self.vocab.encode(full, source="the typed text")
-            from ..nn.losses import log_softmax
-            logp = log_softmax(np.asarray(self.model(ids[None, :])[0], np.float64))
+            logp = log_softmax(np.asarray(self.model(ids[None, :])[0], np.float64))  # (T, V)
             values = gates = None
         topk = top_k(logp, self.vocab.chars, round_to=codec.round_sig)
         return {"name": self.name, "reads": full, "topk": topk, "values": values, "gates": gates}
@@ -72,7 +73,7 @@ class App:
         if len(text) > MAX_LIVE:
             return HTTPStatus.BAD_REQUEST, {"error": f"at most {MAX_LIVE} characters at a time"}
         try:
-            with self.lock:
+            with self.lock, one_blas_thread():
                 answers = [m.answer(text, layer, state, unit) for m in self.models]
         except ValueError as error:  # a character the model never saw
             return HTTPStatus.OK, {"error": str(error).split(". ")[0]}

@@ -42,8 +42,9 @@ class Trace:
     gates: dict[str, np.ndarray]          # name -> (L, T, H) each named gate of the cell at each step
     logp: np.ndarray                      # (T, V) float64 log p(next char | text[:t+1])
 
-    def state(self, name: str) -> np.ndarray:
-        return self.h if name == "h" else self.c
+    def state(self, name: str) -> np.ndarray | None:
+        """h or c (L, T, H) by name; None for a state this cell does not have."""
+        return {"h": self.h, "c": self.c}.get(name)
 
 
 def _layer_params(rnn, layer: int):
