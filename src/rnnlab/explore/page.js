@@ -190,7 +190,8 @@ function requestLive() {
 }
 function renderLive(answer) {
   if (answer.error) { $("live-out").textContent = answer.error; document.body.dataset.live = String(liveSeq); return; }
-  const first = answer.models[0], values = first.values;
+  const withStates = answer.models.find((m) => m.values);  // values[t] follows reads, which may start with a prefix ("^")
+  const values = withStates ? withStates.values.slice(withStates.reads.length - answer.text.length) : null;
   const scale = values ? Math.max(maxAbs(values), view.layers.length ? maxAbs(columnOf(view.layer, view.state, view.unit)) : 0) : 0;
   $("live-text").innerHTML = [...answer.text].map((c, t) =>
     `<span class="ch" style="background-color:${values ? unitColour(values[t], scale) : ""}">${escapeHtml(c)}</span>`).join("");

@@ -114,7 +114,10 @@ def serve(app: App, port: int = 0, announce=print) -> int:
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    # Ctrl-C and SIGTERM stop it, even where the shell started it with SIGINT ignored (a background job).
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     announce(f"rnnlab explore: serving at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
     try:
         server.serve_forever(poll_interval=0.2)
@@ -122,6 +125,6 @@ def serve(app: App, port: int = 0, announce=print) -> int:
         announce("rnnlab explore: stopped")
     finally:
         server.server_close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
