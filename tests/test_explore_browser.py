@@ -180,5 +180,14 @@ def test_neurone_served_side_by_side(browser, tmp_path):
         check_top5(shown_ff, expected_top5(ff(ids)[0, -1], vocab.chars))
         check_top5(shown_rnn, expected_top5(rnn(ids)[0][0, -1], vocab.chars))
         assert shown_ff != shown_rnn  # after "neur" the RNN knows the prefix; the feed-forward net sees only "r"
+        # the typed characters take the colours of the RNN's state after each of them (not after the "^" before)
+        layer, state, unit = page.evaluate("() => [rnnlab.view.layer, rnnlab.view.state, rnnlab.view.unit]")
+        h, _ = rnn.rnn(rnn.embedding(ids))  # (1, 5, H): one layer, so its output is its state
+        assert (layer, state) == (0, "h")
+        values = h[0, 1:, unit]
+        page_column = page.evaluate("() => Array.from(rnnlab.view.layers[0].h.col(rnnlab.view.unit))")
+        scale = max(np.abs(codec.round_sig(values)).max(), np.abs(page_column).max())
+        colours = page.eval_on_selector_all("#live-text span.ch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        assert colours == [unit_colour(v, scale) for v in codec.round_sig(values)]
     finally:
         stop_server(proc)
