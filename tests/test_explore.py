@@ -7,7 +7,7 @@ from explore_helpers import CODE, tiny_checkpoint
 from rnnlab.cli import main
 from rnnlab.explore import codec, connectivity_rows, explore_page, read_data
 from rnnlab.explore.server import App, LiveModel
-from rnnlab.explore.trace import connectivity, default_positions, read
+from rnnlab.explore.trace import Trace, connectivity, default_positions, read
 from rnnlab.explore.units import code_features, correlations, find_units, prose_features, text_features
 from rnnlab.nn import driver
 from rnnlab.nn.losses import log_softmax
@@ -172,21 +172,15 @@ def test_prose_features_and_detection():
 
 
 def test_unit_search_finds_a_planted_unit(rng):
-    class Fake:
-        h = rng.standard_normal((2, 50, 6))
-        c = None
-
-        def state(self, name):
-            return self.h if name == "h" else None
-
+    h = rng.standard_normal((2, 50, 6))
     feature = (np.arange(50) % 7).astype(float)
-    Fake.h[1, :, 4] = 0.5 * feature - 1  # layer 1 unit 4 follows the feature exactly
-    Fake.h[0, :, 2] = -feature + 0.01 * rng.standard_normal(50)  # layer 0 unit 2 against it
-    found = find_units(Fake(), {"planted": feature}, per_feature=3)
+    h[1, :, 4] = 0.5 * feature - 1  # layer 1 unit 4 follows the feature exactly
+    h[0, :, 2] = -feature + 0.01 * rng.standard_normal(50)  # layer 0 unit 2 against it
+    trace = Trace("x" * 50, np.zeros(50, int), {"h": h}, {}, np.zeros((50, 3)))
+    found = find_units(trace, {"planted": feature}, per_feature=3)
     assert [(u["layer"], u["unit"], u["state"]) for u in found[:2]] == [(1, 4, "h"), (0, 2, "h")]
     assert found[0]["correlation"] == pytest.approx(1.0) and found[1]["correlation"] < -0.99
-    np.testing.assert_allclose(correlations(Fake.h[1], feature), [np.corrcoef(Fake.h[1, :, u], feature)[0, 1]
-                                                                 for u in range(6)])
+    np.testing.assert_allclose(correlations(h[1], feature), [np.corrcoef(h[1, :, u], feature)[0, 1] for u in range(6)])
     assert correlations(np.ones((5, 2)), np.arange(5.0)).tolist() == [0.0, 0.0]  # constant: no correlation
 
 

@@ -37,14 +37,21 @@ class Trace:
 
     text: str
     ids: np.ndarray                       # (T,) int64
-    h: np.ndarray                         # (L, T, H) state after each character
-    c: np.ndarray | None                  # (L, T, H) cell state (LSTM), else None
+    states: dict[str, np.ndarray]         # the cell's state variables (h; c for the LSTM), each (L, T, H) after each character
     gates: dict[str, np.ndarray]          # name -> (L, T, H) each named gate of the cell at each step
     logp: np.ndarray                      # (T, V) float64 log p(next char | text[:t+1])
 
+    @property
+    def h(self) -> np.ndarray:
+        return self.states["h"]
+
+    @property
+    def c(self) -> np.ndarray | None:
+        return self.states.get("c")
+
     def state(self, name: str) -> np.ndarray | None:
-        """h or c (L, T, H) by name; None for a state this cell does not have."""
-        return {"h": self.h, "c": self.c}.get(name)
+        """A state variable (L, T, H) by name; None for one this cell does not have."""
+        return self.states.get(name)
 
 
 def _layer_params(rnn, layer: int):
@@ -53,7 +60,7 @@ def _layer_params(rnn, layer: int):
 
 
 def _split_state(state, names) -> tuple[np.ndarray, ...]:
-    return tuple(state) if len(names) == 2 else (state,)
+    return tuple(state) if len(names) > 1 else (state,)
 
 
 def read(model, vocab, text: str, chunk: int = 32) -> Trace:
@@ -79,12 +86,12 @@ def read(model, vocab, text: str, chunk: int = 32) -> Trace:
         n = min(K, T - s)
         batch = np.broadcast_to(x[s:s + n], (n, n, x.shape[1]))  # (n, n, E)
         start = tuple(np.repeat(part, n, axis=1) for part in state)  # (L, n, H) each
-        _, final = rnn(batch, start if len(names) == 2 else start[0], np.arange(1, n + 1))
+        _, final = rnn(batch, start if len(names) > 1 else start[0], np.arange(1, n + 1))
         final = _split_state(final, names)
         for name, part in zip(names, final):
             states[name][:, s:s + n] = part  # (L, n, H)
         state = tuple(part[:, -1:] for part in final)
-    return Trace(text, ids, states["h"], states.get("c"), gate_values(rnn, x, states),
+    return Trace(text, ids, states, gate_values(rnn, x, states),
                  log_softmax(logits[0].astype(np.float64)))
 
 
@@ -176,7 +183,7 @@ def connectivity(model, trace: Trace, positions, window: int = 200, group: int =
                     s[:, held] = trace.state(name)[:, starts[held] - 1]  # the state before the window
                     state0.append(s)
                 x = model.embedding(ids)  # (N, W, E)
-                y, _ = rnn(x, tuple(state0) if len(names) == 2 else state0[0])  # (N, W, H)
+                y, _ = rnn(x, tuple(state0) if len(names) > 1 else state0[0])  # (N, W, H)
                 logits = model.head(y[:, -1])  # (N, V)
                 onehot = np.zeros_like(logits)
                 onehot[np.arange(len(chunk)), trace.ids[chunk + 1]] = 1

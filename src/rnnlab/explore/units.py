@@ -127,11 +127,9 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
 def find_units(trace, features: dict[str, np.ndarray], per_feature: int = 5) -> list[dict]:
     """The `per_feature` units (any layer, h or c) with the largest |correlation| for each feature."""
     found = []
-    states = [name for name in ("h", "c") if trace.state(name) is not None]
     for feature, f in features.items():
         rows = []
-        for name in states:
-            s = trace.state(name)  # (L, T, H)
+        for name, s in trace.states.items():  # s (L, T, H)
             for layer in range(s.shape[0]):
                 r = correlations(s[layer], f)
                 rows += [(abs(r[u]), layer, u, name, r[u]) for u in range(len(r))]
