@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_rel
 from explore_helpers import CODE, tiny_checkpoint
 from rnnlab.cli import main
-from rnnlab.explore import codec, connectivity_rows, explore_page, read_data
+from rnnlab.explore import codec, connectivity_rows, explore_page, page_data, read_data
 from rnnlab.explore.server import App, LiveModel
 from rnnlab.explore.trace import Trace, connectivity, default_positions, read
 from rnnlab.explore.units import code_features, correlations, find_units, prose_features, text_features
@@ -233,3 +233,16 @@ def test_live_endpoint_answers_with_the_forward_pass(tmp_path):
     assert app.live({"text": [""]})[0] == 400
     assert app.live({"text": ["x"], "unit": ["two"]})[0] == 400
     assert "not in the vocabulary" in app.live({"text": ["\u00e9"]})[1]["error"]
+
+
+def test_all_gates_and_refusals(tmp_path):
+    model, vocab = tiny_checkpoint(tmp_path / "a.safetensors", "gru")
+    data = page_data(model, vocab, CODE[:40], window=5, all_gates=True)
+    for layer in data["layers"]:
+        assert layer["gates"]["units"] == list(range(model.rnn.hidden_size))
+        assert codec.unpack(layer["gates"]["z"]).shape == (40, model.rnn.hidden_size)
+    assert set(data["layers"][0]) == {"h", "gates"}  # a GRU has no cell state
+    with pytest.raises(ValueError, match="empty"):
+        read(model, vocab, "")
+    with pytest.raises(ValueError, match="must lie in 0..38"):
+        connectivity(model, read(model, vocab, CODE[:40]), [39], 5)  # the last character has no next one
