@@ -94,7 +94,7 @@ function drawConnectivity(i) {
   });
   svg.innerHTML = out;
   $("conn-legend").innerHTML = series.map((s) => `<span style="color:${s.colour}">&#9632; ${escapeHtml(s.name)} (${escapeHtml(s.conn === DATA.connectivity ? DATA.model.cell : DATA.compare[series.indexOf(s) - 1].model.cell)})</span>`).join(" &nbsp; ")
-    + `<div class="dim">at position ${series[0].conn.positions[i]}; computed every few characters (${DATA.connectivity.positions.length} positions), up to ${DATA.connectivity.window} back</div>`;
+    + `<div class="dim">at position ${series[0].conn.positions[i]}; connectivity computed at ${DATA.connectivity.positions.length} of ${DATA.text.length - 1} positions, up to ${DATA.connectivity.window} characters back</div>`;
 }
 
 function escapeHtml(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
