@@ -29,8 +29,9 @@ def names(paths):
 
 def test_exploding_blows_up_without_clipping_and_trains_with_it(tmp_path):
     lines = []
-    result = demos.run_exploding(steps=150, seq_len=40, hidden=16, out=tmp_path, formats=("png",), record_every=50,
-                                 log=lines.append)
+    # gain 2.5: at the demo's 2.0 this short run sits on the edge, blowing up or not with the last bit of rounding
+    result = demos.run_exploding(steps=150, seq_len=40, hidden=16, gain=2.5, out=tmp_path, formats=("png",),
+                                 record_every=50, log=lines.append)
     last = result.unclipped[-1]
     assert not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]))
     assert len(result.unclipped) < 150

@@ -237,20 +237,23 @@ def test_weight_spectra_per_gate_block():
     assert [w.block for w in dg.weight_spectra(GRU(3, 4, rng=0))] == ["all", "r", "z", "n"]
 
 
-def test_lstm_gate_trace_matches_the_layer():
+def test_gate_trace_matches_the_layer():
     rng = np.random.default_rng(0)
     layer = LSTM(3, 4, num_layers=2, dtype=np.float64, rng=1)
     x = rng.standard_normal((2, 9, 3))
     y, (h_n, c_n) = layer(x)
-    trace = dg.lstm_gate_trace(layer, x, layer_index=1)
+    trace = dg.gate_trace(layer, x, layer_index=1)
     np.testing.assert_allclose(trace["h"].transpose(1, 0, 2), y, rtol=1e-12)
     np.testing.assert_allclose(trace["c"][-1], c_n[1], rtol=1e-12)
     for gate in "ifo":
         assert trace[gate].shape == (9, 2, 4) and np.all((trace[gate] > 0) & (trace[gate] < 1))
-    with pytest.raises(TypeError, match="LSTM"):
-        dg.lstm_gate_trace(GRU(3, 4, rng=0), x)
+    gru = GRU(3, 4, rng=0, dtype=np.float64)  # any cell: the GRU's gates r, z, n and its h
+    y, _ = gru(x)
+    trace = dg.gate_trace(gru, x)
+    assert set(trace) == {"r", "z", "n", "h_n", "h"}
+    np.testing.assert_allclose(trace["h"].transpose(1, 0, 2), y, rtol=1e-12)
     with pytest.raises(ValueError, match="layer_index"):
-        dg.lstm_gate_trace(layer, x, layer_index=2)
+        dg.gate_trace(layer, x, layer_index=2)
 
 
 def _regression_setup(record):
@@ -334,7 +337,7 @@ def test_every_plot_is_a_real_image(tmp_path):
         "norms": plots.plot_grad_norms({"clipped": rows, "not": blown}, clip=1.0),
         "loss": plots.plot_loss_curves({"clipped": rows, "not": blown}, baseline=0.1, cap=1e3),
         "clipping": plots.plot_clipping({"with": rows, "without": blown}, 1.0, title="t", xlog=True, loss_cap=1e2),
-        "gates": plots.plot_lstm_gates("hello world\n", trace),
+        "gates": plots.plot_gates("hello world\n", trace, "ifoc"),
     }
     formats = {"flow": ("png", "svg"), "norms": ("svg",), "gates": ("svg",)}  # PNG and SVG, not all twice
     for name, fig in figures.items():
@@ -348,4 +351,4 @@ def test_plot_arguments_are_checked():
     with pytest.raises(ValueError):
         plots.plot_flow_heatmap([0, 1], np.ones((3, 5)))
     with pytest.raises(ValueError, match="len\\(text\\)"):
-        plots.plot_lstm_gates("abc", {k: np.ones((4, 2)) for k in "ifoc"})
+        plots.plot_gates("abc", {k: np.ones((4, 2)) for k in "ifoc"})

@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 TRAIN_HELP = {
     "data": "text to train on: a file path, an http(s) URL, 'tinyshakespeare' (downloaded once and cached), "
             "or nothing for the built-in corpus (Python's own standard-library source)",
-    "model": "recurrent cell: lstm, gru, rnn (tanh) or rnn_relu",
+    "model": "recurrent cell, any registered one (rnn is tanh; RNNLAB_CELLS=my_cells.py adds your own)",
     "hidden": "hidden units per layer",
     "layers": "number of stacked recurrent layers",
     "embedding": "size of the learned vector for each character",

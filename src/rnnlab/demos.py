@@ -27,13 +27,13 @@ from . import plots
 from .data.tasks import ADDING_BASELINE_MSE, adding, copy_baseline, copy_memory, sine, sine_persistence_mse, \
     temporal_order
 from .models import CELLS, CharRNN, CharRNNConfig, ManyToMany, ManyToOne
+from .nn.cells import get_cell
 from .nn.losses import cross_entropy, mse
 from .nn.stack import orthogonal
 from .optim import SGD, Adam
 from .train import optimize
 
 FORMATS = ("png", "svg")
-NAMES = {"rnn": "RNN", "rnn_relu": "RNN (relu)", "gru": "GRU", "lstm": "LSTM"}
 
 
 # -- the synthetic tasks ---------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
     h, _ = models["RNN"].rnn(rnn_in)
     tanh_slope = float(np.mean(1 - h.astype(np.float64) ** 2))
     sigma = dg.weight_spectra(models["RNN"])[0].max_singular
-    forget = float(dg.lstm_gate_trace(models["LSTM"], stack_input(models["LSTM"], x))["f"].mean())
+    forget = float(dg.gate_trace(models["LSTM"], stack_input(models["LSTM"], x))["f"].mean())
 
     recipe = ("orthogonal W_hh, Glorot W_ih, zero biases and forget-gate bias 1 (rnnlab's default)"
               if init == "orthogonal" else "PyTorch's uniform init")
@@ -402,15 +402,17 @@ def diagnose(model, x, y, problem: Problem | None = None, title: str = "model", 
         fig = plots.plot_flow_heatmap(recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
                                       title=f"gradient of the last step's loss over training ({last.names[0]})")
         paths += _write(fig, out, "gradient_flow_heatmap", formats)
-    if gate_ids is not None and layer.kind.name == "lstm":
-        trace = dg.lstm_gate_trace(model, stack_input(model, gate_ids), layer_index=layer.num_layers - 1)
-        fig = plots.plot_lstm_gates(gate_text, {k: v[:, 0] for k, v in trace.items()},
-                                    title=f"LSTM layer {layer.num_layers - 1} reading a text")
-        paths += _write(fig, out, "lstm_gates", formats)
-        f = trace["f"][:, 0]
-        lines.append(f"LSTM layer {layer.num_layers - 1} reading {len(gate_text)} characters: mean gates "
-                     f"i {trace['i'].mean():.2f}, f {f.mean():.2f}, o {trace['o'].mean():.2f}; "
-                     f"{np.mean(f > 0.9):.0%} of forget gates above 0.9 (remembering)")
+    if gate_ids is not None:
+        trace = dg.gate_trace(model, stack_input(model, gate_ids), layer_index=layer.num_layers - 1)
+        cell = layer.kind
+        rows = [g for g in cell.gates if g in trace] + [s for s in cell.state_names[1:]]
+        if rows:
+            fig = plots.plot_gates(gate_text, {k: v[:, 0] for k, v in trace.items()}, rows,
+                                   title=f"{cell.label} layer {layer.num_layers - 1} reading a text")
+            paths += _write(fig, out, f"{cell.name}_gates", formats)
+            means = ", ".join(f"{g} {trace[g].mean():.2f}" for g in cell.gates if g in trace)
+            lines.append(f"{cell.label} layer {layer.num_layers - 1} reading {len(gate_text)} characters: "
+                         f"mean gates {means}")
     kind = dg.worst(verdicts.values())
     where = [name for name, v in verdicts.items() if v.kind == kind]
     low, high = (f(v.start_ratio for v in verdicts.values()) for f in (min, max))
@@ -437,7 +439,7 @@ def diagnose_checkpoint(path, data=None, batch: int = 16, seq_len: int | None = 
     x, y, _, description, full_text = _text_batch(source, vocab, batch=batch, seq_len=seq_len)
     cfg = model.config
     title = f"{cfg.num_layers}-layer {cfg.cell.upper()}, {cfg.hidden_size} units, step {ckpt.step}"
-    if text is None and cfg.cell == "lstm":
+    if text is None:
         text = _readable_snippet(full_text)
     return diagnose(model, x, y, None, title, f"{description} (checkpoint {path})", gate_text=text, vocab=vocab,
                     out=out, formats=formats, log=log)
@@ -506,7 +508,7 @@ def diagnose_fresh(model_name: str = "lstm", task: str = "adding", seq_len: int 
         with np.errstate(over="ignore", invalid="ignore"):
             history = optimize(params, loss_and_backward, Adam(params, lr=lr), steps, clip=clip,
                                on_nonfinite="stop", callback=recorder)
-    name = NAMES.get(model_name, model_name)
+    name = get_cell(model_name).label
     title = (f"{layers}-layer {name}, {hidden} units, init {init}, "
              + (f"after {len(history)} training steps" if steps else "at initialization"))
     return diagnose(model, x, y, problem, title, about, history=history, recorder=recorder, gate_text=text, vocab=vocab,
@@ -595,9 +597,9 @@ def add_diagnose_command(subparsers) -> None:
     p.add_argument("--data", default=None, help="text to measure on (default: the checkpoint's training text; "
                                                 "with --task text, the built-in corpus)")
     p.add_argument("--text", default=None,
-                   help="text the LSTM reads for the gate plot (default: a line of the data)")
+                   help="text the cell reads for the gate plot (default: a line of the data)")
     p.add_argument("--model", choices=CELLS, default=None,
-                   help="fresh model: lstm, gru, rnn or rnn_relu (default: lstm)")
+                   help=f"fresh model: {', '.join(CELLS)} (default: lstm)")
     p.add_argument("--task", choices=TASKS, default=None, help="fresh model's task (default: adding)")
     p.add_argument("--seq-len", type=int, default=None, help="time steps T (default: the checkpoint's, or 100)")
     p.add_argument("--hidden", type=int, default=64, help="fresh model: hidden units (default: 64)")

@@ -28,15 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .nn.lstm import lstm_step_forward
+from .nn.driver import step_forward
 from .nn.module import Layer
 from .nn.stack import Recurrent, check_array
 
 __all__ = ["StepNorms", "Verdict", "WeightSpectrum", "FlowRecorder", "find_recurrent", "gradient_flow",
-           "jacobian_norms", "weight_spectra", "classify", "fit_rate", "worst", "lstm_gate_trace", "preserved_grads",
+           "jacobian_norms", "weight_spectra", "classify", "fit_rate", "worst", "gate_trace", "preserved_grads",
            "eval_mode"]
 
-GATE_NAMES = {"lstm": "ifgo", "gru": "rzn"}  # row blocks of weight_hh, in PyTorch's order
 VERDICTS = ("exploding", "vanishing", "healthy")
 
 
@@ -138,15 +137,16 @@ def jacobian_norms(model, x, state=None, max_examples: int = 4, budget: int = 30
         raise ValueError(f"max_examples must be a positive integer; got {max_examples!r}")
     nb = min(int(max_examples), x.shape[0])
     T, H, S = x.shape[1], layer.hidden_size, layer.num_layers * layer.num_directions
-    is_lstm = layer.kind.name == "lstm"
+    has_c = "c" in layer.kind.state_names  # a cell state c whose flow is measured too
+    many = len(layer.kind.state_names) > 1  # the state is a tuple (h, c, ...)
     x = x[:nb]
     parts = None
     if state is not None:  # keep the first nb sequences of each state array
-        parts = tuple(None if s is None else np.asarray(s)[:, :nb] for s in (state if is_lstm else (state,)))
-    per_probe = nb * T * H * (14 if is_lstm else 6)  # floats held per probe (cache + flows), roughly
+        parts = tuple(None if s is None else np.asarray(s)[:, :nb] for s in (state if many else (state,)))
+    per_probe = nb * T * H * (4 + 2 * len(layer.kind.saved) + 2 * len(layer.kind.state_names))  # floats held per probe, roughly
     group = max(1, min(H, budget // max(per_probe, 1)))
     rows_h = np.empty((S, T, nb, H, H))  # [s, t, b, j] = row j of dh_T/dh_t
-    rows_c = np.empty((S, T, nb, H, H)) if is_lstm else None
+    rows_c = np.empty((S, T, nb, H, H)) if has_c else None
     with preserved_grads(layer.parameters()), eval_mode(layer):
         for j0 in range(0, H, group):
             nj = min(group, H - j0)
@@ -154,20 +154,21 @@ def jacobian_norms(model, x, state=None, max_examples: int = 4, budget: int = 30
             s_rep = None
             if parts is not None:
                 s_rep = tuple(None if s is None else np.tile(s, (1, nj, 1)) for s in parts)
-                s_rep = s_rep if is_lstm else s_rep[0]
+                s_rep = s_rep if many else s_rep[0]
             layer.forward(x_rep, s_rep)
             probe = np.zeros((nj, nb, H), layer.dtype)
             probe[np.arange(nj), :, j0 + np.arange(nj)] = 1.0  # e_{j0+j} in every copy j
             for s in range(S):
                 dh_n = np.zeros((S, nj * nb, H), layer.dtype)
                 dh_n[s] = probe.reshape(nj * nb, H)
-                layer.backward(None, (dh_n, None) if is_lstm else dh_n, record_flow=True)
+                rest = (None,) * (len(layer.kind.state_names) - 1)
+                layer.backward(None, (dh_n, *rest) if many else dh_n, record_flow=True)
                 flow = layer.grad_flow
                 rows_h[s, :, :, j0:j0 + nj] = flow["h"][s].reshape(T, nj, nb, H).transpose(0, 2, 1, 3)
-                if is_lstm:
+                if has_c:
                     rows_c[s, :, :, j0:j0 + nj] = flow["c"][s].reshape(T, nj, nb, H).transpose(0, 2, 1, 3)
     spectral = lambda rows: np.linalg.norm(rows, ord=2, axis=(-2, -1)).mean(axis=-1)  # (S, T)
-    return StepNorms(spectral(rows_h), spectral(rows_c) if is_lstm else None, recurrence_names(layer),
+    return StepNorms(spectral(rows_h), spectral(rows_c) if has_c else None, recurrence_names(layer),
                      "||dh_T/dh_t||")
 
 
@@ -177,7 +178,7 @@ class WeightSpectrum:
     """Spectral radius (largest |eigenvalue|, square blocks only) and largest singular value."""
 
     name: str                       # e.g. "weight_hh_l0"
-    block: str                      # "all" or a gate: i f g o (LSTM), r z n (GRU)
+    block: str                      # "all" or a gate's name (the cell definition's gates)
     spectral_radius: float | None   # None for the stacked (G*H, H) matrix of a gated cell
     max_singular: float
 
@@ -195,13 +196,17 @@ def weight_spectra(model) -> list[WeightSpectrum]:
     """
     layer = find_recurrent(model)
     H = layer.hidden_size
-    gates = GATE_NAMES.get(layer.kind.name, "")
+    gates = layer.kind.gates if layer.kind.G > 1 else ()
     result = []
     for suffix in recurrence_names(layer):
         name = f"weight_hh_{suffix}"
-        W = np.asarray(getattr(layer, name).data, dtype=np.float64)  # (G*H, H)
+        W = np.asarray(getattr(layer, name).data, dtype=np.float64)  # (G*H, H), or (G*H,) diagonal
         blocks = [("all", W)] + [(gate, W[k * H:(k + 1) * H]) for k, gate in enumerate(gates)]
         for block, M in blocks:
+            if M.ndim == 1:  # a diagonal recurrence u * h: the matrix diag(u)
+                result.append(WeightSpectrum(name, block, float(np.abs(M).max()) if len(M) == H else None,
+                                             float(np.abs(M).max())))
+                continue
             square = M.shape[0] == M.shape[1]
             radius = float(np.abs(np.linalg.eigvals(M)).max()) if square else None
             result.append(WeightSpectrum(name, block, radius, float(np.linalg.norm(M, ord=2))))
@@ -313,38 +318,37 @@ def _jump(grad_norms, jump: float, window: int = 10) -> str | None:
     return None
 
 
-# -- what an LSTM does while it reads -------------------------------------------------------------
-def lstm_gate_trace(model, x, layer_index: int = 0, state=None) -> dict[str, np.ndarray]:
-    """Gates and states of one LSTM layer reading x (B, T, D): {"i","f","g","o","c","h"} each (T, B, H).
+# -- what a cell does while it reads ---------------------------------------------------------------
+def gate_trace(model, x, layer_index: int = 0, state=None) -> dict[str, np.ndarray]:
+    """What one layer's cell computes reading x (B, T, D): each of its saved activations (for the
+    LSTM the gates i, f, g, o and tanh_c) and state variables (h, c), each (T, B, H).
 
-    Computed step by step with the readable reference `lstm_step_forward` (forward direction
-    only; for a layer above the first, the layers below run forward too). x is the stack's
-    input; for a CharRNN pass `model.embedding(ids)`. state: the stack's initial (h0, c0) or None.
+    Computed step by step with the single-step reference (forward direction only; for a layer
+    above the first, the layers below run forward too). x is the stack's input; for a CharRNN pass
+    `model.embedding(ids)`. state: the stack's initial state or None.
     """
     layer = find_recurrent(model)
-    if layer.kind.name != "lstm":
-        raise TypeError(f"gate traces need an LSTM; got a {type(layer).__name__} ({layer.kind.name})")
+    cell, names = layer.kind, layer.kind.state_names
     if not 0 <= layer_index < layer.num_layers:
         raise ValueError(f"layer_index must be in 0..{layer.num_layers - 1}; got {layer_index}")
     if layer.bidirectional and layer_index > 0:
-        raise ValueError("gate traces above the first layer need a unidirectional LSTM")
+        raise ValueError("gate traces above the first layer need a unidirectional layer")
     x = check_array("x", x, 3, layer.dtype)
     if x.shape[2] != layer.input_size:
         raise ValueError(f"x must have shape (batch, time, input_size={layer.input_size}); got {x.shape}")
     B, T, _ = x.shape
     H, K = layer.hidden_size, layer.num_directions
-    h0, c0 = state if state is not None else (None, None)
+    state0 = (None,) * len(names) if state is None else (tuple(state) if len(names) > 1 else (state,))
     inputs = x.transpose(1, 0, 2)  # (T, B, D)
     for l in range(layer_index + 1):
         params = tuple(None if getattr(layer, f"{n}_l{l}", None) is None else getattr(layer, f"{n}_l{l}").data
                        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        h = np.zeros((B, H), layer.dtype) if h0 is None else np.asarray(h0, layer.dtype)[l * K]
-        c = np.zeros((B, H), layer.dtype) if c0 is None else np.asarray(c0, layer.dtype)[l * K]
-        trace = {name: np.empty((T, B, H), layer.dtype) for name in "ifgoch"}
+        current = tuple(np.zeros((B, H), layer.dtype) if s is None else np.asarray(s, layer.dtype)[l * K]
+                        for s in state0)
+        trace = {name: np.empty((T, B, H), layer.dtype) for name in cell.saved + names}
         for t in range(T):
-            (h, c), cache = lstm_step_forward(params, inputs[t], (h, c))
-            _, _, _, i, f, g, o, _ = cache
-            for name, value in zip("ifgoch", (i, f, g, o, c, h)):
+            current, cache = step_forward(cell, params, inputs[t], current)
+            for name, value in zip(cell.saved + names, tuple(cache.saved) + current):
                 trace[name][t] = value
         inputs = trace["h"]
     return trace

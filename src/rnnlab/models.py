@@ -7,7 +7,7 @@
     Seq2Seq     src (B, S), lengths   -> encoder -> final state -> decoder -> logits (B, U, V)
     CharRNN     ids (B, T) -> Embedding -> RNN/LSTM/GRU stack -> Dropout -> Linear -> logits (B, T, V)
 
-Every recurrence is the engine's `RNN`/`LSTM`/`GRU` stack (`make_recurrent`); the models only
+Every recurrence is the engine's `Recurrent` stack of a registered cell (`make_recurrent`); the models only
 route inputs, states and outputs. Each follows the Layer protocol: `forward` keeps what `backward`
 needs, `backward(dy)` returns the input gradient (None for integer ids) and adds into `.grad`.
 With `input_vocab=V` a model reads integer ids (looked up in an Embedding of size input_size)
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .nn import GRU, LSTM, RNN, Dropout, Embedding, Layer, Linear
+from .nn import Dropout, Embedding, Layer, Linear, Recurrent
+from .nn.cells import RegisteredNames, get_cell
 from .nn.module import as_generator
 from .nn.stack import check_array
 
@@ -40,18 +41,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.text import Vocab
     from .io import Checkpoint
 
-CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+CELLS = RegisteredNames()  # every registered cell: lstm, gru, rnn (tanh), rnn_relu, ... and the user's own
 
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, **kwargs) -> Layer:
-    """The recurrent stack for a cell name: lstm, gru, rnn (tanh) or rnn_relu."""
-    if cell == "lstm":
-        return LSTM(input_size, hidden_size, **kwargs)
-    if cell == "gru":
-        return GRU(input_size, hidden_size, **kwargs)
-    if cell in ("rnn", "rnn_tanh", "rnn_relu"):
-        return RNN(input_size, hidden_size, nonlinearity="relu" if cell == "rnn_relu" else "tanh", **kwargs)
-    raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
+    """The recurrent stack for a registered cell's name."""
+    return Recurrent(get_cell(cell), input_size, hidden_size, **kwargs)
 
 
 @dataclass
@@ -59,7 +54,7 @@ class CharRNNConfig:
     """Everything needed to rebuild a CharRNN (stored in every checkpoint)."""
 
     vocab_size: int
-    cell: str = "lstm"          # lstm | gru | rnn | rnn_relu
+    cell: str = "lstm"          # any registered cell: lstm | gru | rnn | rnn_relu | ...
     hidden_size: int = 256
     num_layers: int = 2
     embedding_dim: int = 64     # a learned vector per character; small: V is only ~100
@@ -206,6 +201,12 @@ def _check_cell(who: str, cell) -> str:
     return cell
 
 
+def _with_h(rnn: Recurrent, h: np.ndarray, rest):
+    """A state of rnn's cell from h and rest(h) for each further state variable: h, or (h, rest(h), ...)."""
+    names = rnn.kind.state_names
+    return h if len(names) == 1 else (h,) + tuple(rest(h) for _ in names[1:])
+
+
 def _top_layer_h(state) -> np.ndarray:
     """h_n (L*K, B, H) out of a final state (the LSTM's is (h, c))."""
     return state[0] if isinstance(state, tuple) else state
@@ -329,7 +330,7 @@ class ManyToOne(Layer):
         dh = np.zeros(self._h_shape, self.dtype)  # (L*K, B, H): only the top layer's final h is read
         for k in range(K):
             dh[len(dh) - K + k] = dlast[:, k * H:(k + 1) * H]
-        dx, _ = self.rnn.backward(None, (dh, None) if self.cell == "lstm" else dh, record_flow=record_flow)
+        dx, _ = self.rnn.backward(None, _with_h(self.rnn, dh, lambda h: None), record_flow=record_flow)
         return self.inputs.backward(dx)
 
 
@@ -458,7 +459,7 @@ class OneToMany(Layer):
         B, L, H = e.shape[0], self.num_layers, self.hidden_size
         h0 = np.ascontiguousarray(np.tanh(self.init_state(e)).reshape(B, L, H).transpose(1, 0, 2))  # (L, B, H)
         self._h0 = h0
-        return (h0, np.zeros_like(h0)) if self.cell == "lstm" else h0
+        return _with_h(self.decoder.rnn, h0, np.zeros_like)
 
     def forward(self, x, tokens_in):
         """x (B, D) or ids (B,), tokens_in (B, U) -> logits (B, U, V)."""

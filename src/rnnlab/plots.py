@@ -196,28 +196,32 @@ def plot_clipping(histories: dict, clip: float | None, title: str | None = None,
     return fig
 
 
-def plot_lstm_gates(text: str, trace: dict, units: int = 16, title: str | None = None):
-    """Input, forget and output gates and the cell state of an LSTM reading `text`, one row each.
+def plot_gates(text: str, trace: dict, names=None, units: int = 16, title: str | None = None):
+    """What a cell computes reading `text`, one row per name: its gates and state variables.
 
-    trace: {"i", "f", "o", "c"} each (T, H) for one sequence (e.g. `lstm_gate_trace(...)[k][:, b]`),
-    T = len(text). Shows the first `units` units as rows, the characters along the x axis.
+    trace: {name: (T, H)} for one sequence (e.g. `gate_trace(...)[name][:, b]`), T = len(text);
+    names: the rows to show, in order (default: every entry of trace but h). Values inside [0, 1]
+    (sigmoid gates) are drawn on 0..1, others on a range symmetric around 0. Shows the first `units`
+    units as rows, the characters along the x axis.
     """
     T = len(text)
-    names = [("i", "input gate i"), ("f", "forget gate f"), ("o", "output gate o"), ("c", "cell state c")]
-    for key, _ in names:
+    names = [k for k in trace if k != "h"] if names is None else list(names)
+    for key in names:
         if key not in trace or np.asarray(trace[key]).shape[0] != T:
             raise ValueError(f"trace[{key!r}] must have shape (len(text)={T}, H)")
-    H = min(units, np.asarray(trace["c"]).shape[1])
-    fig = new_figure(max(6.0, 0.16 * T + 2.5), 1.4 + 4 * (0.16 * H + 0.5))
-    axes = fig.subplots(4, 1, sharex=True)
-    limit = float(np.abs(np.asarray(trace["c"])[:, :H]).max()) or 1.0
-    for ax, (key, label) in zip(axes, names):
+    if not names:
+        raise ValueError("plot_gates needs at least one row to show")
+    H = min(units, np.asarray(trace[names[0]]).shape[1])
+    fig = new_figure(max(6.0, 0.16 * T + 2.5), 1.4 + len(names) * (0.16 * H + 0.5))
+    axes = np.atleast_1d(fig.subplots(len(names), 1, sharex=True))
+    for ax, key in zip(axes, names):
         values = np.asarray(trace[key], dtype=np.float64)[:, :H].T  # (H, T)
-        gate = key != "c"
-        image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis" if gate else "RdBu_r",
-                          vmin=0 if gate else -limit, vmax=1 if gate else limit)
+        unit = values.size and values.min() >= 0 and values.max() <= 1
+        limit = float(np.abs(values).max()) or 1.0
+        image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis" if unit else "RdBu_r",
+                          vmin=0 if unit else -limit, vmax=1 if unit else limit)
         ax.set_ylabel("unit")
-        ax.set_title(label, loc="left", fontsize=11)
+        ax.set_title(key, loc="left", fontsize=11)
         fig.colorbar(image, ax=ax, pad=0.01)
     shown = [{"\n": "\\n", " ": "␣", "\t": "\\t"}.get(ch, ch) for ch in text]
     axes[-1].set_xticks(np.arange(T), shown, fontsize=8)

@@ -71,7 +71,7 @@ class TrainConfig:
     """Every knob of a training run; the `rnnlab train` options map onto it one to one."""
 
     data: str | None = None         # a file path, a URL, "tinyshakespeare", or None: the built-in corpus
-    model: str = "lstm"             # lstm | gru | rnn | rnn_relu
+    model: str = "lstm"             # any registered cell (rnnlab.cell_names()): lstm | gru | rnn | rnn_relu | ...
     hidden: int = 128               # hidden units per layer
     layers: int = 2
     embedding: int = 64             # size of the learned character vectors

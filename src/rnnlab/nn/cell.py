@@ -69,7 +69,7 @@ class Cell(Layer):
         names = self.kind.state_names
         parts = self._parts(dstate)
         cache = self._caches.pop()
-        B = cache[0].shape[0]
+        B = cache.x.shape[0]
         parts = tuple(np.zeros((B, self.hidden_size), self.dtype) if p is None else np.asarray(p, self.dtype)
                       for p in parts)
         dx, dprev, grads = driver.step_backward(self.kind, self._params(), cache, parts)

@@ -17,6 +17,8 @@ params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | Non
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
@@ -200,6 +202,16 @@ def _backward_sweep(cell, W_hh, states, saved, mask, dy, d_state, dXW, dHW, flow
 
 
 # --- one step: the reference and the single-step cell ---------------------------------------------
+class StepCache(NamedTuple):
+    """What one step keeps for its backward: x (B, D), state and new state (S arrays (B, H)), and the
+    cell's saved activations (in the order of cell.saved)."""
+
+    x: np.ndarray
+    state: tuple
+    new: tuple
+    saved: tuple
+
+
 def step_forward(cell, params, x, state):
     """x (B, D), state (S arrays (B, H)) -> new state, cache: one whole cell step, its own GEMMs."""
     W_ih, W_hh, b_ih, b_hh = params
@@ -208,15 +220,15 @@ def step_forward(cell, params, x, state):
         a_x, a_h = a_x + b_ih, a_h + b_hh
     new, saved = cell.forward(_gates(a_x, cell.G), _gates(a_h, cell.G), tuple(state))
     new = tuple(np.array(np.broadcast_to(s, state[0].shape)) for s in new)
-    return new, (x, tuple(state), new, saved)
+    return new, StepCache(x, tuple(state), new, tuple(saved))
 
 
 def step_backward(cell, params, cache, d_new):
     """d_new (S arrays (B, H)) -> dx (B, D), d previous state, grads of this step."""
     W_ih, W_hh, b_ih, _ = params
-    x, state, new, saved = cache
+    x, state = cache.x, cache.state
     B, H = state[0].shape
-    dax, dah, dprev, _ = cell.backward(saved, state, new, tuple(d_new))
+    dax, dah, dprev, _ = cell.backward(cache.saved, state, cache.new, tuple(d_new))
     dAX = np.empty((B, cell.G * H), x.dtype)
     _fill_gates(dAX, dax)
     dAH = dAX
@@ -245,8 +257,8 @@ def reference_backward(cell, params, cache, dy, dstate):
     """BPTT over the unrolled network: from the last step back to the first, one cell at a time."""
     caches, mask = cache
     T = len(caches)
-    B, H = caches[0][1][0].shape
-    dstate = tuple(np.zeros((B, H), caches[0][0].dtype) if d is None else d for d in dstate)
+    B, H = caches[0].state[0].shape
+    dstate = tuple(np.zeros((B, H), caches[0].x.dtype) if d is None else d for d in dstate)
     if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end
         dy = dy * mask
     dxs, grads = [None] * T, None

@@ -2,7 +2,8 @@
 
 A new cell is one file with a CellDefinition and one `register_cell` call (here for built-ins).
 """
-from .definition import CellDefinition, Param, cell_names, get_cell, register_cell, standard_parameters
+from .definition import (CellDefinition, Param, RegisteredNames, cell_names, get_cell, load_cell_files, register_cell,
+                         standard_parameters)
 from .gru import GRU
 from .lstm import LSTM
 from .rnn import RNN_RELU, RNN_TANH
@@ -10,4 +11,5 @@ from .rnn import RNN_RELU, RNN_TANH
 for _definition in (LSTM, GRU, RNN_TANH, RNN_RELU):
     register_cell(_definition)
 
-__all__ = ["CellDefinition", "Param", "register_cell", "get_cell", "cell_names", "standard_parameters"]
+__all__ = ["CellDefinition", "Param", "register_cell", "get_cell", "cell_names", "standard_parameters",
+           "RegisteredNames", "load_cell_files"]

@@ -27,7 +27,11 @@ rnnlab.nn.functional (sigmoid, tanh, relu, d*_from_output), which work on both.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 RECURRENCES = ("dense", "diagonal")
@@ -68,6 +72,7 @@ class CellDefinition:
     h_side_apart: bool = False             # backward's d_ah differs from d_ax (see the module docstring)
     parameters: tuple[Param, ...] = None   # default: standard_parameters(recurrence)
     gate_bias: dict = field(default_factory=dict)  # init="orthogonal": {gate name: bias_ih value}
+    label: str = ""                        # short name for titles, e.g. "LSTM" (default: the name in capitals)
     doc: str = ""                          # one line for help texts
 
     def __post_init__(self):
@@ -87,6 +92,8 @@ class CellDefinition:
             problems.append(f"gate_bias names unknown gates {sorted(unknown)}")
         if problems:
             raise ValueError(f"cell definition {self.name!r}: " + "; ".join(problems))
+        if not self.label:
+            object.__setattr__(self, "label", self.name.upper())
         if self.parameters is None:
             object.__setattr__(self, "parameters", standard_parameters(self.recurrence))
 
@@ -116,6 +123,7 @@ def get_cell(name) -> CellDefinition:
     """The definition registered under `name` (a definition passes through), or one clear error."""
     if isinstance(name, CellDefinition):
         return name
+    load_cell_files()
     if name not in _REGISTRY:
         raise ValueError(f"unknown cell {name!r}; registered: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -123,4 +131,43 @@ def get_cell(name) -> CellDefinition:
 
 def cell_names() -> tuple[str, ...]:
     """The names of every registered cell, built-in ones first."""
+    load_cell_files()
     return tuple(_REGISTRY)
+
+
+class RegisteredNames(Sequence):
+    """The registered cell names as a live, read-only sequence (for `in`, argparse choices, joins):
+    a cell registered later is in it too."""
+
+    def __getitem__(self, index):
+        return cell_names()[index]
+
+    def __len__(self) -> int:
+        return len(cell_names())
+
+    def __add__(self, other) -> tuple:
+        return cell_names() + tuple(other)
+
+    def __radd__(self, other) -> tuple:
+        return tuple(other) + cell_names()
+
+    def __repr__(self) -> str:
+        return repr(cell_names())
+
+
+_loaded: set[str] = set()
+
+
+def load_cell_files() -> None:
+    """Import the cell files named in RNNLAB_CELLS (paths separated by os.pathsep), once each: each
+    registers its cells, so the CLI (rnnlab train --model NAME, ...) sees them too."""
+    for entry in filter(None, os.environ.get("RNNLAB_CELLS", "").split(os.pathsep)):
+        path = Path(entry).expanduser().resolve()
+        if str(path) in _loaded:
+            continue
+        _loaded.add(str(path))
+        if not path.is_file():
+            raise ValueError(f"RNNLAB_CELLS names {entry!r}, which is not a file")
+        spec = importlib.util.spec_from_file_location(f"rnnlab_user_cells_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)

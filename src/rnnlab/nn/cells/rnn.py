@@ -26,6 +26,6 @@ def backward_relu(saved, state, new_state, d_new):
 
 
 RNN_TANH = CellDefinition("rnn", gates=("a",), state_names=("h",), saved=(), forward=forward_tanh,
-                          backward=backward_tanh, doc="Elman RNN, tanh")
+                          backward=backward_tanh, label="RNN", doc="Elman RNN, tanh")
 RNN_RELU = CellDefinition("rnn_relu", gates=("a",), state_names=("h",), saved=(), forward=forward_relu,
-                          backward=backward_relu, doc="Elman RNN, relu")
+                          backward=backward_relu, label="RNN (relu)", doc="Elman RNN, relu")
