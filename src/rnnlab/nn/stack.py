@@ -137,6 +137,8 @@ class Recurrent(Layer):
                 p.data[...] = self.rng.uniform(-bound, bound, p.data.shape)
             elif how == "orthogonal":
                 p.data[...] = np.concatenate([orthogonal(self.rng, H, self.dtype) for _ in range(G)])
+            elif how == "unit_uniform":
+                p.data[...] = self.rng.uniform(0.0, 1.0, p.data.shape)
             else:
                 p.data[...] = {"zeros": 0.0, "ones": 1.0}[how]
             if name.startswith("bias_ih"):

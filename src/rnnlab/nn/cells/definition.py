@@ -40,7 +40,7 @@ RECURRENCES = ("dense", "diagonal")
 @dataclass(frozen=True)
 class Param:
     """One parameter: its PyTorch-style name, shape as a function of (D, H, G), and how init="orthogonal"
-    fills it ("glorot" uniform, "orthogonal" blocks per gate, "zeros", "ones"). init="uniform" fills every
+    fills it ("glorot" uniform, "orthogonal" blocks per gate, "zeros", "ones", "unit_uniform" U(0, 1)). init="uniform" fills every
     parameter with PyTorch's U(-1/sqrt(H), 1/sqrt(H))."""
 
     name: str
