@@ -6,9 +6,10 @@ from .definition import (CellDefinition, Param, RegisteredNames, cell_names, get
                          standard_parameters)
 from .gru import GRU
 from .lstm import LSTM
+from .lstm_noforget import LSTM_NOFORGET
 from .rnn import RNN_RELU, RNN_TANH
 
-for _definition in (LSTM, GRU, RNN_TANH, RNN_RELU):
+for _definition in (LSTM, GRU, RNN_TANH, RNN_RELU, LSTM_NOFORGET):
     register_cell(_definition)
 
 __all__ = ["CellDefinition", "Param", "register_cell", "get_cell", "cell_names", "standard_parameters",
