@@ -150,6 +150,8 @@ def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
         flows = [np.empty((T if flow is not None else 1, B, H), x.dtype) for _ in cell.state_names]  # 1 row: scratch
         dh = d_state[0]  # what reaches h_t through the GEMM (all of dL/dh_T at first)
         carry = np.zeros((B, H), x.dtype)  # what reaches h_t around the GEMM
+        if not dense:  # no GEMM: everything goes around it, and dh stays zero
+            dh, carry = carry, dh
         u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
         W_hh = np.ascontiguousarray(W_hh) if dense else np.empty((0, 0), x.dtype)
         args = (live, dy, dh, carry, dXW, dHW, u, *flows, *states, *saved, *d_state[1:])
