@@ -93,7 +93,8 @@ def forward(cell, params, x, state, mask=None, backend=None):
         live = live_mask(mask, T, B, x.dtype)
         hw = np.empty((B, G * H), x.dtype)  # h_{t-1} W_hh^T, reused every step
         u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
-        bias_h = np.empty(0, x.dtype) if bias_h is None else bias_h
+        if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
+            bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
         args = (xw, hw, bias_x, bias_h, u, live, *states, *saved)
         if not dense or whole_loop(B, G, H):  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
