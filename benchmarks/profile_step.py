@@ -4,8 +4,8 @@
     python benchmarks/profile_step.py lstm 32 64 128 --threads 1
 
 rnnlab: cProfile over a few steps, each function's own time per step (a GEMM called from a
-function counts in that function's own time: lstm_forward's is the input projection and the
-per-step h W_hh^T; lstm_backward's the per-step dA W_hh and dx; _grads' dW_ih and dW_hh). The
+function counts in that function's own time: the driver's forward's is the input projection and the
+per-step h W_hh^T; backward's the per-step dA W_hh and dx; weight_grads' dW_ih and dW_hh). The
 Numba steps are wrapped in Python functions so that they show up on any Python (3.12's cProfile
 folds calls into compiled code into the caller). PyTorch: its profiler's operators, by self time.
 Same model as bench_rnn.py.
@@ -52,9 +52,9 @@ ours = bench.RnnlabModel(cfg, args.kernel)
 for _ in range(2):
     ours.train_step(ids, targets)
 if fused is not None:
-    for name in dir(fused):
-        if name.endswith(("_step", "_sweep")):
-            setattr(fused, name, timed(getattr(fused, name)))
+    loops = fused.loops_for(ours.rnn.kind)  # the cell's compiled loops, as the driver calls them
+    for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
+        setattr(loops, name, timed(getattr(loops, name)))
 profiler = cProfile.Profile(time.perf_counter)
 start = time.perf_counter()
 profiler.enable()

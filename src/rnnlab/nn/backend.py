@@ -1,7 +1,7 @@
-"""Which code runs the time loop of the fast kernels: Numba's compiled steps or NumPy's ufuncs.
+"""Which code runs the driver's time loop (driver.py): Numba's compiled steps or NumPy's ufuncs.
 
-    "numba"  each step is one GEMM (NumPy's BLAS) and one compiled call for the gate arithmetic (fused.py)
-    "numpy"  the sweep beside each cell: one GEMM and ~15 ufunc calls per step, NumPy alone
+    "numba"  each step is one GEMM (NumPy's BLAS) and one compiled call for the cell's step (fused.py)
+    "numpy"  the driver's NumPy sweep: one GEMM and the cell's step on (B, H) arrays, NumPy alone
     None     Numba where it is installed, else NumPy: what kernel="fast" uses
 
 Numba is an optional extra (`pip install rnnlab[fast]`); nothing here imports it until a Numba
