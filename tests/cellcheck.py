@@ -69,12 +69,12 @@ def _run(layer, x, state, lengths, dy, dstate):
     return out, getattr(layer, "grad_flow", None)
 
 
-def check_time_loop_equals_reference(name: str, kernel: str, B: int, dtype, tol: float) -> None:
+def check_time_loop_equals_reference(name: str, kernel: str, B: int, dtype, tol: float, bias: bool = True) -> None:
     """A time loop of the driver against the one-step reference: outputs, states, every gradient;
     the gradient flow of Numba's loop against NumPy's."""
     rng = np.random.default_rng(5)
     make = lambda kernel: rnnlab.Recurrent(name, 5, 6, num_layers=2, bidirectional=True, dtype=dtype, rng=1,
-                                           kernel=kernel)
+                                           kernel=kernel, bias=bias)
     n = len(make("numpy").kind.state_names)
     x = rng.standard_normal((B, 9, 5)).astype(dtype)
     state = [rng.standard_normal((4, B, 6)).astype(dtype) for _ in range(n)]

@@ -18,6 +18,11 @@ def test_time_loop_equals_reference(kernel, B, dtype, tol):
     check_time_loop_equals_reference("indrnn", kernel, B, dtype, tol)
 
 
+@pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)
+def test_time_loop_without_bias(kernel, B):
+    check_time_loop_equals_reference("indrnn", kernel, B, np.float64, 1e-10, bias=False)
+
+
 def test_is_a_relu_rnn_with_a_diagonal_recurrent_matrix():
     """u * h is h diag(u): the relu RNN with W_hh = diag(u) gives the same outputs and gradients."""
     rng = np.random.default_rng(0)

@@ -18,6 +18,11 @@ def test_time_loop_equals_reference(kernel, B, dtype, tol):
     check_time_loop_equals_reference("lstm_noforget", kernel, B, dtype, tol)
 
 
+@pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)
+def test_time_loop_without_bias(kernel, B):
+    check_time_loop_equals_reference("lstm_noforget", kernel, B, np.float64, 1e-10, bias=False)
+
+
 def test_is_the_lstm_with_its_forget_gate_held_open():
     """With f = 1 (forget bias +40) the LSTM is this cell: the same outputs and states, weights copied."""
     rng = np.random.default_rng(0)

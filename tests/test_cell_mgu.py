@@ -24,6 +24,11 @@ def test_time_loop_equals_reference(kernel, B, dtype, tol):
     check_time_loop_equals_reference("mgu", kernel, B, dtype, tol)
 
 
+@pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)
+def test_time_loop_without_bias(kernel, B):
+    check_time_loop_equals_reference("mgu", kernel, B, np.float64, 1e-10, bias=False)
+
+
 def test_equals_the_equations_written_out():
     """One step of the layer against the three lines of docs/cells.md, in plain NumPy."""
     rng = np.random.default_rng(0)

@@ -24,9 +24,10 @@ def as_tuple(state):
     lambda **kw: rnnlab.LSTM(3, 4, **kw),
     lambda **kw: rnnlab.GRU(3, 4, **kw),
 ], ids=["rnn_tanh", "rnn_relu", "lstm", "gru"])
-def test_recurrent_layers(make, layer_kwargs, use_lengths):
+@pytest.mark.parametrize("kernel", ["fast", "numpy", "reference"])  # fast: Numba where installed
+def test_recurrent_layers(kernel, make, layer_kwargs, use_lengths):
     rng = np.random.default_rng(7)
-    layer = make(dtype=np.float64, rng=rng, **layer_kwargs)
+    layer = make(dtype=np.float64, rng=rng, kernel=kernel, **layer_kwargs)
     for p in layer.parameters():  # biases too: nothing at zero
         p.data[...] = rng.uniform(-0.8, 0.8, p.data.shape)
     B, T = 3, 4

@@ -14,16 +14,16 @@ from conftest import assert_close
 CASES = [("rnn_tanh",), ("rnn_relu",), ("lstm",), ("gru",)]
 
 
-def make_pair(mode, D, H, layers, bidirectional, dtype, seed):
+def make_pair(mode, D, H, layers, bidirectional, dtype, seed, kernel="fast"):
     torch.manual_seed(seed)
     common = dict(num_layers=layers, bidirectional=bidirectional)
     if mode.startswith("rnn"):
         nl = mode.split("_")[1]
         theirs = torch.nn.RNN(D, H, nonlinearity=nl, batch_first=True, **common)
-        ours = rnnlab.RNN(D, H, nonlinearity=nl, dtype=dtype, **common)
+        ours = rnnlab.RNN(D, H, nonlinearity=nl, dtype=dtype, kernel=kernel, **common)
     else:
         theirs = getattr(torch.nn, mode.upper())(D, H, batch_first=True, **common)
-        ours = getattr(rnnlab, mode.upper())(D, H, dtype=dtype, **common)
+        ours = getattr(rnnlab, mode.upper())(D, H, dtype=dtype, kernel=kernel, **common)
     theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     return ours, theirs
@@ -50,11 +50,12 @@ def run_torch(theirs, x, state, lengths, dy, dstate):
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
-def test_matches_torch(mode, layers, bidirectional, use_lengths, dtype, tol):
+@pytest.mark.parametrize("kernel", ["fast", "numpy", "reference"])  # fast: Numba where installed
+def test_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol):
     seed = zlib.crc32(f"{mode}-{layers}-{bidirectional}-{use_lengths}".encode())
     rng = np.random.default_rng(seed)
     B, T, D, H = int(rng.integers(2, 5)), int(rng.integers(3, 8)), int(rng.integers(1, 6)), int(rng.integers(2, 7))
-    ours, theirs = make_pair(mode, D, H, layers, bidirectional, dtype, seed)
+    ours, theirs = make_pair(mode, D, H, layers, bidirectional, dtype, seed, kernel)
     K = 2 if bidirectional else 1
     n_states = 2 if mode == "lstm" else 1
     x = rng.standard_normal((B, T, D)).astype(dtype)
