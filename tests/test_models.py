@@ -59,7 +59,7 @@ def test_one_to_one_gradients():
     check_gradients(model, lambda: model(ids))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_noforget", "indrnn"])  # two states and a diagonal recurrence too
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 def test_many_to_one_gradients(cell, bidirectional, x):
     model = ManyToOne(cell, D, H, 2, bidirectional=bidirectional, dtype=F64, rng=0)
@@ -83,7 +83,7 @@ def test_many_to_many_gradients_ids(ids):
     check_gradients(model, lambda: model(ids))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_noforget", "indrnn"])  # two states and a diagonal recurrence too
 def test_one_to_many_gradients(cell, ids):
     c = np.random.default_rng(4).standard_normal((B, D))
     model = OneToMany(cell, D, H, V, embedding_dim=2, num_layers=2, dtype=F64, rng=0)
@@ -92,7 +92,7 @@ def test_one_to_many_gradients(cell, ids):
     check_gradients(model, lambda: model(np.array([6, 0, 3]), ids))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_noforget", "indrnn"])  # two states and a diagonal recurrence too
 def test_seq2seq_gradients(cell, ids):
     tgt = np.random.default_rng(5).integers(0, 6, size=(B, 3))
     model = Seq2Seq(cell, V, 6, H, embedding_dim=2, dtype=F64, rng=0)
@@ -115,7 +115,7 @@ def test_many_to_one_reads_each_sequences_own_last_step(x):
         np.testing.assert_allclose(y[b], model(x[b:b + 1, :n])[0], atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_noforget", "indrnn"])  # two states and a diagonal recurrence too
 def test_many_to_one_records_the_flow_of_reading_the_last_output(cell, x):
     """Without lengths h_n is y[:, -1]: backward(record_flow=True) gives what reading y[:, -1] gives."""
     model = ManyToOne(cell, D, H, 1, num_layers=2, dtype=F64, rng=0)

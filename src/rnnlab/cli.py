@@ -436,11 +436,17 @@ def _quiet_stdout() -> None:
 
 
 def main(argv=None) -> int:
+    from .nn.cells import load_cell_files
     from .train import NothingToDo, TrainingDiverged
 
     for stream in ("stdout", "stderr"):  # started with >&- : write into nothing rather than crash
         if getattr(sys, stream) is None:
             setattr(sys, stream, open(os.devnull, "w"))
+    try:  # the user's cells first: the parser lists them among the choices
+        load_cell_files()
+    except ValueError as error:
+        print(f"rnnlab: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     args = build_parser().parse_args(argv)
     name = f"rnnlab {args.command}"
     try:

@@ -170,4 +170,7 @@ def load_cell_files() -> None:
             raise ValueError(f"RNNLAB_CELLS names {entry!r}, which is not a file")
         spec = importlib.util.spec_from_file_location(f"rnnlab_user_cells_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:  # the user's code: say which file, in one line
+            raise ValueError(f"RNNLAB_CELLS: {entry} failed to load: {type(error).__name__}: {error}") from error
