@@ -174,7 +174,6 @@ def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
 def _backward_sweep(cell, W_hh, states, saved, mask, dy, d_state, dXW, dHW, flow):
     """The time loop of BPTT in NumPy: fills dXW (and dHW) (T, B, G*H) and flow; leaves dL/ds_0 in d_state."""
     T, B, H = saved[0].shape if saved else states[0][1:].shape
-    G = cell.G
     if flow is not None:
         flow.update({name: np.empty((T, B, H), dXW.dtype) for name in cell.state_names})
     if mask is not None and dy is not None:  # y_t = m_t * h_t: no gradient past the end

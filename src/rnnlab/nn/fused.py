@@ -27,7 +27,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from types import ModuleType as types_module
+from types import ModuleType
 
 import numba
 import numpy as np
@@ -223,7 +223,7 @@ def loops_for(cell) -> Loops:
         filename = _source_file(cell, source)
         cached = not filename.startswith("<")  # Numba caches only functions with a source file
         # a module of its own, in sys.modules: Numba's cache finds the loops' globals there by name
-        module = types_module(f"_rnnlab_loops_{Path(filename).stem if cached else cell.name}")
+        module = ModuleType(f"_rnnlab_loops_{Path(filename).stem if cached else cell.name}")
         module.__dict__.update({
             "jit": jit if cached else numba.njit(error_model="numpy", nogil=True),
             "matmul": matmul, "_copy": _copy, "_fill": _fill,

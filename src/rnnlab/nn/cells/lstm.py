@@ -14,7 +14,7 @@ from .definition import CellDefinition
 
 
 def forward(a_x, a_h, state):
-    (x_i, x_f, x_g, x_o), (h_i, h_f, h_g, h_o), (h, c) = a_x, a_h, state
+    (x_i, x_f, x_g, x_o), (h_i, h_f, h_g, h_o), (_, c) = a_x, a_h, state
     i, f, g, o = sigmoid(x_i + h_i), sigmoid(x_f + h_f), tanh(x_g + h_g), sigmoid(x_o + h_o)
     c_new = f * c + i * g
     tanh_c = tanh(c_new)
@@ -22,7 +22,7 @@ def forward(a_x, a_h, state):
 
 
 def backward(saved, state, new_state, d_new):
-    (i, f, g, o, tanh_c), (h, c), (dh, dc) = saved, state, d_new
+    (i, f, g, o, tanh_c), (_, c), (dh, dc) = saved, state, d_new
     dc = dc + dh * o * dtanh_from_output(tanh_c)  # c' reaches the loss also through h'
     da = (dc * g * dsigmoid_from_output(i),   # di * sigma'
           dc * c * dsigmoid_from_output(f),   # df * sigma'

@@ -15,7 +15,7 @@ from .definition import CellDefinition
 
 
 def forward(a_x, a_h, state):
-    (x_i, x_g, x_o), (h_i, h_g, h_o), (h, c) = a_x, a_h, state
+    (x_i, x_g, x_o), (h_i, h_g, h_o), (_, c) = a_x, a_h, state
     i, g, o = sigmoid(x_i + h_i), tanh(x_g + h_g), sigmoid(x_o + h_o)
     c_new = c + i * g
     tanh_c = tanh(c_new)
