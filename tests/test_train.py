@@ -55,7 +55,7 @@ def test_training_lowers_the_loss_and_writes_the_run_directory(tmp_path):
     assert ckpt.step == 120 and vocab.to_list() == Vocab.from_text(TEXT).to_list()
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "lstm_noforget"])  # lstm_noforget: a second two-state cell
 def test_resume_is_bit_identical(tmp_path, cell):
     straight = tmp_path / "straight"
     make_trainer(tiny_config(tmp_path, model=cell, out=str(straight), steps=40)).fit()

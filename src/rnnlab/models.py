@@ -113,13 +113,10 @@ class CharRNN(Layer):
 
 def char_rnn_shapes(config: CharRNNConfig) -> dict[str, tuple[int, ...]]:
     """{state_dict name: shape} of a CharRNN built from `config`, computed without building it."""
-    from .validate import GATES
-
-    V, E, H, G = config.vocab_size, config.embedding_dim, config.hidden_size, GATES[config.cell]
+    V, E, H, cell = config.vocab_size, config.embedding_dim, config.hidden_size, get_cell(config.cell)
     shapes = {"embedding.weight": (V, E)}
-    for k in range(config.num_layers):
-        shapes |= {f"rnn.weight_ih_l{k}": (G * H, E if k == 0 else H), f"rnn.weight_hh_l{k}": (G * H, H),
-                   f"rnn.bias_ih_l{k}": (G * H,), f"rnn.bias_hh_l{k}": (G * H,)}
+    for k in range(config.num_layers):  # the cell's own parameter shapes (IndRNN's weight_hh is (H,))
+        shapes |= {f"rnn.{name}_l{k}": shape for name, shape in cell.shapes(E if k == 0 else H, H).items()}
     return shapes | {"head.weight": (V, H), "head.bias": (V,)}
 
 

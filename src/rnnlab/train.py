@@ -39,6 +39,7 @@ from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
 from .rundir import LOG, abandon, claim, reconcile_log, run_files, write_atomic
 from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_GE0, SEED, Rule, check_char_rnn_memory,
                        check_value, check_values)
+from .nn.cells import get_cell
 from .nn.losses import cross_entropy
 from .optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, RMSprop
 
@@ -426,9 +427,10 @@ class Trainer:
             cfg = self.config
             parts = tuple(np.array(p, dtype=np.dtype(cfg.dtype)) for p in carried)
             want = (cfg.layers, cfg.batch, cfg.hidden)
-            if len(parts) != (2 if cfg.model == "lstm" else 1) or any(p.shape != want for p in parts):
+            names = get_cell(cfg.model).state_names  # (h,) or (h, c, ...)
+            if len(parts) != len(names) or any(p.shape != want for p in parts):
                 raise ValueError(f"the carried state has shapes {[p.shape for p in parts]}, expected {want}")
-            self.state = parts if len(parts) == 2 else parts[0]
+            self.state = parts if len(names) > 1 else parts[0]
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, callback=None) -> TrainResult:

@@ -17,7 +17,13 @@ import numbers
 import os
 from dataclasses import dataclass
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def gates(cell: str) -> int:
+    """G, the gates of a registered cell (4, the LSTM's, for an unknown name: estimates stay generous)."""
+    from .nn.cells import cell_names, get_cell
+
+    return get_cell(cell).G if cell in cell_names() else 4
 
 
 # -- option ranges ---------------------------------------------------------------------------------
@@ -154,7 +160,7 @@ def require_memory(need: int, what: str, options: str) -> None:
 
 def char_rnn_parameters(vocab: int, cell: str, hidden: int, layers: int, embedding: int) -> int:
     """Parameter count of a CharRNN: embedding V x E, per layer G*H x (in + H) and two G*H biases, head."""
-    G = GATES.get(cell, 4)
+    G = gates(cell)
     first = G * hidden * (embedding + hidden) + 2 * G * hidden
     rest = (layers - 1) * (G * hidden * 2 * hidden + 2 * G * hidden)
     return vocab * embedding + first + rest + hidden * vocab + vocab
@@ -163,7 +169,7 @@ def char_rnn_parameters(vocab: int, cell: str, hidden: int, layers: int, embeddi
 def bptt_cache_floats(batch: int, seq_len: int, hidden: int, layers: int, cell: str) -> int:
     """Floats kept for backward over one chunk: per step, layer and stream, the input projection and
     gate activations (2G x H) and the states and their tanh (about 4 x H)."""
-    return batch * seq_len * layers * hidden * (2 * GATES.get(cell, 4) + 4)
+    return batch * seq_len * layers * hidden * (2 * gates(cell) + 4)
 
 
 def char_rnn_training_bytes(*, vocab: int, cell: str, hidden: int, layers: int, embedding: int, batch: int,
@@ -199,7 +205,7 @@ def sequence_model_bytes(*, batch: int, seq_len: int, hidden: int, layers: int =
                          examples: int = 0, features: int = 16, itemsize: int = 8) -> int:
     """A task model (experiments, demos, diagnose): BPTT cache of one batch, `examples` held-out
     sequences of `features` floats per step, and the recurrent weights."""
-    G = GATES.get(cell, 4)
+    G = gates(cell)
     cache = bptt_cache_floats(batch, seq_len, hidden, layers, cell)
     data = (batch + examples) * seq_len * features
     weights = 4 * layers * G * hidden * 2 * hidden
