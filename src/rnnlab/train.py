@@ -41,6 +41,7 @@ from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_G
                        check_value, check_values)
 from .nn.cells import get_cell
 from .nn.losses import cross_entropy
+from .nn.threads import speed_line
 from .optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, RMSprop
 
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
@@ -471,7 +472,7 @@ class Trainer:
                 self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
                          f"{self.model.num_parameters():,} parameters) on {self.description}: "
                          f"{len(self.vocab)} characters in the vocabulary, {self.total_steps} steps of "
-                         f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}")
+                         f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}; {speed_line()}")
                 bar = _progress_bar(self.progress, self.step, self.total_steps)
                 while self.step < self.total_steps:
                     tick = time.perf_counter()

@@ -4,8 +4,8 @@
     "numpy"  the driver's NumPy sweep: one GEMM and the cell's step on (B, H) arrays, NumPy alone
     None     Numba where it is installed, else NumPy: what kernel="fast" uses
 
-Numba is an optional extra (`pip install rnnlab[fast]`); nothing here imports it until a Numba
-sweep is first asked for, so `import rnnlab` stays quick and works with NumPy alone.
+Numba is a core dependency; nothing here imports it until a Numba sweep is first asked for, so
+`import rnnlab` stays quick, and where numba cannot import the time loop runs in NumPy.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def fused_or_none():
     global _fused, _missing
     if _fused is None and _missing is None:
         if importlib.util.find_spec("numba") is None:
-            _missing = "numba is not installed (pip install 'rnnlab[fast]')"
+            _missing = "numba is not installed (pip install numba)"
         else:
             try:
                 from . import fused
@@ -37,6 +37,15 @@ def fused_or_none():
 
 def numba_available() -> bool:
     return fused_or_none() is not None
+
+
+def describe() -> str:
+    """One line for a run's log: which code runs the time loop, and why not Numba's where it cannot."""
+    if fused_or_none() is not None:
+        import numba
+
+        return f"time loop compiled (Numba {numba.__version__})"
+    return f"time loop in NumPy ({_missing})"
 
 
 def resolve(backend: str | None):

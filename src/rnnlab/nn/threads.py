@@ -1,0 +1,96 @@
+"""How many BLAS threads each GEMM of the time loop gets: the driver's thread policy.
+
+    with threads.time_loop(B, H, G):      # around the per-step recurrence of one sequence
+        for t in range(T): h @ W_hh^T ...  # (B, H) x (H, G*H): one thread
+
+A GEMM gets one thread per THREAD_FLOPS of work, at most `allowed()`. On a machine where another
+program also runs BLAS, a small GEMM split over two threads waits for the other program's spinning
+workers: (32, 128) x (128, 512) took 80 us on one thread and 16 ms on two on this project's 2-core
+machine (benchmarks/thread_policy.py measures it, idle and beside a noisy neighbour). So every
+per-step GEMM of the sizes rnnlab trains runs on one thread, and only the GEMMs over all T steps
+(the input projection, dW, dx) spread over the allowed threads.
+
+allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
+OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
+ceiling the policy never exceeds; the policy only ever uses fewer threads.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+THREAD_FLOPS = 1 << 28  # ~270 MFLOP, a few ms on one core: below it a second thread does not pay
+ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+_user_threads: int | None = None  # set_threads(n)
+_controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
+_current: int | None = None  # the limit in force inside time_loop, so nested calls cost nothing
+
+
+def set_threads(n: int | None) -> None:
+    """Use at most n BLAS threads (None: back to the environment's or the core count)."""
+    global _user_threads
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"threads must be a positive integer; got {n!r}")
+    _user_threads = n
+
+
+def allowed() -> int:
+    """The most BLAS threads rnnlab may use (see the module docstring)."""
+    if _user_threads is not None:
+        return _user_threads
+    for var in ENV_VARS:
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def for_gemm(m: int, k: int, n: int) -> int:
+    """Threads for one (m, k) x (k, n) GEMM: one per THREAD_FLOPS of work, within allowed()."""
+    return max(1, min(allowed(), (2 * m * k * n) // THREAD_FLOPS))
+
+
+def _blas():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextmanager
+def limit(n: int):
+    """BLAS runs on at most n threads inside the block; the previous setting comes back after."""
+    global _current
+    if n == _current:
+        yield
+        return
+    saved, _current = _current, n
+    try:
+        with _blas().limit(limits=n, user_api="blas"):
+            yield
+    finally:
+        _current = saved
+
+
+def time_loop(B: int, H: int, G: int):
+    """The limit for a time loop whose step GEMM is h (B, H) x W_hh^T (H, G*H)."""
+    return limit(for_gemm(B, H, G * H))
+
+
+def describe() -> str:
+    """One line for logs: the ceiling and where it comes from."""
+    if _user_threads is not None:
+        source = "--threads"
+    else:
+        source = next((var for var in ENV_VARS if os.environ.get(var, "").strip().isdigit()), "cores available")
+    return f"BLAS threads <= {allowed()} ({source}), one per step GEMM"
+
+
+def speed_line() -> str:
+    """What a training run's log says about its speed setup: the time loop's code and the threads."""
+    from .backend import describe as time_loop_code
+
+    return f"{time_loop_code()}, {describe()}"
