@@ -24,21 +24,23 @@ p.add_argument("H", type=int)
 p.add_argument("L", type=int, nargs="?", default=1)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
-p.add_argument("--kernel", default="fast")
+p.add_argument("--no-torch", action="store_true", help="profile rnnlab alone")
 args = p.parse_args()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 
 import cProfile  # noqa: E402
 import pstats  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-sys.argv = [sys.argv[0], "--threads", str(args.threads), "--kernel", args.kernel]
-import bench_rnn as bench  # noqa: E402  (its models and data; parses the argv set just above)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import bench_rnn as bench  # noqa: E402  (its two sides and their data)
 
-bench.ARGS = bench.parse_args(sys.argv[1:])
 cfg = bench.Config(args.cell, args.B, args.T, args.H, args.L)
-ids, targets = bench.data(cfg)
+weights = str(Path(tempfile.mkdtemp()) / "weights.npz")
+
 
 def timed(fn):
     def step(*a):  # a Python frame around the compiled call, for cProfile to see
@@ -47,10 +49,11 @@ def timed(fn):
     return step
 
 
-fused = bench.backend.fused_or_none()
-ours = bench.RnnlabModel(cfg, args.kernel)
+ours = bench.RnnlabSide()
+fused = __import__("rnnlab.nn.backend", fromlist=["backend"]).fused_or_none()
+ours.setup(cfg, weights)
 for _ in range(2):
-    ours.train_step(ids, targets)
+    ours.train_step()
 if fused is not None:
     loops = fused.loops_for(ours.rnn.kind)  # the cell's compiled loops, as the driver calls them
     for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
@@ -59,7 +62,7 @@ profiler = cProfile.Profile(time.perf_counter)
 start = time.perf_counter()
 profiler.enable()
 for _ in range(args.steps):
-    ours.train_step(ids, targets)
+    ours.train_step()
 profiler.disable()
 total = (time.perf_counter() - start) / args.steps
 stats = pstats.Stats(profiler).stats
@@ -70,17 +73,16 @@ print("| function | own ms per step | share | calls per step |\n|---|---|---|---
 for tt, nc, name in rows[:12]:
     print(f"| {name} | {tt * 1e3:.1f} | {tt / total:.0%} | {nc:g} |")
 
-if bench.torch is not None:
-    torch = bench.torch
-    torch.set_num_threads(args.threads)
-    theirs = bench.TorchModel(cfg)
-    ids_t, targets_t = torch.from_numpy(ids), torch.from_numpy(targets)
+if not args.no_torch:  # in this process: run it with --no-torch and again alone for clean figures
+    theirs = bench.TorchSide(args.threads)
+    torch = theirs.torch
+    theirs.setup(cfg, weights)
     for _ in range(2):
-        theirs.train_step(ids_t, targets_t)
+        theirs.train_step()
     start = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
-            theirs.train_step(ids_t, targets_t)
+            theirs.train_step()
     total = (time.perf_counter() - start) / args.steps
     print(f"\n## torch {cfg.name}, {args.threads} thread(s): {total * 1e3:.1f} ms per training step (profiled)\n")
     print("| operator | self ms per step | share | calls per step |\n|---|---|---|---|")

@@ -190,15 +190,23 @@ def test_unknown_kernel_is_refused():
 
 
 def test_benchmark_harness_runs(tmp_path):
-    """The benchmark, once, at a tiny size (no timing is checked: CI times nothing)."""
+    """The benchmark, once, at a tiny size: both worker processes, the loss check, the neighbour
+    started and stopped, generation (no timing is checked: CI times nothing)."""
     out_file = tmp_path / "bench.md"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_rnn.py"), "--tiny", "--threads", "1",
                              "--out", str(out_file)], capture_output=True, text=True, cwd=ROOT, env=_env_with_src(),
                             timeout=300)
     assert result.returncode == 0, result.stderr
     text = out_file.read_text()
-    assert "| lstm 2, 5, 8, 1 | train |" in text and "| lstm 2, 5, 8, 1 | forward |" in text
-    assert "GEMM peak" in text
+    assert "| lstm 2, 5, 8, 1 | " in text  # idle: both sides timed after agreeing on the first loss
+    assert "| lstm 2, 5, 8, 1 | training step |" in text and "| lstm 2, 5, 8, 1 | inference |" in text  # busy
+    assert "### Generation" in text
+    import os
+    import re
+
+    pid = int(re.search(r"neighbour.py, pid (\d+)", text).group(1))
+    with pytest.raises(ProcessLookupError):  # stopped by its PID, and reaped
+        os.kill(pid, 0)
 
 
 def _env_with_src() -> dict:
