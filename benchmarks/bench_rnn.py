@@ -358,7 +358,7 @@ def main(args) -> int:
                  f"{fmt_ms(infer['rnnlab'])} | {mark(infer['rnnlab'] / infer['torch'], None if args.tiny else INFER_TARGET)} |")
 
         if not args.no_generate:
-            chars = 20 if args.tiny else 2000
+            chars = 20 if args.tiny else 200
             for w in order:
                 w.ask("setup_generate", weights=weights)
             t = time_in_turns(order, "generate", seconds, chars=chars)

@@ -1,7 +1,8 @@
 """Generate text from a character-level model, one character at a time, carrying the state.
 
 The priming text is read in one forward pass (not re-read for every new character); each new
-character is then one recurrent step from the carried state.
+character is then one recurrent step from the carried state: a compiled step of the whole model
+(sample_compiled.py), or a round trip through the layers in Python where Numba cannot run.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import numpy as np
 from .data.text import Vocab
 from .models import CharRNN
 from .nn.losses import log_softmax
+from .sample_compiled import compiled_sampler
+
+CHUNK = 64  # characters per compiled call: the stream yields them in bursts this size
 
 
 def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
@@ -26,10 +30,17 @@ def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: 
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
-             top_k: int | None = None, rng=None, on_text: Callable[[str], None] | None = None) -> str:
-    """Continue `prime` by `length` sampled characters; `on_text` receives each one as it comes."""
+             top_k: int | None = None, rng=None, on_text: Callable[[str], None] | None = None,
+             compiled: bool = True) -> str:
+    """Continue `prime` by `length` sampled characters; `on_text` receives each one as it comes.
+
+    compiled: step the whole model per character in one compiled loop (sample_compiled.py) where
+    Numba runs; False, or where it cannot, one Python round trip through the layers per character.
+    Both draw the same uniforms from `rng`, so the same seed gives the same text up to the rounding
+    of float32 logits (identical in float64 in the tests).
+    """
     out = []
-    for char in stream(model, vocab, prime, length, temperature, top_k, rng):
+    for char in stream(model, vocab, prime, length, temperature, top_k, rng, compiled):
         out.append(char)
         if on_text is not None:
             on_text(char)
@@ -37,7 +48,7 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, t
 
 
 def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
-           top_k: int | None = None, rng=None) -> Iterator[str]:
+           top_k: int | None = None, rng=None, compiled: bool = True) -> Iterator[str]:
     """The sampled characters one at a time, keeping nothing: memory stays flat however long it runs.
     Arguments are checked when this is called, before the first character."""
     if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
@@ -54,14 +65,23 @@ def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, tem
         prime_ids = vocab.encode("\n") if "\n" in vocab.chars else np.array([rng.integers(len(vocab))])
     else:
         prime_ids = vocab.encode(prime, source="the priming text")
-    return _stream(model, vocab, prime_ids, length, temperature, top_k, rng)
+    return _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled)
 
 
-def _stream(model, vocab, prime_ids, length, temperature, top_k, rng) -> Iterator[str]:
+def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) -> Iterator[str]:
     was_training = model.training
     model.eval()
     try:
         logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
+        sampler = compiled_sampler(model, state) if compiled else None
+        if sampler is not None:  # the same draws: Generator.random() is what Generator.choice(p=...) uses
+            first = logits[0, -1]
+            for start in range(0, length, CHUNK):
+                uniforms = rng.random(min(CHUNK, length - start))  # (n,) as n single draws would give
+                for next_id in sampler.sample(first, uniforms, temperature, top_k):
+                    yield vocab.chars[next_id]
+                first = sampler.logits
+            return
         for _ in range(length):
             p = next_char_distribution(logits[0, -1], temperature, top_k)
             next_id = int(rng.choice(len(p), p=p))
