@@ -413,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():  # every command does BLAS work: each takes the ceiling
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="use at most N BLAS threads (default: OPENBLAS_NUM_THREADS, else every "
+                                  "core); the per-step GEMMs use one either way")
     return parser
 
 
@@ -453,6 +457,10 @@ def main(argv=None) -> int:
         check = getattr(args, "check", None) or CHECKS.get(args.command)
         if check is not None:
             check(args)
+        if args.threads is not None:
+            from .nn.threads import set_threads
+
+            set_threads(args.threads)
         return args.run(args)
     except BrokenPipeError:  # `rnnlab generate | head`: the reader has all it wanted
         _quiet_stdout()

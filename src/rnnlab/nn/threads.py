@@ -28,11 +28,13 @@ _current: int | None = None  # the limit in force inside time_loop, so nested ca
 
 
 def set_threads(n: int | None) -> None:
-    """Use at most n BLAS threads (None: back to the environment's or the core count)."""
+    """Use at most n BLAS threads (None: back to the environment's or the core count), everywhere:
+    also the GEMMs outside any time loop (the output layer, the optimizer's) keep to n."""
     global _user_threads
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"threads must be a positive integer; got {n!r}")
     _user_threads = n
+    _blas().limit(limits=allowed(), user_api="blas")  # process-wide until changed again
 
 
 def allowed() -> int:

@@ -1,0 +1,66 @@
+"""The thread policy (nn/threads.py): which GEMM gets how many BLAS threads, the user's ceiling,
+the limit in force inside a time loop, the CLI's --threads and the run's log line."""
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from rnnlab.cli import build_parser
+from rnnlab.nn import backend, threads
+
+
+@pytest.fixture(autouse=True)
+def no_user_setting(monkeypatch):
+    for var in threads.ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    yield
+    threads._user_threads = None
+
+
+def blas_threads() -> set:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_step_gemms_get_one_thread_and_whole_sequence_gemms_all(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert threads.allowed() == 4
+    for B, H, G in [(1, 100, 4), (32, 128, 4), (64, 256, 4), (64, 512, 4), (64, 256, 3)]:
+        assert threads.for_gemm(B, H, G * H) == 1, (B, H, G)
+    assert threads.for_gemm(64 * 100, 256, 1024) == 4  # the input projection over all steps
+    assert threads.for_gemm(32 * 64, 128, 512) == 1  # too small to pay for a second thread
+
+
+def test_the_users_number_is_a_ceiling(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.allowed() == 3 and threads.for_gemm(10_000, 1024, 4096) == 3
+    threads.set_threads(1)
+    assert threads.allowed() == 1 and threads.for_gemm(10_000, 1024, 4096) == 1
+    assert "--threads" in threads.describe()
+    with pytest.raises(ValueError, match="positive integer"):
+        threads.set_threads(0)
+
+
+def test_time_loop_limits_blas_inside_and_restores_after():
+    np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
+    before = blas_threads()
+    with threads.time_loop(32, 128, 4):
+        assert blas_threads() == {1}
+        with threads.time_loop(32, 128, 4):  # nested: nothing changes
+            assert blas_threads() == {1}
+    assert blas_threads() == before
+
+
+def test_cli_threads_option_reaches_every_command():
+    parser = build_parser()
+    assert parser.parse_args(["evaluate", "run", "--threads", "2"]).threads == 2
+    assert parser.parse_args(["generate", "run"]).threads is None
+
+
+@pytest.mark.skipif(not backend.numba_available(), reason="numba cannot import")
+def test_a_training_runs_log_line_names_the_time_loop(tmp_path):
+    from rnnlab.train import Trainer, TrainConfig
+
+    config = TrainConfig(hidden=8, layers=1, embedding=4, seq_len=5, batch=2, steps=1, eval_every=100,
+                         sample_every=100, sample_length=5, save_every=1, out=str(tmp_path / "run"))
+    lines = []
+    Trainer(config, progress=False, log=lines.append, text="abcab" * 40, description="tiny").fit()
+    assert "time loop compiled (Numba " in lines[0] and "BLAS threads <= " in lines[0]
