@@ -17,7 +17,8 @@ def no_user_setting(monkeypatch):
 
 
 def blas_threads() -> set:
-    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+    """NumPy's BLAS (the one rnnlab calls): other libraries loaded later, e.g. scipy's, are not ours."""
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]}
 
 
 def test_step_gemms_get_one_thread_and_whole_sequence_gemms_all(monkeypatch):
