@@ -29,6 +29,7 @@ from .data.tasks import ADDING_BASELINE_MSE, adding, copy_baseline, copy_memory,
 from .models import CELLS, CharRNN, CharRNNConfig, ManyToMany, ManyToOne
 from .nn.cells import get_cell
 from .nn.losses import cross_entropy, mse
+from .nn.module import no_grad
 from .nn.stack import orthogonal
 from .optim import SGD, Adam
 from .train import optimize
@@ -208,7 +209,8 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     recorder.record(0)
     clipped = train(model, clip, callback=recorder)
     test_x, test_y = problem.make(500, seq_len, np.random.default_rng([seed, 3]))
-    test_loss = problem.loss(model(test_x), test_y)[0]
+    with no_grad():
+        test_loss = problem.loss(model(test_x), test_y)[0]
     baseline = sine_persistence_mse(test_x, test_y)
 
     blew = unclipped[-1]
@@ -364,7 +366,9 @@ def diagnose(model, x, y, problem: Problem | None = None, title: str = "model", 
     loss_fn = loss_for(problem)
     last = last_step_flow(model, x, y, loss_fn)
     full, loss, grad_norm = full_loss_flow(model, x, y, loss_fn)
-    jac = dg.jacobian_norms(model, stack_input(model, x), max_examples=max_examples)
+    with no_grad():
+        inputs = stack_input(model, x)  # (B, T, D): what the stack reads
+    jac = dg.jacobian_norms(model, inputs, max_examples=max_examples)
     spectra = dg.weight_spectra(model)
     layer = dg.find_recurrent(model)
     grad_norms = [r["grad_norm"] for r in history] if history else None

@@ -37,6 +37,7 @@ import numpy as np
 from .data import tasks
 from .models import CELLS, ManyToMany, ManyToOne, OneToOne, Seq2Seq
 from .nn.losses import cross_entropy, log_softmax, mse
+from .nn.module import no_grad
 from .optim import Adam
 from .train import optimize
 
@@ -122,8 +123,9 @@ def _fit(model, spec: RunSpec, step_loss: Callable[[int], float], progress: bool
 
 
 def _in_chunks(fn, n: int, size: int = 200) -> np.ndarray:
-    """fn(slice) over [0, n) in chunks, concatenated (keeps eval memory small at long T)."""
-    return np.concatenate([fn(slice(i, min(i + size, n))) for i in range(0, n, size)])
+    """fn(slice) over [0, n) in chunks, concatenated, under no_grad (forwards only, nothing kept)."""
+    with no_grad():
+        return np.concatenate([fn(slice(i, min(i + size, n))) for i in range(0, n, size)])
 
 
 def _row(spec: RunSpec, model, value: float, baseline: float, baseline_name: str, losses: list[float],
@@ -293,7 +295,8 @@ def _run_neurone(spec: RunSpec, progress: bool) -> dict:
         return loss
 
     losses = _fit(model, spec, step_loss, progress)
-    logits = predict()  # (n_words, T, V)
+    with no_grad():
+        logits = predict()  # (n_words, T, V)
     accuracy = float((logits.argmax(-1) == data.y)[mask].mean())
     stats = _neurone_stats(data)
     limit = "current_char" if spec.cell == FF else "prefix"

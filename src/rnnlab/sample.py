@@ -15,6 +15,7 @@ import numpy as np
 from .data.text import Vocab
 from .models import CharRNN
 from .nn.losses import log_softmax
+from .nn.module import no_grad
 from .sample_compiled import compiled_sampler
 
 CHUNK = 64  # characters per compiled call: the stream yields them in bursts this size
@@ -72,7 +73,8 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
     was_training = model.training
     model.eval()
     try:
-        logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
+        with no_grad():
+            logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
         sampler = compiled_sampler(model, state) if compiled else None
         if sampler is not None:  # the same draws: Generator.random() is what Generator.choice(p=...) uses
             first = logits[0, -1]
@@ -86,7 +88,8 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
             p = next_char_distribution(logits[0, -1], temperature, top_k)
             next_id = int(rng.choice(len(p), p=p))
             yield vocab.chars[next_id]
-            logits, state = model(np.array([[next_id]]), state)
+            with no_grad():
+                logits, state = model(np.array([[next_id]]), state)
     finally:
         model.train(was_training)
 

@@ -41,6 +41,7 @@ from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_G
                        check_value, check_values)
 from .nn.cells import get_cell
 from .nn.losses import cross_entropy
+from .nn.module import no_grad
 from .nn.threads import speed_line
 from .optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, RMSprop
 
@@ -174,14 +175,15 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch: int, seq_len: int, max_batc
     model.eval()
     total, count, state = 0.0, 0, None
     try:
-        for index, (x, y) in enumerate(epoch):
-            if index >= total_chunks:
-                break
-            logits, state = model(x, state)
-            loss, _ = cross_entropy(logits, y)
-            total, count = total + loss * y.size, count + y.size
-            if bar is not None:
-                bar.update(1)
+        with no_grad():  # forwards only: no activations kept for a backward
+            for index, (x, y) in enumerate(epoch):
+                if index >= total_chunks:
+                    break
+                logits, state = model(x, state)
+                loss, _ = cross_entropy(logits, y)
+                total, count = total + loss * y.size, count + y.size
+                if bar is not None:
+                    bar.update(1)
     finally:
         model.train(was_training)
         if bar is not None:

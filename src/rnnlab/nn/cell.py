@@ -11,7 +11,7 @@ import numpy as np
 
 from . import driver
 from .cells import CellDefinition, get_cell
-from .module import Layer, Parameter, as_generator
+from .module import Layer, Parameter, as_generator, is_grad_enabled
 from .stack import _state_text, check_array
 
 
@@ -59,13 +59,15 @@ class Cell(Layer):
             if p.shape != (B, self.hidden_size):
                 raise ValueError(f"{n} must have shape (batch, hidden_size) = {(B, self.hidden_size)}; got {p.shape}")
         new_state, cache = driver.step_forward(self.kind, self._params(), x, parts)
-        self._caches.append(cache)
+        if is_grad_enabled():  # under no_grad() nothing is kept for backward
+            self._caches.append(cache)
         return new_state if len(names) > 1 else new_state[0]
 
     def backward(self, dstate):
         """dstate like the new state -> dx (B, D), gradient of the previous state; undoes the last forward."""
         if not self._caches:
-            raise RuntimeError(f"{type(self).__name__}.backward called more times than forward")
+            raise RuntimeError(f"{type(self).__name__}.backward called more times than forward (forwards under "
+                               f"rnnlab.no_grad() keep nothing for backward)")
         names = self.kind.state_names
         parts = self._parts(dstate)
         cache = self._caches.pop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Layer, as_generator
+from .module import Layer, as_generator, save_for_backward, saved_for_backward
 
 
 class Dropout(Layer):
@@ -20,11 +20,12 @@ class Dropout(Layer):
         if not self.training or self.p == 0.0:
             self._keep = None
             return x
-        self._keep = ((self.rng.random(x.shape) >= self.p) / (1.0 - self.p)).astype(x.dtype)  # same shape as x
-        return x * self._keep
+        mask = ((self.rng.random(x.shape) >= self.p) / (1.0 - self.p)).astype(x.dtype)  # same shape as x
+        self._keep = save_for_backward(mask)
+        return x * mask
 
     def backward(self, dy):
-        return dy if self._keep is None else dy * self._keep
+        return dy if saved_for_backward(self, self._keep) is None else dy * self._keep
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Layer, Parameter, as_generator
+from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 
 class Embedding(Layer):
@@ -24,12 +24,12 @@ class Embedding(Layer):
             raise TypeError(f"ids must be integers; got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"ids must lie in 0..{self.num_embeddings - 1}; got min {ids.min()}, max {ids.max()}")
-        self._ids = ids
+        self._ids = save_for_backward(ids)
         return self.weight.data[ids]
 
     def backward(self, dy):
         """Scatter-add dy into the rows that were looked up (a row used twice gets both); ids have no gradient."""
-        if self._ids is None:
+        if saved_for_backward(self, self._ids) is None:
             raise RuntimeError("Embedding.backward called before forward")
         dy = np.asarray(dy, dtype=self.weight.data.dtype).reshape(-1, self.embedding_dim)  # (N, E)
         ids = self._ids.reshape(-1)  # (N,)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Layer, Parameter, as_generator
+from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 
 class Linear(Layer):
@@ -24,14 +24,14 @@ class Linear(Layer):
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., in_features={self.in_features}); got {x.shape}")
-        self._x = x
+        self._x = save_for_backward(x)
         y = x @ self.weight.data.T  # (..., O)
         if self.bias is not None:
             y += self.bias.data
         return y
 
     def backward(self, dy):
-        x = self._x
+        x = saved_for_backward(self, self._x)
         if x is None:
             raise RuntimeError("Linear.backward called before forward")
         dy = np.asarray(dy, dtype=self.dtype)

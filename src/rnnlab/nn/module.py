@@ -7,9 +7,42 @@ moves between rnnlab and `torch.nn` modules with no renaming.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
+
+_grad_enabled = True
+NO_CACHE = type("NoCache", (), {"__repr__": lambda self: "NO_CACHE"})()  # a forward under no_grad kept this
+
+
+@contextmanager
+def no_grad():
+    """Inside the block, forwards keep nothing for backward (as under torch.no_grad()): inference
+    without the per-step activations BPTT needs. A backward after such a forward raises."""
+    global _grad_enabled
+    saved, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = saved
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def save_for_backward(cache):
+    """What a forward stores for its backward: the cache, or NO_CACHE under no_grad()."""
+    return cache if _grad_enabled else NO_CACHE
+
+
+def saved_for_backward(layer, cache):
+    """The cache a backward needs, or one clear error where the forward ran under no_grad()."""
+    if cache is NO_CACHE:
+        raise RuntimeError(f"{type(layer).__name__}.backward after a forward under rnnlab.no_grad(): that forward "
+                           f"kept nothing for backward; run it outside no_grad()")
+    return cache
 
 
 class Parameter:

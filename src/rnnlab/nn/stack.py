@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend, driver
 from .cells import CellDefinition, get_cell
-from .module import Layer, Parameter, as_generator
+from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 INITS = ("uniform", "orthogonal")
 # "fast": the driver's time loop in Numba where installed, else in NumPy (backend.py);
@@ -222,7 +222,7 @@ class Recurrent(Layer):
                     f[index] = part
                 caches.append(cache)
             layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        self._cache = (caches, drop_masks, lengths, B, T)
+        self._cache = save_for_backward((caches, drop_masks, lengths, B, T))
         y = layer_input.transpose(1, 0, 2).copy()  # a copy even where B = 1: the kernels' y is a view of their cache
         return y, self._pack_state(tuple(finals))
 
@@ -235,7 +235,7 @@ class Recurrent(Layer):
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        caches, drop_masks, lengths, B, T = self._cache
+        caches, drop_masks, lengths, B, T = saved_for_backward(self, self._cache)
         H, K = self.hidden_size, self.num_directions
         if dy is not None:
             dy = check_array("dy", dy, 3, self.dtype)

@@ -1,0 +1,76 @@
+"""rnnlab.no_grad(): forwards keep no cache, give torch's outputs through every time-loop path, and a
+backward after one raises one clear error."""
+import zlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import rnnlab
+from conftest import assert_close
+from rnnlab.nn import backend
+from rnnlab.nn.module import NO_CACHE, is_grad_enabled
+from test_torch_equivalence import make_pair
+
+KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available() else [])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("layers, bidirectional, use_lengths", [(1, False, False), (2, True, True)],
+                         ids=["uni", "bi-lengths"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
+def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol):
+    seed = zlib.crc32(f"nograd-{mode}-{layers}-{kernel}".encode())
+    rng = np.random.default_rng(seed)
+    B, T, D, H = 3, 6, 4, 5
+    ours, theirs = make_pair(mode, D, H, layers, bidirectional, dtype, seed)
+    ours.kernel = kernel
+    K, n_states = (2 if bidirectional else 1), (2 if mode == "lstm" else 1)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    state = [rng.standard_normal((layers * K, B, H)).astype(dtype) for _ in range(n_states)]
+    lengths = np.array([T, 2, 4]) if use_lengths else None
+    with rnnlab.no_grad():
+        y, final = ours(x, tuple(state) if n_states == 2 else state[0], lengths=lengths)
+    assert ours._cache is NO_CACHE
+    with torch.no_grad():
+        inp = torch.tensor(x) if lengths is None else pack_padded_sequence(
+            torch.tensor(x), torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+        y_t, final_t = theirs(inp, tuple(torch.tensor(s) for s in state) if n_states == 2 else torch.tensor(state[0]))
+        if lengths is not None:
+            y_t, _ = pad_packed_sequence(y_t, batch_first=True, total_length=T)
+    assert_close("y", y, y_t.numpy(), tol)
+    for name, a, b in zip("hc", final if n_states == 2 else (final,), final_t if n_states == 2 else (final_t,)):
+        assert_close(f"{name}_n", a, b.numpy(), tol)
+
+
+def test_backward_after_a_no_grad_forward_raises_clearly():
+    rng = np.random.default_rng(0)
+    emb, lstm, head = rnnlab.Embedding(7, 3, rng=rng), rnnlab.LSTM(3, 4, rng=rng), rnnlab.Linear(4, 7, rng=rng)
+    cell = rnnlab.GRUCell(3, 4, rng=rng)
+    ids = rng.integers(0, 7, (2, 5))
+    with rnnlab.no_grad():
+        x = emb(ids)
+        y, _ = lstm(x)
+        logits = head(y)
+        cell(x[:, 0])
+    for layer, grad in ((head, logits), (lstm, y), (emb, x)):
+        with pytest.raises(RuntimeError, match=r"after a forward under rnnlab.no_grad\(\)"):
+            layer.backward(np.ones_like(grad))
+    with pytest.raises(RuntimeError, match=r"no_grad\(\) keep nothing"):
+        cell.backward(np.ones((2, 4)))
+    y2, _ = lstm(emb(ids))  # outside the block the layers keep their caches again
+    dx, _ = lstm.backward(np.ones_like(y2))
+    assert dx.shape == x.shape and np.abs(lstm.weight_hh_l0.grad).sum() > 0
+
+
+def test_no_grad_restores_on_error_and_nests():
+    with pytest.raises(ValueError):
+        with rnnlab.no_grad():
+            with rnnlab.no_grad():
+                assert not is_grad_enabled()
+            assert not is_grad_enabled()
+            raise ValueError("inside")
+    assert is_grad_enabled()
