@@ -4,10 +4,10 @@
     python benchmarks/profile_step.py lstm 32 64 128 --threads 1
 
 rnnlab: cProfile over a few steps, each function's own time per step (a GEMM called from a
-function counts in that function's own time: the driver's forward's is the input projection and the
-per-step h W_hh^T; backward's the per-step dA W_hh and dx; weight_grads' dW_ih and dW_hh). The
-Numba steps are wrapped in Python functions so that they show up on any Python (3.12's cProfile
-folds calls into compiled code into the caller). PyTorch: its profiler's operators, by self time.
+function counts in that function's own time: the driver's _forward's is the input projection and
+the per-step h W_hh^T, _backward's the per-step dA W_hh and dx, weight_grads' dW_ih and dW_hh).
+The compiled steps are wrapped in Python functions so that they show up on any Python (3.12's
+cProfile folds calls into compiled code into the caller). PyTorch: its profiler's operators.
 Same model as bench_rnn.py.
 """
 from __future__ import annotations
@@ -54,10 +54,10 @@ fused = __import__("rnnlab.nn.backend", fromlist=["backend"]).fused_or_none()
 ours.setup(cfg, weights)
 for _ in range(2):
     ours.train_step()
-if fused is not None:
-    loops = fused.loops_for(ours.rnn.kind)  # the cell's compiled loops, as the driver calls them
-    for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
-        setattr(loops, name, timed(getattr(loops, name)))
+if fused is not None:  # the compiled loops of each cell (fused.loops_for), made by the warm-up steps
+    for loops in fused._loops.values():
+        for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
+            setattr(loops, name, timed(getattr(loops, name)))
 profiler = cProfile.Profile(time.perf_counter)
 start = time.perf_counter()
 profiler.enable()

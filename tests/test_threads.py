@@ -23,6 +23,7 @@ def blas_threads() -> set:
 
 def test_step_gemms_get_one_thread_and_whole_sequence_gemms_all(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    monkeypatch.setattr(threads, "free_cores", lambda: 16)  # an idle machine
     assert threads.allowed() == 4
     for B, H, G in [(1, 100, 4), (32, 128, 4), (64, 256, 4), (64, 512, 4), (64, 256, 3)]:
         assert threads.for_gemm(B, H, G * H) == 1, (B, H, G)
@@ -32,12 +33,24 @@ def test_step_gemms_get_one_thread_and_whole_sequence_gemms_all(monkeypatch):
 
 def test_the_users_number_is_a_ceiling(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(threads, "free_cores", lambda: 16)
     assert threads.allowed() == 3 and threads.for_gemm(10_000, 1024, 4096) == 3
     threads.set_threads(1)
     assert threads.allowed() == 1 and threads.for_gemm(10_000, 1024, 4096) == 1
     assert "--threads" in threads.describe()
     with pytest.raises(ValueError, match="positive integer"):
         threads.set_threads(0)
+
+
+def test_busy_machine_gets_fewer_threads(monkeypatch):
+    """Other programs' load leaves fewer cores: never more threads than free cores (at least one)."""
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
+    for load, free in [(0.3, 8), (1.0, 8), (4.0, 5), (7.6, 1), (30.0, 1)]:
+        monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
+        monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last reading
+        assert threads.free_cores() == free, load
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
+    assert threads.for_gemm(64 * 100, 512, 2048) == 1  # big, but the machine is busy
 
 
 def test_time_loop_limits_blas_inside_and_restores_after():

@@ -72,7 +72,8 @@ def forward(cell, params, x, state, mask=None, backend=None):
     W_ih, W_hh, b_ih, b_hh = params
     T, B, D = x.shape
     H, G = state[0].shape[1], cell.G
-    xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, G * H)  # the input side of every step: one GEMM
+    with threads.gemm(T * B, D, G * H):
+        xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, G * H)  # the input side of every step: one GEMM
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
@@ -166,8 +167,9 @@ def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
         if flow is not None:
             flow.update(zip(cell.state_names, flows))
     dXW2, dHW2 = dXW.reshape(T * B, G * H), dHW.reshape(T * B, G * H)
-    dx = (dXW2 @ W_ih).reshape(T, B, D)
-    grads = weight_grads(cell, dXW2, dHW2, x.reshape(T * B, D), states[0][:T].reshape(T * B, H), b_ih is not None)
+    with threads.gemm(T * B, D, G * H):  # dx, dW_ih and dW_hh: the same work each (D ~ H)
+        dx = (dXW2 @ W_ih).reshape(T, B, D)
+        grads = weight_grads(cell, dXW2, dHW2, x.reshape(T * B, D), states[0][:T].reshape(T * B, H), b_ih is not None)
     return dx, tuple(d_state), grads
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import threads
 from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 
@@ -39,7 +40,8 @@ class Embedding(Layer):
         if self.num_embeddings * ids.size <= 2 ** 25:
             onehot = np.zeros((self.num_embeddings, ids.size), dy.dtype)  # (V, N)
             onehot[ids, np.arange(ids.size)] = 1
-            self.weight.grad += onehot @ dy
+            with threads.gemm(self.num_embeddings, ids.size, self.embedding_dim):
+                self.weight.grad += onehot @ dy
         else:
             order = np.argsort(ids, kind="stable")
             unique, starts = np.unique(ids[order], return_index=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import threads
 from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 
@@ -25,7 +26,8 @@ class Linear(Layer):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., in_features={self.in_features}); got {x.shape}")
         self._x = save_for_backward(x)
-        y = x @ self.weight.data.T  # (..., O)
+        with threads.gemm(x.size // self.in_features, self.in_features, self.out_features):
+            y = x @ self.weight.data.T  # (..., O)
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -38,10 +40,12 @@ class Linear(Layer):
         if dy.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"dy must have shape {x.shape[:-1] + (self.out_features,)}; got {dy.shape}")
         dy2 = dy.reshape(-1, self.out_features)
-        self.weight.grad += dy2.T @ x.reshape(-1, self.in_features)
+        with threads.gemm(len(dy2), self.in_features, self.out_features):  # both GEMMs: the same work
+            self.weight.grad += dy2.T @ x.reshape(-1, self.in_features)
+            dx = dy @ self.weight.data
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
-        return dy @ self.weight.data
+        return dx
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"

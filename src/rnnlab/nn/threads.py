@@ -3,12 +3,13 @@
     with threads.time_loop(B, H, G):      # around the per-step recurrence of one sequence
         for t in range(T): h @ W_hh^T ...  # (B, H) x (H, G*H): one thread
 
-A GEMM gets one thread per THREAD_FLOPS of work, at most `allowed()`. On a machine where another
-program also runs BLAS, a small GEMM split over two threads waits for the other program's spinning
-workers: (32, 128) x (128, 512) took 80 us on one thread and 16 ms on two on this project's 2-core
-machine (benchmarks/thread_policy.py measures it, idle and beside a noisy neighbour). So every
-per-step GEMM of the sizes rnnlab trains runs on one thread, and only the GEMMs over all T steps
-(the input projection, dW, dx) spread over the allowed threads.
+A GEMM gets one thread per THREAD_FLOPS of work, no more than the cores other programs leave free
+(the load average), at most `allowed()`. On a machine where other programs run, a GEMM split over
+more threads than there are free cores waits for descheduled workers: (32, 128) x (128, 512) took
+80 us on one thread and 16 ms on two on this project's loaded 2-core machine, and the output
+layer's (6400, 256) x (256, 65) took a second (benchmarks/thread_policy.py measures it, idle and
+beside a noisy neighbour). So every per-step GEMM of the sizes rnnlab trains runs on one thread,
+and the GEMMs over all T steps (the input projection, dW, dx) spread over the free cores.
 
 allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
@@ -17,6 +18,7 @@ ceiling the policy never exceeds; the policy only ever uses fewer threads.
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 
 THREAD_FLOPS = 1 << 28  # ~270 MFLOP, a few ms on one core: below it a second thread does not pay
@@ -25,6 +27,7 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
 _current: int | None = None  # the limit in force inside time_loop, so nested calls cost nothing
+_free = (-1e9, 1)  # (when read, free cores): free_cores()' reading of the load average
 
 
 def set_threads(n: int | None) -> None:
@@ -48,9 +51,30 @@ def allowed() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def free_cores() -> int:
+    """Cores the rest of the machine leaves free: those this process may use, less the 1-minute load
+    average of everything else (this process counted as one running thread). Read at most once a second."""
+    global _free
+    now = time.monotonic()
+    if now - _free[0] > 1.0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        try:
+            others = max(0.0, os.getloadavg()[0] - 1.0)
+        except (AttributeError, OSError):  # no load average here: assume the machine is ours
+            others = 0.0
+        _free = (now, max(1, min(cores, int(cores - others + 0.5))))
+    return _free[1]
+
+
 def for_gemm(m: int, k: int, n: int) -> int:
-    """Threads for one (m, k) x (k, n) GEMM: one per THREAD_FLOPS of work, within allowed()."""
-    return max(1, min(allowed(), (2 * m * k * n) // THREAD_FLOPS))
+    """Threads for one (m, k) x (k, n) GEMM: one per THREAD_FLOPS of work, no more than the cores
+    other programs leave free, within allowed()."""
+    return max(1, min(allowed(), (2 * m * k * n) // THREAD_FLOPS, free_cores()))
+
+
+def gemm(m: int, k: int, n: int):
+    """The limit for one GEMM outside a time loop (the all-steps GEMMs, the output layer's)."""
+    return limit(for_gemm(m, k, n))
 
 
 def _blas():
