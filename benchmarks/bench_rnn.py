@@ -385,6 +385,7 @@ def main(args) -> int:
                          f"{fmt_ms(before['torch'])} | {fmt_ms(busy['torch'])} | {busy['torch'] / before['torch']:.2f} | "
                          f"{fmt_ms(before['rnnlab'])} | {fmt_ms(busy['rnnlab'])} | "
                          f"{mark(busy['rnnlab'] / before['rnnlab'], target)} |")
+        emit("", "load average at the end (1/5/15 min): " + " / ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         if neighbour is not None:
             neighbour.terminate()  # by its PID, which the table names
