@@ -26,7 +26,7 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
-_current: int | None = None  # the limit in force inside time_loop, so nested calls cost nothing
+_current: int | None = None  # the BLAS thread count in force (read once), so unchanged limits cost nothing
 _free = (-1e9, 1)  # (when read, free cores): free_cores()' reading of the load average
 
 
@@ -37,7 +37,9 @@ def set_threads(n: int | None) -> None:
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"threads must be a positive integer; got {n!r}")
     _user_threads = n
-    _blas().limit(limits=allowed(), user_api="blas")  # process-wide until changed again
+    global _current
+    _set(allowed())  # process-wide until changed again
+    _current = allowed()
 
 
 def allowed() -> int:
@@ -78,6 +80,7 @@ def gemm(m: int, k: int, n: int):
 
 
 def _blas():
+    """threadpoolctl's controllers of the BLAS libraries loaded (made on first use: numpy's is)."""
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
@@ -86,18 +89,28 @@ def _blas():
     return _controller
 
 
+def _set(n: int) -> None:
+    for lib in _blas().lib_controllers:
+        if lib.user_api == "blas":
+            lib.set_num_threads(n)  # one ctypes call: ~5 us, against ~100 us for threadpoolctl's limit()
+
+
 @contextmanager
 def limit(n: int):
     """BLAS runs on at most n threads inside the block; the previous setting comes back after."""
     global _current
+    if _current is None:  # what the libraries run with now, read once
+        _current = min((lib.num_threads for lib in _blas().lib_controllers if lib.user_api == "blas"), default=1)
     if n == _current:
         yield
         return
-    saved, _current = _current, n
+    saved = _current
+    _set(n)
+    _current = n
     try:
-        with _blas().limit(limits=n, user_api="blas"):
-            yield
+        yield
     finally:
+        _set(saved)
         _current = saved
 
 
