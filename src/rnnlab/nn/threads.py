@@ -125,7 +125,7 @@ def describe() -> str:
         source = "--threads"
     else:
         source = next((var for var in ENV_VARS if os.environ.get(var, "").strip().isdigit()), "cores available")
-    return f"BLAS threads <= {allowed()} ({source}), one per step GEMM"
+    return f"BLAS threads <= {allowed()} ({source}), one per step GEMM, {free_cores()} core(s) free by the load average"
 
 
 def speed_line() -> str:
