@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import threads
 from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import add_grads
 
@@ -69,10 +70,15 @@ def _fill_gates(out: np.ndarray, parts: tuple) -> None:
 # --- the sequence: forward ------------------------------------------------------------------------
 def forward(cell, params, x, state, mask=None, backend=None):
     """x (T, B, D), state (S arrays (B, H)), mask (T, B, 1) or None -> y (T, B, H), final state, cache."""
+    with threads.time_loop(x.shape[1], state[0].shape[1], cell.G):  # per-step GEMMs: one thread (threads.py)
+        return _forward(cell, params, x, state, mask, backend)
+
+
+def _forward(cell, params, x, state, mask, backend):
     W_ih, W_hh, b_ih, b_hh = params
     T, B, D = x.shape
     H, G = state[0].shape[1], cell.G
-    with threads.gemm(T * B, D, G * H):
+    with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
         xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, G * H)  # the input side of every step: one GEMM
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
@@ -134,6 +140,12 @@ def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
     With a dict `flow`, also records the gradient reaching each step's state variables, flow["h"] =
     dL/dh_t, flow["c"] = dL/dc_t (each (T, B, H)): the gradient flow through time that diagnostics plot.
     """
+    x, states = cache[0], cache[1]
+    with threads.time_loop(x.shape[1], states[0].shape[2], cell.G):  # as in forward
+        return _backward(cell, params, cache, dy, dstate, flow, backend)
+
+
+def _backward(cell, params, cache, dy, dstate, flow, backend):
     W_ih, W_hh, b_ih, _ = params
     x, states, saved, mask = cache
     T, B, D = x.shape
