@@ -5,7 +5,7 @@ import pytest
 
 from rnnlab import sample_compiled
 from rnnlab.data.text import Vocab
-from rnnlab.models import CharRNN, CharRNNConfig
+from rnnlab.models import CELLS, CharRNN, CharRNNConfig
 from rnnlab.nn import backend
 from rnnlab.sample import generate
 
@@ -35,7 +35,7 @@ def test_steps_match_the_model(cell, dtype, tol):
         np.testing.assert_allclose(ours, theirs[:, 0], rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", list(CELLS))  # every registered cell a CharRNN takes
 @pytest.mark.parametrize("top_k", [None, 3])
 def test_same_seed_same_text_as_the_python_loop(cell, top_k):
     model = model_for(cell, "float64", layers=3)
