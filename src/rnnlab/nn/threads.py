@@ -26,7 +26,6 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
-_current: int | None = None  # the BLAS thread count in force (read once), so unchanged limits cost nothing
 _free = (-1e9, 1)  # (when read, free cores): free_cores()' reading of the load average
 
 
@@ -37,9 +36,7 @@ def set_threads(n: int | None) -> None:
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ValueError(f"threads must be a positive integer; got {n!r}")
     _user_threads = n
-    global _current
     _set(allowed())  # process-wide until changed again
-    _current = allowed()
 
 
 def allowed() -> int:
@@ -97,21 +94,18 @@ def _set(n: int) -> None:
 
 @contextmanager
 def limit(n: int):
-    """BLAS runs on at most n threads inside the block; the previous setting comes back after."""
-    global _current
-    if _current is None:  # what the libraries run with now, read once
-        _current = min((lib.num_threads for lib in _blas().lib_controllers if lib.user_api == "blas"), default=1)
-    if n == _current:
+    """BLAS runs on at most n threads inside the block; the setting in force before comes back after
+    (read from the library each time: someone else, e.g. threadpoolctl in the caller, may have set it)."""
+    libs = [lib for lib in _blas().lib_controllers if lib.user_api == "blas"]
+    saved = min((lib.get_num_threads() for lib in libs), default=n)
+    if n == saved:
         yield
         return
-    saved = _current
     _set(n)
-    _current = n
     try:
         yield
     finally:
         _set(saved)
-        _current = saved
 
 
 def time_loop(B: int, H: int, G: int):
