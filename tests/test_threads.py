@@ -78,3 +78,17 @@ def test_a_training_runs_log_line_names_the_time_loop(tmp_path):
     lines = []
     Trainer(config, progress=False, log=lines.append, text="abcab" * 40, description="tiny").fit()
     assert "time loop compiled (Numba " in lines[0] and "BLAS threads <= " in lines[0]
+
+
+def test_a_callers_own_limit_survives():
+    """Inside a caller's threadpoolctl limit (explore keeps BLAS on one thread), rnnlab's limits come
+    back to the caller's setting, not to the one rnnlab saw first."""
+    from threadpoolctl import threadpool_limits
+
+    np.ones((4, 4)) @ np.ones((4, 4))
+    with threads.limit(2):  # rnnlab has set and restored once already
+        pass
+    with threadpool_limits(limits=1, user_api="blas"):
+        with threads.limit(2):
+            pass
+        assert blas_threads() == {1}
