@@ -242,6 +242,24 @@ def load_weights(path) -> dict[str, np.ndarray]:
         return {name: f.get_tensor(name) for name in f.keys()}
 
 
+def is_checkpoint(path) -> bool:
+    """Whether `path` is meant as an rnnlab checkpoint: False for a weight file (no rnnlab metadata, or
+    metadata of another rnnlab format); True for a missing or unreadable file, so that
+    load_checkpoint names what is wrong."""
+    try:
+        with safe_open(Path(path), framework="np") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError):
+        return True
+    if _META_KEY not in metadata:
+        return False
+    try:
+        doc = json.loads(metadata[_META_KEY])
+    except json.JSONDecodeError:
+        return True
+    return not isinstance(doc, dict) or doc.get("format") == FORMAT
+
+
 def load_weights_and_metadata(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """A weight file's tensors and its safetensors metadata ({} if none), e.g. one that
     `safetensors.torch.save_file(module.state_dict(), path, metadata=...)` wrote."""
