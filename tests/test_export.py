@@ -131,18 +131,21 @@ def test_onnx_graph_checks_and_metadata(tmp_path):
                                  if a.name == "linear_before_reset")
 
 
-def _as_cell(layer, name):
-    """The layer with its cell renamed to one ONNX has no operator for (the real lstm_noforget where
-    the cell registry provides it)."""
-    kind = getattr(layer, "kind")
-    layer.kind = dataclasses.replace(kind, name=name)
-    return layer
+def model_with_cell(name):
+    """A char model of a cell ONNX has no operator for: the registered cell of that name where the
+    cell registry has one, else an LSTM whose cell is renamed (what a user's cell looks like to export)."""
+    try:
+        return CharRNN(CharRNNConfig(vocab_size=len(VOCAB), cell=name, hidden_size=6, num_layers=1,
+                                     embedding_dim=4), rng=0)
+    except ValueError:  # not registered
+        model = char_model("lstm", 1)
+        model.rnn.kind = dataclasses.replace(model.rnn.kind, name=name)
+        return model
 
 
-@pytest.mark.parametrize("name", ["lstm_noforget", "my_cell"])
+@pytest.mark.parametrize("name", ["lstm_noforget", "indrnn", "my_cell"])
 def test_cell_without_onnx_operator_fails_clearly_and_writes_nothing(tmp_path, name):
-    model = char_model("lstm", 1)
-    _as_cell(model.rnn, name)
+    model = model_with_cell(name)
     with pytest.raises(ExportError, match=f"the '{name}' cell has no ONNX operator"):
         to_onnx(model, tmp_path / "m.onnx", vocab=VOCAB)
     with pytest.raises(ExportError, match=f"the '{name}' cell has no torch.nn module"):
@@ -218,37 +221,39 @@ def torch_generate(model, vocab, prime, length, temperature, seed):
     return prime + "".join(out)
 
 
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-5)])
 @pytest.mark.parametrize("cell", CELLS)
-def test_torch_char_model_loads_into_rnnlab(tmp_path, cell):
+def test_torch_char_model_loads_into_rnnlab(tmp_path, cell, dtype, tol):
     """torch.nn -> safetensors.torch.save_file -> rnnlab: same logits, states, every gradient, same text."""
     from safetensors.torch import save_file
 
     torch.manual_seed(zlib.crc32(cell.encode()))
     kwargs = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
-    theirs = TorchCharModel("RNN" if cell.startswith("rnn") else cell.upper(), len(VOCAB), 4, 5, 2, **kwargs).double()
+    theirs = TorchCharModel("RNN" if cell.startswith("rnn") else cell.upper(), len(VOCAB), 4, 5, 2, **kwargs)
+    theirs = theirs.to(getattr(torch, dtype))
     path = tmp_path / "theirs.safetensors"
     meta = {"rnnlab": json.dumps({"vocab": "".join(VOCAB.chars), **({"cell": cell} if cell == "rnn_relu" else {})})}
     save_file(theirs.state_dict(), path, metadata=meta)
 
     ours, vocab = from_torch(path)
-    assert isinstance(ours, CharRNN) and vocab == VOCAB and ours.config.dtype == "float64"
+    assert isinstance(ours, CharRNN) and vocab == VOCAB and ours.config.dtype == dtype
     assert ours.config.cell == ("rnn" if cell == "rnn_tanh" else cell)
     rng = np.random.default_rng(1)
     ids = rng.integers(0, len(VOCAB), (3, 7))
-    dlogits = rng.standard_normal((3, 7, len(VOCAB)))
+    dlogits = rng.standard_normal((3, 7, len(VOCAB))).astype(dtype)
     ours.train()
     logits, state = ours(ids)
     ours.zero_grad()
     ours.backward(dlogits)
     t_logits, t_state = theirs(torch.from_numpy(ids))
     (t_logits * torch.from_numpy(dlogits)).sum().backward()
-    assert_close("logits", logits, t_logits.detach().numpy(), 1e-10)
+    assert_close("logits", logits, t_logits.detach().numpy(), tol)
     for name, a, b in zip("hc", as_tuple(state), as_tuple(t_state)):
-        assert_close(f"final {name}", a, b.detach().numpy(), 1e-10)
+        assert_close(f"final {name}", a, b.detach().numpy(), tol)
     names = {"embedding.weight": "encoder.weight", "head.weight": "decoder.weight", "head.bias": "decoder.bias"}
     t_grads = {n: p.grad.numpy() for n, p in theirs.named_parameters()}
     for name, p in ours.named_parameters():
-        assert_close(f"grad {name}", p.grad, t_grads[names.get(name, name)], 1e-10)
+        assert_close(f"grad {name}", p.grad, t_grads[names.get(name, name)], tol)
     text = generate(ours, vocab, "abc", 60, 0.9, rng=7)
     assert text == torch_generate(theirs, VOCAB, "abc", 60, 0.9, seed=7)
     assert len(set(text[3:])) > 3  # a real sample, not one character repeated
@@ -376,6 +381,18 @@ def test_onnx_sampler_needs_only_numpy_and_onnxruntime(tmp_path, checkpoint):
     assert result.stdout == generate(model, VOCAB, "", 40, 0.8, rng=9) + "\n"
 
 
+def test_onnx_sampler_without_a_newline_in_the_vocabulary(tmp_path):
+    """No prime and no newline: both samplers start from the same random character."""
+    from rnnlab.onnx_generate import generate as onnx_generate
+
+    vocab = Vocab.from_text("abcdefgh")
+    model = randomize(CharRNN(CharRNNConfig(vocab_size=len(vocab), cell="rnn_relu", hidden_size=5, num_layers=2,
+                                            embedding_dim=3), rng=0), np.random.default_rng(4)).eval()
+    path = to_onnx(model, tmp_path / "m.onnx", vocab=vocab)
+    for seed in range(3):
+        assert onnx_generate(path, "", 50, 1.0, 3, seed) == generate(model, vocab, "", 50, 1.0, 3, rng=seed)
+
+
 @pytest.mark.parametrize("args, words", [
     (["generate"], "one of the two"),
     (["generate", "{ckpt}", "--onnx", "{ckpt}"], "one of the two"),
@@ -385,6 +402,7 @@ def test_onnx_sampler_needs_only_numpy_and_onnxruntime(tmp_path, checkpoint):
     (["generate", "--onnx", "{tmp}/layer.onnx", "--temperature", "0"], "temperature must be > 0"),
     (["export", "{ckpt}", "--format", "torch", "--dtype", "float64"], "--dtype applies to --format onnx"),
     (["generate", "{tmp}/novocab.safetensors"], "has no vocabulary"),
+    (["export", "{ckpt}", "--format", "torch", "--out", "{ckpt}"], "is the file being exported"),
 ])
 def test_command_errors_are_one_clear_line(tmp_path, capsys, checkpoint, args, words):
     to_onnx(make_recurrent("gru", 2, 3, rng=0), tmp_path / "layer.onnx")

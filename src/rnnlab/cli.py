@@ -238,6 +238,9 @@ def _run_export(args) -> int:
     source = Path(args.checkpoint)
     default = (source if source.is_dir() else source.parent) / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
     out = Path(args.out) if args.out else default
+    checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
+    if out.resolve() == checkpoint.resolve():
+        raise ValueError(f"--out {out} is the file being exported; choose another name")
     if args.format == "onnx":
         path = to_onnx(model, out, vocab=vocab, dtype=args.dtype or "float32")
         print(f"{path}: ONNX (opset {OPSET}); sample it with: "

@@ -68,7 +68,7 @@ def _parts(model):
     """(recurrent stack, CharRNN or None) of what may be exported: a CharRNN or a bare layer."""
     if isinstance(model, CharRNN):
         return model.rnn, model
-    if hasattr(model, "num_directions") and hasattr(model, "_suffixes"):
+    if hasattr(model, "num_directions") and hasattr(model, "weight_ih_l0"):
         return model, None
     raise TypeError(f"export takes a CharRNN or an rnnlab LSTM/GRU/RNN layer; got {type(model).__name__}")
 
@@ -146,7 +146,7 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
             node("Split", [f"{s}0", split], initial[s], axis=0)
     finals = {s: [] for s in state_names}
     for l in range(L):
-        suffixes = rnn._suffixes(l)
+        suffixes = [f"_l{l}", f"_l{l}_reverse"][:K]
         p = {name: [getattr(rnn, f"{name}{sfx}") for sfx in suffixes] for name in ("weight_ih", "weight_hh")}
         W = const(f"W_l{l}", np.stack([gates(w.data) for w in p["weight_ih"]]))  # (K, G*H, D)
         R = const(f"R_l{l}", np.stack([gates(w.data) for w in p["weight_hh"]]))  # (K, G*H, H)
