@@ -131,6 +131,17 @@ def test_onnx_graph_checks_and_metadata(tmp_path):
                                  if a.name == "linear_before_reset")
 
 
+@pytest.mark.parametrize("opset", [13, 21])
+def test_other_opsets_run_too(opset):
+    layer = randomize(make_recurrent("lstm", 3, 4, num_layers=2, bidirectional=True, rng=0), np.random.default_rng(1))
+    proto = onnx_model(layer, opset=opset)
+    assert proto.opset_import[0].version == opset
+    x, zeros = np.ones((2, 3, 3), np.float32), np.zeros((4, 2, 4), np.float32)
+    stream_both(layer, session(proto), [x], (zeros, zeros), "x")
+    with pytest.raises(ValueError, match="opset must be an integer in 13.."):
+        onnx_model(layer, opset=12)
+
+
 def model_with_cell(name):
     """A char model of a cell ONNX has no operator for: the registered cell of that name where the
     cell registry has one, else an LSTM whose cell is renamed (what a user's cell looks like to export)."""

@@ -107,6 +107,9 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
                           f"{', '.join(ONNX_CELLS)}); this model cannot be exported to ONNX")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or not 13 <= opset <= newest:  # 13: Split takes its sizes as an input
+        raise ValueError(f"opset must be an integer in 13..{newest} (this onnx's newest); got {opset!r}")
     np_dtype = np.dtype(dtype)
     elem = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
     op, gate_order, attrs = ONNX_CELLS[cell]
@@ -318,7 +321,8 @@ def _torch_layout(path: Path, state: dict[str, np.ndarray], cell: str | None) ->
     rnn_names = [k[len(prefix):] for k in state if k.startswith(prefix) and _RNN_NAME.fullmatch(k[len(prefix):])]
     w_ih, w_hh = state[prefix + "weight_ih_l0"], state.get(prefix + "weight_hh_l0")
     if w_hh is None or w_ih.ndim != 2 or w_hh.ndim != 2:
-        raise CheckpointError(f"{path}: {prefix}weight_ih_l0 and {prefix}weight_hh_l0 must be 2-D matrices")
+        raise CheckpointError(f"{path}: a torch.nn LSTM/GRU/RNN needs {prefix}weight_ih_l0 and "
+                              f"{prefix}weight_hh_l0, both 2-D")
     H = w_hh.shape[1]
     G, rest = divmod(w_ih.shape[0], H)
     if rest or G not in TORCH_GATES:

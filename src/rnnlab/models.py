@@ -193,7 +193,12 @@ def _load_torch_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
     from .export import from_torch  # export.py reads and writes the torch files; it builds on this module
     from .io import Checkpoint, CheckpointError
 
-    model, vocab = from_torch(path)
+    try:
+        model, vocab = from_torch(path)
+    except CheckpointError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        raise CheckpointError(f"{path}: not an rnnlab checkpoint (no 'rnnlab' checkpoint metadata), nor a torch "
+                              f"char model ({reason})") from None
     if not isinstance(model, CharRNN):
         raise CheckpointError(f"{path} holds a bare recurrent layer, not a character-level model")
     if vocab is None:
