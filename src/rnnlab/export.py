@@ -46,8 +46,9 @@ ONNX_CELLS = {
     "rnn_tanh": ("RNN", (0,), {"activations": "Tanh"}),
     "rnn_relu": ("RNN", (0,), {"activations": "Relu"}),
 }
+ONNX_CELLS["rnn"] = ONNX_CELLS["rnn_tanh"]  # the registry's name of the tanh RNN
 TORCH_GATES = {4: "lstm", 3: "gru", 1: "rnn_tanh"}  # what a torch state_dict's G*H rows say about the cell
-TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 
 
 class ExportError(ValueError):
@@ -104,7 +105,7 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
     cell = cell_name(rnn)
     if cell not in ONNX_CELLS:
         raise ExportError(f"the {cell!r} cell has no ONNX operator (ONNX has LSTM, GRU and RNN: rnnlab's "
-                          f"{', '.join(ONNX_CELLS)}); this model cannot be exported to ONNX")
+                          f"lstm, gru, rnn, rnn_relu); this model cannot be exported to ONNX")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     newest = onnx.defs.onnx_opset_version()
@@ -221,7 +222,7 @@ def torch_constructors(model) -> dict:
     kwargs = {"input_size": rnn.input_size, "hidden_size": rnn.hidden_size, "num_layers": rnn.num_layers,
               "bias": rnn.bias, "batch_first": True, "bidirectional": rnn.bidirectional}
     if TORCH_CLASSES[cell] == "RNN":
-        kwargs["nonlinearity"] = cell.split("_")[1]
+        kwargs["nonlinearity"] = "relu" if cell == "rnn_relu" else "tanh"
     out = {"rnn_class": TORCH_CLASSES[cell], "rnn": kwargs}
     if char is not None:
         c = char.config
