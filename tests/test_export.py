@@ -1,7 +1,6 @@
 """Exported models, checked by running them: ONNX graphs in onnxruntime, weight files in torch.nn,
 and torch.nn weights back in rnnlab (outputs, final states, gradients, generated text)."""
 import ast
-import dataclasses
 import json
 import re
 import subprocess
@@ -17,6 +16,9 @@ from rnnlab.data.text import Vocab
 from rnnlab.export import ExportError, from_torch, onnx_model, to_onnx, to_torch
 from rnnlab.io import CheckpointError, save_checkpoint
 from rnnlab.models import CharRNN, CharRNNConfig, make_recurrent
+from rnnlab.nn.cells import CellDefinition, Param, cell_names, get_cell, standard_parameters
+from rnnlab.nn.functional import relu, sigmoid, tanh
+from rnnlab.nn.stack import Recurrent
 from rnnlab.sample import generate
 
 ort = pytest.importorskip("onnxruntime")
@@ -142,24 +144,123 @@ def test_other_opsets_run_too(opset):
         onnx_model(layer, opset=12)
 
 
-def model_with_cell(name):
-    """A char model of a cell ONNX has no operator for: the registered cell of that name where the
-    cell registry has one, else an LSTM whose cell is renamed (what a user's cell looks like to export)."""
+# -- cells with no ONNX operator: a Scan over the traced step ---------------------------------------
+def _forward_noforget(a_x, a_h, state):  # an LSTM without forget gate: c' = c + i * g
+    (x_i, x_g, x_o), (h_i, h_g, h_o), (h, c) = a_x, a_h, state
+    i, g, o = sigmoid(x_i + h_i), tanh(x_g + h_g), sigmoid(x_o + h_o)
+    c_new = c + i * g
+    return (o * tanh(c_new), c_new), ()
+
+
+def _forward_ind(a_x, a_h, state):  # IndRNN: h' = relu(W x + b + u * h), u a vector
+    return (relu(a_x[0] + a_h[0]),), ()
+
+
+def _forward_sin(a_x, a_h, state):
+    return (np.sin(a_x[0] + a_h[0]),), ()
+
+
+def _forward_only(*args):
+    raise NotImplementedError("these test cells are only run forward")
+
+
+TEST_CELLS = {  # names of our own, so they never collide with cells the library registers
+    "test_noforget": CellDefinition("test_noforget", gates=("i", "g", "o"), state_names=("h", "c"), saved=(),
+                                    forward=_forward_noforget, backward=_forward_only),
+    "test_ind": CellDefinition("test_ind", gates=("a",), state_names=("h",), saved=(), forward=_forward_ind,
+                               backward=_forward_only, recurrence="diagonal"),
+}
+LIBRARY_CELLS = [name for name in ("lstm_noforget", "indrnn") if name in cell_names()]
+
+
+def custom_layer(cell, layers, bidirectional, seed):
+    definition = TEST_CELLS.get(cell) or get_cell(cell)
+    layer = Recurrent(definition, 3, 5, num_layers=layers, bidirectional=bidirectional, rng=seed, kernel="numpy")
+    return randomize(layer, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", list(TEST_CELLS) + LIBRARY_CELLS)
+def test_cell_without_onnx_operator_exports_as_scan(cell, layers, bidirectional):
+    seed = zlib.crc32(f"scan-{cell}-{layers}-{bidirectional}".encode())
+    rng = np.random.default_rng(seed)
+    layer = custom_layer(cell, layers, bidirectional, seed)
+    proto = onnx_model(layer)
+    assert "Scan" in {n.op_type for n in proto.graph.node}
+    B, K = 2, 2 if bidirectional else 1
+    state0 = tuple(rng.standard_normal((layers * K, B, 5)).astype(np.float32) for _ in layer.kind.state_names)
+    chunks = [rng.standard_normal((B, T, 3)).astype(np.float32) for T in (4, 1, 6)]
+    stream_both(layer, session(proto), chunks, state0, "x")
+
+
+def test_char_model_of_a_custom_cell_exports_and_samples(tmp_path):
+    """A char model whose recurrence is a cell of our own, through onnx_generate: the same text."""
+    from rnnlab.onnx_generate import generate as onnx_generate
+
+    model = char_model("lstm", 2, seed=8)  # embedding_dim 4, hidden 6
+    model.rnn = randomize(Recurrent(TEST_CELLS["test_noforget"], 4, 6, num_layers=2, rng=0, kernel="numpy"),
+                          np.random.default_rng(8))
+    model.eval()
+    path = to_onnx(model, tmp_path / "m.onnx", vocab=VOCAB)
+    rng = np.random.default_rng(8)
+    state0 = tuple(rng.standard_normal((2, 3, 6)).astype(np.float32) for _ in range(2))
+    stream_both(model, session(onnx.load(str(path))), [rng.integers(0, len(VOCAB), (3, T)) for T in (2, 1, 5)],
+                state0, "ids")
+    assert onnx_generate(path, "ab", 60, 1.0, None, 5) == generate(model, VOCAB, "ab", 60, 1.0, rng=5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", CELLS)
+def test_scan_path_equals_the_onnx_operators(cell, layers):
+    """The built-in cells traced into a Scan give what ONNX's own LSTM/GRU/RNN give (and rnnlab)."""
+    seed = zlib.crc32(f"scan-builtin-{cell}-{layers}".encode())
+    rng = np.random.default_rng(seed)
+    model = char_model(cell, layers, seed=seed)
+    scan, native = session(onnx_model(model, use_scan=True)), session(onnx_model(model))
+    ids = rng.integers(0, len(VOCAB), (2, 6))
+    feeds = {"ids": ids, **{f"{s}0": rng.standard_normal((layers, 2, 6)).astype(np.float32)
+                            for s in model.rnn.kind.state_names}}
+    for name, a, b in zip(["logits", "hn", "cn"], scan.run(None, feeds), native.run(None, feeds)):
+        assert_close(name, a, b, 1e-5)
+    stream_both(model, scan, [ids], tuple(feeds[f"{s}0"] for s in model.rnn.kind.state_names), "ids")
+
+
+def test_scan_path_in_float64():
+    layer = custom_layer("test_noforget", 2, True, 4)
+    proto = onnx_model(layer, dtype="float64")
     try:
-        return CharRNN(CharRNNConfig(vocab_size=len(VOCAB), cell=name, hidden_size=6, num_layers=1,
-                                     embedding_dim=4), rng=0)
-    except ValueError:  # not registered
-        model = char_model("lstm", 1)
-        model.rnn.kind = dataclasses.replace(model.rnn.kind, name=name)
-        return model
+        sess = session(proto)
+    except Exception as error:  # an onnxruntime build without double kernels for some op
+        pytest.skip(f"onnxruntime cannot run this float64 graph: {error}")
+    layer64 = Recurrent(TEST_CELLS["test_noforget"], 3, 5, num_layers=2, bidirectional=True, dtype=np.float64,
+                        kernel="numpy")
+    layer64.load_state_dict(layer.state_dict())
+    rng = np.random.default_rng(4)
+    x, state0 = rng.standard_normal((2, 5, 3)), tuple(rng.standard_normal((4, 2, 5)) for _ in range(2))
+    y, state = layer64(x, state0)
+    y_ort, *finals = sess.run(None, {"x": x, "h0": state0[0], "c0": state0[1]})
+    assert y_ort.dtype == np.float64
+    assert_close("y", y_ort, y, 1e-12)
+    for name, a, b in zip("hc", finals, state):
+        assert_close(f"final {name}", a, b, 1e-12)
 
 
-@pytest.mark.parametrize("name", ["lstm_noforget", "indrnn", "my_cell"])
-def test_cell_without_onnx_operator_fails_clearly_and_writes_nothing(tmp_path, name):
-    model = model_with_cell(name)
-    with pytest.raises(ExportError, match=f"the '{name}' cell has no ONNX operator"):
+@pytest.mark.parametrize("definition, words", [
+    (CellDefinition("test_sin", gates=("a",), state_names=("h",), saved=(), forward=_forward_sin,
+                    backward=_forward_only), "numpy.sin has no translation to ONNX"),
+    (CellDefinition("test_peephole", gates=("a",), state_names=("h",), saved=(), forward=_forward_ind,
+                    backward=_forward_only, parameters=standard_parameters() + (
+                        Param("peephole", lambda D, H, G: (H,), "zeros"),)), "is not one the ONNX export can trace"),
+])
+def test_cell_the_export_cannot_trace_fails_clearly_and_writes_nothing(tmp_path, capsys, definition, words):
+    model = char_model("lstm", 1)
+    model.rnn = Recurrent(definition, 4, 6, rng=0, kernel="numpy")
+    with pytest.raises(ExportError) as info:
         to_onnx(model, tmp_path / "m.onnx", vocab=VOCAB)
-    with pytest.raises(ExportError, match=f"the '{name}' cell has no torch.nn module"):
+    message = str(info.value)
+    assert f"the {definition.name!r} cell has no ONNX operator" in message and words in message, message
+    with pytest.raises(ExportError, match=f"the '{definition.name}' cell has no torch.nn module"):
         to_torch(model, tmp_path / "m.safetensors", vocab=VOCAB)
     assert list(tmp_path.iterdir()) == []
 

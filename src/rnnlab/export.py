@@ -92,20 +92,23 @@ def _layer_config(rnn) -> dict:
 
 
 # -- ONNX --------------------------------------------------------------------------------------------
-def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET):
+def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET, use_scan: bool = False):
     """The onnx.ModelProto of a CharRNN or a bare recurrent layer, checked by onnx.checker.
 
-    dtype "float32" (the default, whatever the model's) runs everywhere; "float64" is valid ONNX,
-    but onnxruntime's CPU LSTM/GRU/RNN kernels (1.32) implement float only.
+    lstm, gru, rnn and rnn_relu become ONNX's own LSTM/GRU/RNN operators; any other registered cell
+    (lstm_noforget, indrnn, your own) becomes a Scan over its step, traced from the cell's forward
+    into primitive ops (use_scan=True does that for the built-in cells too, to check one against the
+    other). dtype "float32" (the default, whatever the model's) runs everywhere; "float64" is valid
+    ONNX, but onnxruntime's CPU LSTM/GRU/RNN kernels (1.32) implement float only.
     """
     onnx = _require("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rnn, char = _parts(model)
     cell = cell_name(rnn)
-    if cell not in ONNX_CELLS:
-        raise ExportError(f"the {cell!r} cell has no ONNX operator (ONNX has LSTM, GRU and RNN: rnnlab's "
-                          f"lstm, gru, rnn, rnn_relu); this model cannot be exported to ONNX")
+    native = cell in ONNX_CELLS and not use_scan
+    if not native:
+        _check_scannable(rnn, cell)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     newest = onnx.defs.onnx_opset_version()
@@ -113,13 +116,13 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
         raise ValueError(f"opset must be an integer in 13..{newest} (this onnx's newest); got {opset!r}")
     np_dtype = np.dtype(dtype)
     elem = TensorProto.FLOAT if dtype == "float32" else TensorProto.DOUBLE
-    op, gate_order, attrs = ONNX_CELLS[cell]
     L, K, H = rnn.num_layers, rnn.num_directions, rnn.hidden_size
-    state_names = ("h", "c") if cell == "lstm" else ("h",)
+    state_names = tuple(rnn.kind.state_names) if hasattr(rnn, "kind") else ("h", "c") if cell == "lstm" else ("h",)
     nodes, weights = [], []
 
-    def const(name, array):
-        weights.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+    def const(name, array):  # an initializer; the same name twice is the same constant
+        if name not in {w.name for w in weights}:
+            weights.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def node(op_type, inputs, outputs, **kwargs):
@@ -127,7 +130,7 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
         return outputs[0]
 
     def gates(w):  # torch's gate blocks of rows reordered to ONNX's
-        return np.concatenate([w[g * H:(g + 1) * H] for g in gate_order]).astype(np_dtype)
+        return np.concatenate([w[g * H:(g + 1) * H] for g in ONNX_CELLS[cell][1]]).astype(np_dtype)
 
     batch, time = "batch", "time"
     if char is not None:
@@ -151,25 +154,47 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
     finals = {s: [] for s in state_names}
     for l in range(L):
         suffixes = [f"_l{l}", f"_l{l}_reverse"][:K]
-        p = {name: [getattr(rnn, f"{name}{sfx}") for sfx in suffixes] for name in ("weight_ih", "weight_hh")}
-        W = const(f"W_l{l}", np.stack([gates(w.data) for w in p["weight_ih"]]))  # (K, G*H, D)
-        R = const(f"R_l{l}", np.stack([gates(w.data) for w in p["weight_hh"]]))  # (K, G*H, H)
-        B = ""
-        if rnn.bias:  # ONNX's B is [W_b; R_b] per direction: (K, 2*G*H)
-            B = const(f"B_l{l}", np.stack([np.concatenate([gates(getattr(rnn, f"bias_ih{sfx}").data),
-                                                           gates(getattr(rnn, f"bias_hh{sfx}").data)])
-                                           for sfx in suffixes]))
-        op_inputs = [x, W, R, B, "", initial["h"][l]] + ([initial["c"][l]] if cell == "lstm" else [])
-        op_outputs = [f"Y_l{l}"] + [f"{s}n_l{l}" for s in state_names]
-        kwargs = dict(attrs, hidden_size=H, direction="bidirectional" if K == 2 else "forward")
-        if "activations" in kwargs:
-            kwargs["activations"] = [kwargs["activations"]] * K
-        node(op, op_inputs, op_outputs, **kwargs)  # Y (T, K, B, H), Y_h and Y_c (K, B, H)
+        param = lambda name, sfx: getattr(rnn, f"{name}{sfx}").data  # noqa: E731
+        if native:
+            op, _, attrs = ONNX_CELLS[cell]
+            W = const(f"W_l{l}", np.stack([gates(param("weight_ih", sfx)) for sfx in suffixes]))  # (K, G*H, D)
+            R = const(f"R_l{l}", np.stack([gates(param("weight_hh", sfx)) for sfx in suffixes]))  # (K, G*H, H)
+            B = ""
+            if rnn.bias:  # ONNX's B is [W_b; R_b] per direction: (K, 2*G*H)
+                B = const(f"B_l{l}", np.stack([np.concatenate([gates(param("bias_ih", sfx)), gates(param("bias_hh", sfx))])
+                                               for sfx in suffixes]))
+            op_inputs = [x, W, R, B, "", initial["h"][l]] + ([initial["c"][l]] if cell == "lstm" else [])
+            op_outputs = [f"Y_l{l}"] + [f"{s}n_l{l}" for s in state_names]
+            kwargs = dict(attrs, hidden_size=H, direction="bidirectional" if K == 2 else "forward")
+            if "activations" in kwargs:
+                kwargs["activations"] = [kwargs["activations"]] * K
+            node(op, op_inputs, op_outputs, **kwargs)  # Y (T, K, B, H), Y_h and Y_c (K, B, H)
+            # (T, K, B, H) -> (T, B, K, H) -> (T, B, K*H): [forward h_t, backward h_t] as torch concatenates
+            y = node("Transpose", [f"Y_l{l}"], [f"Y_l{l}_tbkh"], perm=[0, 2, 1, 3])
+            x = node("Reshape", [y, const(f"shape_l{l}", np.array([0, 0, K * H], np.int64))], [f"y_l{l}"])
+        else:
+            ys, ends = [], {s: [] for s in state_names}
+            for k, sfx in enumerate(suffixes):
+                tag = f"l{l}d{k}"
+                start = {}
+                for s in state_names:  # this direction's (B, H) block of the layer's (K, B, H) initial state
+                    block = initial[s][l]
+                    if K == 2:
+                        block = node("Slice", [block, const(f"{tag}_{s}_from", np.array([k], np.int64)),
+                                               const(f"{tag}_{s}_to", np.array([k + 1], np.int64))], [f"{tag}_{s}0_k"])
+                    start[s] = node("Squeeze", [block, const(f"{tag}_{s}_axis", np.array([0], np.int64))],
+                                    [f"{tag}_{s}0"])
+                y_k, end = _scan_direction(helper, numpy_helper, node, const, rnn, sfx, tag, x, start, elem, np_dtype,
+                                           reverse=k == 1)
+                ys.append(y_k)
+                for s in state_names:
+                    ends[s].append(node("Unsqueeze", [end[s], const(f"{tag}_{s}_n_axis", np.array([0], np.int64))],
+                                        [f"{tag}_{s}n"]))
+            for s in state_names:
+                node("Concat", ends[s], [f"{s}n_l{l}"], axis=0)  # (K, B, H)
+            x = node("Concat", ys, [f"y_l{l}"], axis=2)  # (T, B, K*H)
         for s in state_names:
             finals[s].append(f"{s}n_l{l}")
-        # (T, K, B, H) -> (T, B, K, H) -> (T, B, K*H): [forward h_t, backward h_t] as torch concatenates
-        y = node("Transpose", [f"Y_l{l}"], [f"Y_l{l}_tbkh"], perm=[0, 2, 1, 3])
-        x = node("Reshape", [y, const(f"shape_l{l}", np.array([0, 0, K * H], np.int64))], [f"y_l{l}"])
     y = node("Transpose", [x], ["y" if char is None else "h_top"], perm=[1, 0, 2])  # (B, T, K*H)
     outputs = []
     if char is not None:  # the output layer: logits = h W^T + b
@@ -193,6 +218,152 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET)
     helper.set_model_props(proto, {META_KEY: json.dumps(doc)})
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+# -- cells without an ONNX operator: a Scan over the step, traced from the cell's own forward ---------
+_STANDARD = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
+_UFUNCS = {"tanh": "Tanh", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "absolute": "Abs", "negative": "Neg",
+           "add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "true_divide": "Div",
+           "maximum": "Max", "minimum": "Min", "reciprocal": "Reciprocal", "power": "Pow", "positive": "Identity"}
+
+
+def _check_scannable(rnn, cell: str) -> None:
+    """ExportError unless the cell is a definition a Scan can carry: the standard parameters, a dense or
+    diagonal recurrence."""
+    kind = getattr(rnn, "kind", None)
+    params = {p.name for p in getattr(kind, "parameters", None) or ()}
+    if not callable(getattr(kind, "forward", None)) or not params <= _STANDARD or \
+            getattr(kind, "recurrence", None) not in ("dense", "diagonal"):
+        raise ExportError(f"the {cell!r} cell has no ONNX operator, and its definition (parameters "
+                          f"{sorted(params)}) is not one the ONNX export can trace into a Scan; "
+                          "this model cannot be exported to ONNX")
+
+
+class _Traced:
+    """A value in the Scan body: arithmetic and NumPy ufuncs on it add ONNX nodes instead of computing.
+    In-place operations (np.tanh(a, out=a), a *= 2) rename the value, as they would mutate an array."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, tracer, name: str):
+        self.tracer, self.name = tracer, name
+
+    def _op(self, op_type, *args):
+        return self.tracer.op(op_type, *args)
+
+    __add__ = lambda a, b: a._op("Add", a, b)  # noqa: E731
+    __radd__ = lambda a, b: a._op("Add", b, a)  # noqa: E731
+    __sub__ = lambda a, b: a._op("Sub", a, b)  # noqa: E731
+    __rsub__ = lambda a, b: a._op("Sub", b, a)  # noqa: E731
+    __mul__ = lambda a, b: a._op("Mul", a, b)  # noqa: E731
+    __rmul__ = lambda a, b: a._op("Mul", b, a)  # noqa: E731
+    __truediv__ = lambda a, b: a._op("Div", a, b)  # noqa: E731
+    __rtruediv__ = lambda a, b: a._op("Div", b, a)  # noqa: E731
+    __pow__ = lambda a, b: a._op("Pow", a, b)  # noqa: E731
+    __neg__ = lambda a: a._op("Neg", a)  # noqa: E731
+    __pos__ = lambda a: a
+
+    def _assign(self, other):
+        self.name = other.name
+        return self
+
+    __iadd__ = lambda a, b: a._assign(a + b)  # noqa: E731
+    __isub__ = lambda a, b: a._assign(a - b)  # noqa: E731
+    __imul__ = lambda a, b: a._assign(a * b)  # noqa: E731
+    __itruediv__ = lambda a, b: a._assign(a / b)  # noqa: E731
+
+    def __bool__(self):
+        raise TypeError("the step branches on a value (if/while on an array)")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        if method != "__call__" or ufunc.__name__ not in _UFUNCS or kwargs:
+            raise TypeError(f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} has no "
+                            "translation to ONNX here")
+        result = self.tracer.op(_UFUNCS[ufunc.__name__], *inputs)
+        if out is not None:  # in place: the output array now holds the result
+            return out[0]._assign(result) if isinstance(out[0], _Traced) else result
+        return result
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise TypeError(f"numpy.{func.__name__} has no translation to ONNX here")
+
+
+class _Tracer:
+    """Collects the nodes of one Scan body; numbers become constants of the graph's dtype."""
+
+    def __init__(self, helper, numpy_helper, tag: str, np_dtype):
+        self.helper, self.numpy_helper, self.tag, self.np_dtype = helper, numpy_helper, tag, np_dtype
+        self.nodes = []
+
+    def fresh(self, what: str) -> str:
+        return f"{self.tag}_{what}{len(self.nodes)}"
+
+    def name_of(self, value) -> str:
+        if isinstance(value, _Traced):
+            return value.name
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            name = self.fresh("const")
+            self.nodes.append(self.helper.make_node("Constant", [], [name], name=name, value=self.numpy_helper.from_array(
+                np.array(value, self.np_dtype), name)))
+            return name
+        raise TypeError(f"a {type(value).__name__} value has no translation to ONNX here")
+
+    def op(self, op_type: str, *args) -> _Traced:
+        names = [self.name_of(a) for a in args]
+        out = self.fresh(op_type.lower())
+        self.nodes.append(self.helper.make_node(op_type, names, [out], name=out))
+        return _Traced(self, out)
+
+
+def _scan_direction(helper, numpy_helper, node, const, rnn, sfx, tag, x, start, elem, np_dtype, reverse):
+    """One direction of one layer as a Scan: x (T, B, D) -> y (T, B, H), final state {name: (B, H)}.
+
+    The input projection of all steps is one MatMul outside the loop (as rnnlab's driver does it);
+    the body adds the recurrence (h W_hh^T, or u * h for a diagonal cell) and runs the cell's forward.
+    """
+    kind, H = rnn.kind, rnn.hidden_size
+    G, states = kind.G, tuple(kind.state_names)
+    get = lambda name: getattr(rnn, f"{name}{sfx}").data.astype(np_dtype)  # noqa: E731
+    ax = node("MatMul", [x, const(f"{tag}_W_ih_t", get("weight_ih").T)], [f"{tag}_xW"])  # (T, B, G*H)
+    if rnn.bias:
+        ax = node("Add", [ax, const(f"{tag}_b_ih", get("bias_ih"))], [f"{tag}_ax"])
+    body = _Tracer(helper, numpy_helper, f"{tag}_body", np_dtype)
+    prev = {s: f"{tag}_{s}_prev" for s in states}
+    if kind.recurrence == "dense":
+        ah = body.op("MatMul", _Traced(body, prev["h"]), _Traced(body, const(f"{tag}_W_hh_t", get("weight_hh").T)))
+    else:  # diagonal: u (G*H,) times h repeated for every gate
+        h_rep = body.fresh("h_rep")
+        body.nodes.append(helper.make_node("Concat", [prev["h"]] * G, [h_rep], name=h_rep, axis=1))
+        ah = body.op("Mul", _Traced(body, h_rep), _Traced(body, const(f"{tag}_u", get("weight_hh"))))
+    if rnn.bias:
+        ah = body.op("Add", ah, _Traced(body, const(f"{tag}_b_hh", get("bias_hh"))))
+
+    def per_gate(value: str, what: str) -> tuple:  # (B, G*H) -> G blocks (B, H), in the rows' gate order
+        if G == 1:
+            return (_Traced(body, value),)
+        names = [body.fresh(f"{what}_gate") + f"_{g}" for g in range(G)]
+        body.nodes.append(helper.make_node("Split", [value, const(f"{tag}_gate_sizes", np.full(G, H, np.int64))],
+                                           names, name=names[0], axis=1))
+        return tuple(_Traced(body, n) for n in names)
+
+    a_x, a_h = per_gate(f"{tag}_ax_t", "ax"), per_gate(ah.name, "ah")
+    try:
+        new_state, _ = kind.forward(a_x, a_h, tuple(_Traced(body, prev[s]) for s in states))
+    except TypeError as error:
+        raise ExportError(f"the {kind.name!r} cell has no ONNX operator, and its step cannot be traced into "
+                          f"an ONNX Scan: {error}; this model cannot be exported to ONNX") from None
+    outs = [f"{tag}_{s}_next" for s in states] + [f"{tag}_h_t"]
+    for name, value in zip(outs, tuple(new_state) + (new_state[0],)):
+        body.nodes.append(helper.make_node("Identity", [body.name_of(value)], [name], name=name))
+    info = lambda name: helper.make_tensor_value_info(name, elem, ["batch", H])  # noqa: E731
+    graph = helper.make_graph(body.nodes, f"{tag}_step",
+                              [info(prev[s]) for s in states] + [helper.make_tensor_value_info(
+                                  f"{tag}_ax_t", elem, ["batch", G * H])],
+                              [info(n) for n in outs])
+    finals = [f"{tag}_{s}_end" for s in states]
+    node("Scan", [start[s] for s in states] + [ax], finals + [f"{tag}_y"], body=graph, num_scan_inputs=1,
+         scan_input_directions=[int(reverse)], scan_output_directions=[int(reverse)])
+    return f"{tag}_y", dict(zip(states, finals))
 
 
 def to_onnx(model, path, *, vocab=None, dtype: str = "float32", opset: int = OPSET) -> Path:
