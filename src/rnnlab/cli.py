@@ -214,7 +214,8 @@ def _run_generate_onnx(args) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write a trained model as ONNX or as PyTorch weights",
                        description="Export a character model: --format onnx writes a standard ONNX graph "
-                                   "(ONNX's LSTM/GRU/RNN operators, states in and out) that onnxruntime runs; "
+                                   "(ONNX's LSTM/GRU/RNN operators, a Scan for other cells, states in and out) "
+                                   "that onnxruntime runs; "
                                    "--format torch writes safetensors weights under torch.nn's names, with the "
                                    "configuration and vocabulary in the metadata (see docs/interop.md).")
     p.add_argument("checkpoint", help="a run directory or a checkpoint .safetensors file")
@@ -222,7 +223,8 @@ def _add_export(sub) -> None:
     p.add_argument("--out", default=None,
                    help="output file (default: model.onnx or model.safetensors beside the checkpoint)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                   help="ONNX only: the graph's float type (default: float32; onnxruntime runs float32 only)")
+                   help="ONNX only: the graph's float type (default: float32; onnxruntime's LSTM/GRU/RNN "
+                        "kernels run float32 only)")
     p.set_defaults(run=_run_export)
 
 

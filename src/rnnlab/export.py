@@ -7,8 +7,9 @@
     >>> to_torch(model, "model.safetensors", vocab=vocab)
     >>> model, vocab = from_torch("trained_in_torch.safetensors")   # a CharRNN or a bare layer
 
-The ONNX graph uses ONNX's own LSTM, GRU and RNN operators, one per layer, with the initial states
-as inputs and the final states as outputs, so a runtime can stream one character at a time:
+The ONNX graph uses ONNX's own LSTM, GRU and RNN operators, one per layer (any other cell: a Scan
+over its step, traced from the cell definition's forward), with the initial states as inputs and the
+final states as outputs, so a runtime can stream one character at a time:
 
     CharRNN:  ids (B, T) int64, h0 (L, B, H) [, c0]  ->  logits (B, T, V), hn (L, B, H) [, cn]
     layer:    x (B, T, D) float, h0 (L*K, B, H) [, c0] ->  y (B, T, K*H), hn (L*K, B, H) [, cn]
