@@ -25,7 +25,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 ROOT = Path(__file__).resolve().parents[1]
-CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+CELLS = ["lstm", "gru", "rnn", "rnn_relu"]  # rnn: tanh
 VOCAB = Vocab.from_text("\nabcdefgh ,.")  # V = 12
 
 
@@ -37,7 +37,7 @@ def randomize(model, rng, scale=0.5):
 
 
 def char_model(cell, layers, dtype="float32", seed=0):
-    config = CharRNNConfig(vocab_size=len(VOCAB), cell="rnn" if cell == "rnn_tanh" else cell, hidden_size=6,
+    config = CharRNNConfig(vocab_size=len(VOCAB), cell=cell, hidden_size=6,
                            num_layers=layers, embedding_dim=4, dtype=dtype)
     return randomize(CharRNN(config, rng=seed), np.random.default_rng(seed)).eval()
 
@@ -349,7 +349,7 @@ def test_torch_char_model_loads_into_rnnlab(tmp_path, cell, dtype, tol):
 
     ours, vocab = from_torch(path)
     assert isinstance(ours, CharRNN) and vocab == VOCAB and ours.config.dtype == dtype
-    assert ours.config.cell == ("rnn" if cell == "rnn_tanh" else cell)
+    assert ours.config.cell == cell
     rng = np.random.default_rng(1)
     ids = rng.integers(0, len(VOCAB), (3, 7))
     dlogits = rng.standard_normal((3, 7, len(VOCAB))).astype(dtype)

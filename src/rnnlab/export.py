@@ -44,12 +44,12 @@ META_KEY = "rnnlab"  # the metadata entry (safetensors metadata, ONNX metadata_p
 ONNX_CELLS = {
     "lstm": ("LSTM", (0, 3, 1, 2), {}),
     "gru": ("GRU", (1, 0, 2), {"linear_before_reset": 1}),
-    "rnn_tanh": ("RNN", (0,), {"activations": "Tanh"}),
+    "rnn": ("RNN", (0,), {"activations": "Tanh"}),  # the registry's name of the tanh RNN
     "rnn_relu": ("RNN", (0,), {"activations": "Relu"}),
 }
-ONNX_CELLS["rnn"] = ONNX_CELLS["rnn_tanh"]  # the registry's name of the tanh RNN
-TORCH_GATES = {4: "lstm", 3: "gru", 1: "rnn_tanh"}  # what a torch state_dict's G*H rows say about the cell
-TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+TORCH_GATES = {4: "lstm", 3: "gru", 1: "rnn"}  # what a torch state_dict's G*H rows say about the cell
+TORCH_CLASSES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "rnn_relu": "RNN"}
+ALIASES = {"rnn_tanh": "rnn"}  # torch's mode name for the registry's
 
 
 class ExportError(ValueError):
@@ -57,12 +57,12 @@ class ExportError(ValueError):
 
 
 def cell_name(layer) -> str:
-    """The registered name of a recurrent layer's cell: lstm, gru, rnn_tanh, rnn_relu, or another."""
+    """The registered name of a recurrent layer's cell: lstm, gru, rnn (tanh), rnn_relu, or another."""
     for attr in ("cell", "kind"):
         value = getattr(layer, attr, None)
         name = value if isinstance(value, str) else getattr(value, "name", None)
         if isinstance(name, str):
-            return name
+            return ALIASES.get(name, name)
     raise TypeError(f"{type(layer).__name__} is not an rnnlab recurrent layer (it has no cell)")
 
 
@@ -442,7 +442,7 @@ def from_torch(path, *, cell: str | None = None, vocab=None):
         if layout["bidirectional"] or not layout["bias"]:
             raise CheckpointError(f"{path}: rnnlab's character model is unidirectional with biases; this one is "
                                   f"{'bidirectional' if layout['bidirectional'] else 'bias-free'}")
-        config = CharRNNConfig(vocab_size=layout["vocab_size"], cell="rnn" if cell == "rnn_tanh" else cell,
+        config = CharRNNConfig(vocab_size=layout["vocab_size"], cell=cell,
                                hidden_size=layout["hidden_size"], num_layers=layout["num_layers"],
                                embedding_dim=layout["input_size"], dtype=np.dtype(dtype).name)
         model = CharRNN(config, rng=0)
@@ -502,8 +502,8 @@ def _torch_layout(path: Path, state: dict[str, np.ndarray], cell: str | None) ->
         raise CheckpointError(f"{path}: weight_ih_l0 has {w_ih.shape[0]} rows for hidden size {H}; torch's LSTM, "
                               "GRU and RNN have 4H, 3H and H")
     inferred = TORCH_GATES[G]
-    cell = {"rnn": "rnn_tanh"}.get(cell, cell) or inferred
-    if cell not in TORCH_CLASSES or TORCH_GATES[G] != {"rnn_relu": "rnn_tanh"}.get(cell, cell):
+    cell = ALIASES.get(cell, cell) or inferred
+    if cell not in TORCH_CLASSES or TORCH_GATES[G] != {"rnn_relu": "rnn"}.get(cell, cell):
         raise CheckpointError(f"{path}: the weights are a {inferred.split('_')[0]} ({G}H rows); cell {cell!r} "
                               "does not fit them")
     layers = sorted({int(_RNN_NAME.fullmatch(n).group(3)) for n in rnn_names})
