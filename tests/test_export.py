@@ -146,7 +146,7 @@ def test_other_opsets_run_too(opset):
 
 # -- cells with no ONNX operator: a Scan over the traced step ---------------------------------------
 def _forward_noforget(a_x, a_h, state):  # an LSTM without forget gate: c' = c + i * g
-    (x_i, x_g, x_o), (h_i, h_g, h_o), (h, c) = a_x, a_h, state
+    (x_i, x_g, x_o), (h_i, h_g, h_o), (_, c) = a_x, a_h, state
     i, g, o = sigmoid(x_i + h_i), tanh(x_g + h_g), sigmoid(x_o + h_o)
     c_new = c + i * g
     return (o * tanh(c_new), c_new), ()

@@ -190,7 +190,7 @@ def check_char_checkpoint(path, doc: dict, shapes: dict) -> None:
 
 def _load_torch_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
     """load_char_model for a torch weight file: a Checkpoint with no training state (step 0)."""
-    from .export import from_torch  # export.py reads and writes the torch files; it builds on this module
+    from .export import from_torch  # export/ reads and writes the torch files; it builds on this module
     from .io import Checkpoint, CheckpointError
 
     try:
