@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import ExportError
+from .graph import Graph
 
 _STANDARD = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
 _UFUNCS = {"tanh": "Tanh", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "absolute": "Abs", "negative": "Neg",
@@ -106,7 +107,7 @@ class _Tracer:
         return _Traced(self, out)
 
 
-def scan_direction(helper, numpy_helper, node, const, rnn, sfx, tag, x, start, elem, np_dtype, reverse):
+def scan_direction(g: Graph, rnn, sfx: str, tag: str, x: str, start: dict, reverse: bool):
     """One direction of one layer as a Scan: x (T, B, D) -> y (T, B, H), final state {name: (B, H)}.
 
     The input projection of all steps is one MatMul outside the loop (as rnnlab's driver does it);
@@ -114,11 +115,12 @@ def scan_direction(helper, numpy_helper, node, const, rnn, sfx, tag, x, start, e
     """
     kind, H = rnn.kind, rnn.hidden_size
     G, states = kind.G, tuple(kind.state_names)
-    get = lambda name: getattr(rnn, f"{name}{sfx}").data.astype(np_dtype)  # noqa: E731
-    ax = node("MatMul", [x, const(f"{tag}_W_ih_t", get("weight_ih").T)], [f"{tag}_xW"])  # (T, B, G*H)
+    get = lambda name: getattr(rnn, f"{name}{sfx}").data  # noqa: E731
+    helper, const = g.helper, g.const
+    ax = g.node("MatMul", [x, const(f"{tag}_W_ih_t", get("weight_ih").T)], [f"{tag}_xW"])  # (T, B, G*H)
     if rnn.bias:
-        ax = node("Add", [ax, const(f"{tag}_b_ih", get("bias_ih"))], [f"{tag}_ax"])
-    body = _Tracer(helper, numpy_helper, f"{tag}_body", np_dtype)
+        ax = g.node("Add", [ax, const(f"{tag}_b_ih", get("bias_ih"))], [f"{tag}_ax"])
+    body = _Tracer(helper, g.numpy_helper, f"{tag}_body", g.dtype)
     prev = {s: f"{tag}_{s}_prev" for s in states}
     if kind.recurrence == "dense":
         ah = body.op("MatMul", _Traced(body, prev["h"]), _Traced(body, const(f"{tag}_W_hh_t", get("weight_hh").T)))
@@ -146,12 +148,10 @@ def scan_direction(helper, numpy_helper, node, const, rnn, sfx, tag, x, start, e
     outs = [f"{tag}_{s}_next" for s in states] + [f"{tag}_h_t"]
     for name, value in zip(outs, tuple(new_state) + (new_state[0],)):
         body.nodes.append(helper.make_node("Identity", [body.name_of(value)], [name], name=name))
-    info = lambda name: helper.make_tensor_value_info(name, elem, ["batch", H])  # noqa: E731
     graph = helper.make_graph(body.nodes, f"{tag}_step",
-                              [info(prev[s]) for s in states] + [helper.make_tensor_value_info(
-                                  f"{tag}_ax_t", elem, ["batch", G * H])],
-                              [info(n) for n in outs])
+                              [g.value(prev[s], ["batch", H]) for s in states] + [g.value(f"{tag}_ax_t", ["batch", G * H])],
+                              [g.value(n, ["batch", H]) for n in outs])
     finals = [f"{tag}_{s}_end" for s in states]
-    node("Scan", [start[s] for s in states] + [ax], finals + [f"{tag}_y"], body=graph, num_scan_inputs=1,
+    g.node("Scan", [start[s] for s in states] + [ax], finals + [f"{tag}_y"], body=graph, num_scan_inputs=1,
          scan_input_directions=[int(reverse)], scan_output_directions=[int(reverse)])
     return f"{tag}_y", dict(zip(states, finals))
