@@ -511,7 +511,7 @@ def test_onnx_sampler_without_a_newline_in_the_vocabulary(tmp_path):
     (["generate", "--onnx", "{tmp}/missing.onnx"], "no such file"),
     (["generate", "--onnx", "{ckpt}"], "onnxruntime cannot run it"),
     (["generate", "--onnx", "{tmp}/layer.onnx"], "not an rnnlab character model with a vocabulary"),
-    (["generate", "--onnx", "{tmp}/layer.onnx", "--temperature", "0"], "temperature must be > 0"),
+    (["generate", "--onnx", "{tmp}/layer.onnx", "--temperature", "0"], "temperature must be a finite number > 0"),
     (["export", "{ckpt}", "--format", "torch", "--dtype", "float64"], "--dtype applies to --format onnx"),
     (["generate", "{tmp}/novocab.safetensors"], "has no vocabulary"),
     (["export", "{ckpt}", "--format", "torch", "--out", "{ckpt}"], "is the file being exported"),
