@@ -422,6 +422,15 @@ def test_unreadable_torch_files_say_why(tmp_path, state, words):
         from_torch(path)
 
 
+def test_metadata_nested_too_deeply(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file(torch.nn.GRU(3, 4).state_dict(), tmp_path / "deep.safetensors",
+              metadata={"rnnlab": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        from_torch(tmp_path / "deep.safetensors")
+
+
 def test_cell_that_does_not_fit_the_weights(tmp_path):
     from safetensors.torch import save_file
 

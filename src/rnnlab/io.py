@@ -255,7 +255,7 @@ def is_checkpoint(path) -> bool:
         return False
     try:
         doc = json.loads(metadata[_META_KEY])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # damaged or forged: load_checkpoint says which
         return True
     return not isinstance(doc, dict) or doc.get("format") == FORMAT
 

@@ -108,6 +108,8 @@ def _torch_doc(path: Path, metadata: dict[str, str]) -> dict:
         doc = json.loads(metadata[META_KEY])
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path}: the {META_KEY!r} metadata is not valid JSON ({error})") from None
+    except RecursionError:  # a forged header nested thousands deep
+        raise CheckpointError(f"{path}: the {META_KEY!r} metadata is JSON nested too deeply") from None
     if not isinstance(doc, dict) or set(doc) - _DOC_KEYS:
         extra = sorted(set(doc) - _DOC_KEYS) if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"{path}: the {META_KEY!r} metadata has unknown entries {extra}; "
