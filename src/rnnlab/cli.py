@@ -134,7 +134,10 @@ def _run_train(args) -> int:
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate text from a trained model",
                        description="Sample text from a checkpoint, streamed to the terminal.")
-    p.add_argument("checkpoint", help="a run directory or a checkpoint .safetensors file")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a run directory, a checkpoint .safetensors file, or a torch weight file with a vocabulary")
+    p.add_argument("--onnx", metavar="MODEL", default=None,
+                   help="sample from an ONNX export with onnxruntime alone instead (rnnlab export --format onnx)")
     p.add_argument("--prime", default="", help="text to start from, read in one forward pass (default: a newline)")
     p.add_argument("--length", type=int, default=500, help="characters to generate (default: 500)")
     p.add_argument("--temperature", type=float, default=0.8,
@@ -153,6 +156,10 @@ def _run_generate(args) -> int:
     from .models import load_char_model
     from .sample import stream
 
+    if (args.checkpoint is None) == (args.onnx is None):
+        raise ValueError("give a checkpoint (or run directory) or --onnx MODEL, one of the two")
+    if args.onnx is not None:
+        return _run_generate_onnx(args)
     model, vocab, _ = load_char_model(args.checkpoint)
     if args.prime:
         vocab.encode(args.prime, source="--prime")  # fail before printing anything
@@ -172,6 +179,77 @@ def _run_generate(args) -> int:
         raise
     except OSError as e:
         raise OSError(e.errno, f"cannot write the text ({e.strerror})", "standard output") from None
+    return 0
+
+
+def _run_generate_onnx(args) -> int:
+    from .sample import check_sampling
+
+    check_sampling(args.length, args.temperature, args.top_k)
+    if not os.path.isfile(args.onnx):
+        raise ValueError(f"{args.onnx}: no such file")
+    try:
+        from . import onnx_generate
+    except ImportError as error:
+        raise ImportError(f"--onnx needs onnxruntime ({error}): pip install 'rnnlab[export]'") from None
+    pending = [args.prime]  # printed with the first character, once the model has read the prime
+
+    def stream(char: str) -> None:
+        sys.stdout.write(pending.pop() + char if pending else char)
+        sys.stdout.flush()
+
+    try:
+        onnx_generate.generate(args.onnx, args.prime, args.length, args.temperature, args.top_k, args.seed,
+                               on_text=stream)
+        if pending:  # --length 0
+            sys.stdout.write(pending.pop())
+    except Exception as error:  # onnxruntime's own exceptions (a file it cannot read) are plain Exceptions
+        if type(error).__module__.startswith("onnxruntime"):
+            raise ValueError(f"{args.onnx}: onnxruntime cannot run it: {error}") from None
+        raise
+    sys.stdout.write("\n")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a trained model as ONNX or as PyTorch weights",
+                       description="Export a character model: --format onnx writes a standard ONNX graph "
+                                   "(ONNX's LSTM/GRU/RNN operators, a Scan for other cells, states in and out) "
+                                   "that onnxruntime runs; "
+                                   "--format torch writes safetensors weights under torch.nn's names, with the "
+                                   "configuration and vocabulary in the metadata (see docs/interop.md).")
+    p.add_argument("checkpoint", help="a run directory or a checkpoint .safetensors file")
+    p.add_argument("--format", choices=("onnx", "torch"), required=True, help="onnx or torch (safetensors)")
+    p.add_argument("--out", default=None,
+                   help="output file (default: model.onnx or model.safetensors beside the checkpoint)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="ONNX only: the graph's float type (default: float32; onnxruntime's LSTM/GRU/RNN "
+                        "kernels run float32 only)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from pathlib import Path
+
+    from .export import OPSET, to_onnx, to_torch
+    from .models import load_char_model
+
+    if args.format == "torch" and args.dtype is not None:
+        raise ValueError("--dtype applies to --format onnx; a torch file keeps the model's own dtype")
+    model, vocab, _ = load_char_model(args.checkpoint)
+    source = Path(args.checkpoint)
+    default = (source if source.is_dir() else source.parent) / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
+    out = Path(args.out) if args.out else default
+    checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
+    if out.resolve() == checkpoint.resolve():
+        raise ValueError(f"--out {out} is the file being exported; choose another name")
+    if args.format == "onnx":
+        path = to_onnx(model, out, vocab=vocab, dtype=args.dtype or "float32")
+        print(f"{path}: ONNX (opset {OPSET}); sample it with: "
+              f"rnnlab generate --onnx {path}")
+    else:
+        path = to_torch(model, out, vocab=vocab)
+        print(f"{path}: torch.nn weights with the configuration in the metadata (docs/interop.md)")
     return 0
 
 
@@ -321,7 +399,8 @@ def _add_experiment(sub) -> None:
     add_experiment_command(sub)
 
 
-COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_experiment, _add_diagnose, _add_demo, _add_figures]
+COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
+            _add_demo, _add_figures]
 
 
 # -- checks that run before any work ---------------------------------------------------------------

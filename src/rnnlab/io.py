@@ -103,10 +103,13 @@ def save_checkpoint(path, *, model_config: dict, model_state: dict[str, np.ndarr
     return _atomic_save_file(path, tensors, {_META_KEY: json.dumps(doc)})
 
 
-def save_weights(path, state_dict: dict[str, np.ndarray]) -> Path:
-    """Write a plain weight file (names unchanged) atomically; torch reads it with safetensors.torch."""
+def save_weights(path, state_dict: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> Path:
+    """Write a plain weight file (names unchanged) atomically; torch reads it with safetensors.torch.
+    `metadata`: extra str -> str entries for the file's header."""
+    if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("metadata must map str to str")
     # "format": "pt" is the marker transformers and other PyTorch loaders look for.
-    return _atomic_save_file(path, _tensors(state_dict, "", "state_dict"), {"format": "pt"})
+    return _atomic_save_file(path, _tensors(state_dict, "", "state_dict"), {"format": "pt", **(metadata or {})})
 
 
 def _tensors(state, prefix: str, what: str) -> dict[str, np.ndarray]:
@@ -149,10 +152,15 @@ def _json_default(obj):
 
 def _atomic_save_file(path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> Path:
     """Write via a fsynced temp file in the same directory, then rename it onto `path`."""
-    path = Path(path)
     # Serialize in memory and write the bytes ourselves (not safetensors.numpy.save_file): one temp
     # file we name, chmod and fsync, whatever the safetensors version does inside save_file.
-    data = memoryview(safetensors_bytes(tensors, metadata=metadata))
+    return atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write `data` to `path` via a fsynced temp file beside it, renamed onto it (any file format)."""
+    path = Path(path)
+    data = memoryview(data)
     # Same directory, so os.replace is a rename within one filesystem, which POSIX makes atomic.
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -232,6 +240,41 @@ def load_weights(path) -> dict[str, np.ndarray]:
     path = Path(path)
     with _open(path) as f:
         return {name: f.get_tensor(name) for name in f.keys()}
+
+
+def is_checkpoint(path) -> bool:
+    """Whether `path` is meant as an rnnlab checkpoint: False for a weight file (no rnnlab metadata, or
+    metadata of another rnnlab format); True for a missing or unreadable file, so that
+    load_checkpoint names what is wrong."""
+    try:
+        with safe_open(Path(path), framework="np") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError):
+        return True
+    if _META_KEY not in metadata:
+        return False
+    try:
+        doc = json.loads(metadata[_META_KEY])
+    except (json.JSONDecodeError, RecursionError):  # damaged or forged: load_checkpoint says which
+        return True
+    return not isinstance(doc, dict) or doc.get("format") == FORMAT
+
+
+def load_weights_and_metadata(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A weight file's tensors and its safetensors metadata ({} if none), e.g. one that
+    `safetensors.torch.save_file(module.state_dict(), path, metadata=...)` wrote."""
+    path = Path(path)
+    with _open(path) as f:
+        for name in f.keys():  # NumPy has no bfloat16 and safetensors' own error would not say which tensor
+            dtype = f.get_slice(name).get_dtype()
+            if dtype not in _NUMPY_DTYPES:
+                raise CheckpointError(f"{path}: tensor {name!r} is {dtype}, which NumPy cannot hold; save it as "
+                                      "float32 or float64 (in PyTorch: module.float() before save_file)")
+        return {name: f.get_tensor(name) for name in f.keys()}, dict(f.metadata() or {})
+
+
+# safetensors dtype names that load as NumPy arrays (BF16 and the FP8 kinds do not)
+_NUMPY_DTYPES = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64"}
 
 
 @contextlib.contextmanager

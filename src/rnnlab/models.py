@@ -138,18 +138,21 @@ def check_char_config(config: CharRNNConfig) -> None:
 
 
 def load_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
-    """A CharRNN, its vocabulary and the checkpoint, from a checkpoint file or a run directory.
+    """A CharRNN, its vocabulary and the checkpoint, from a checkpoint file or a run directory, or
+    from a safetensors file of torch.nn weights with a vocabulary (rnnlab.export.from_torch).
 
     The config is checked against the tensors' shapes in the file header before anything is
     allocated, so a forged config (hidden_size 10**6 beside small tensors) costs nothing."""
     from pathlib import Path
 
     from .data.text import Vocab
-    from .io import CheckpointError, load_checkpoint
+    from .io import CheckpointError, is_checkpoint, load_checkpoint
 
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.safetensors"
+    if not is_checkpoint(path):
+        return _load_torch_char_model(path)
     ckpt = load_checkpoint(path, check_shapes=functools.partial(check_char_checkpoint, path))
     config = CharRNNConfig.from_dict(ckpt.model_config)
     try:
@@ -183,6 +186,27 @@ def check_char_checkpoint(path, doc: dict, shapes: dict) -> None:
                               f"{'; ...' if len(diffs) > 3 else ''}); the file is corrupted or forged")
     if doc["vocab"] is None or len(doc["vocab"]) != config.vocab_size:
         raise CheckpointError(f"{path} has no vocabulary matching its model; it cannot generate text")
+
+
+def _load_torch_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:
+    """load_char_model for a torch weight file: a Checkpoint with no training state (step 0)."""
+    from .export import from_torch  # export/ reads and writes the torch files; it builds on this module
+    from .io import Checkpoint, CheckpointError
+
+    try:
+        model, vocab = from_torch(path)
+    except CheckpointError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        raise CheckpointError(f"{path}: not an rnnlab checkpoint (no 'rnnlab' checkpoint metadata), nor a torch "
+                              f"char model ({reason})") from None
+    if not isinstance(model, CharRNN):
+        raise CheckpointError(f"{path} holds a bare recurrent layer, not a character-level model")
+    if vocab is None:
+        raise CheckpointError(f"{path} has no vocabulary, so it cannot generate text; save it with "
+                              "metadata={'rnnlab': json.dumps({'vocab': chars})} (docs/interop.md)")
+    return model, vocab, Checkpoint(model_config=model.config.to_dict(), model_state=model.state_dict(),
+                                    optimizer_state=None, step=0, vocab=vocab.to_list(), rng_state=None,
+                                    train_config=None, extra={"source": "torch"})
 
 
 # -- the four kinds of RNN -------------------------------------------------------------------------

@@ -48,10 +48,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, t
     return prime + "".join(out)
 
 
-def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
-           top_k: int | None = None, rng=None, compiled: bool = True) -> Iterator[str]:
-    """The sampled characters one at a time, keeping nothing: memory stays flat however long it runs.
-    Arguments are checked when this is called, before the first character."""
+def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
+    """ValueError naming the first sampling option out of range (also for rnnlab generate --onnx)."""
     if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
         raise ValueError(f"length must be a non-negative integer; got {length!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
@@ -59,6 +57,13 @@ def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, tem
         raise ValueError(f"temperature must be a finite number > 0; got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer; got {top_k!r}")
+
+
+def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, temperature: float = 1.0,
+           top_k: int | None = None, rng=None, compiled: bool = True) -> Iterator[str]:
+    """The sampled characters one at a time, keeping nothing: memory stays flat however long it runs.
+    Arguments are checked when this is called, before the first character."""
+    check_sampling(length, temperature, top_k)
     if len(vocab) != model.config.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} characters but the model expects {model.config.vocab_size}")
     rng = np.random.default_rng(rng)
@@ -94,4 +99,4 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
         model.train(was_training)
 
 
-__all__ = ["generate", "next_char_distribution", "stream"]
+__all__ = ["check_sampling", "generate", "next_char_distribution", "stream"]
