@@ -1,25 +1,19 @@
 """The demos and `rnnlab diagnose` run end to end at tiny sizes, print their numbers, write their plots."""
-import argparse
 import math
 
 import numpy as np
 import pytest
 
 from rnnlab import demos
-from rnnlab.models import ManyToMany, ManyToOne
+from rnnlab.cli import build_parser
+from rnnlab.data.tasks import PROBLEMS
+from rnnlab.diagnose import diagnose_fresh
+from rnnlab.models import ManyToMany, ManyToOne, task_model
 from rnnlab.train import TrainConfig, Trainer
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="rnnlab")
-    sub = p.add_subparsers(dest="command", required=True)
-    demos.add_demo_command(sub)
-    demos.add_diagnose_command(sub)
-    return p
-
-
 def run(argv):
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 
@@ -67,7 +61,7 @@ def test_vanishing_runs_on_every_task(tmp_path, task):
 
 def test_diagnose_a_fresh_model_trained_while_recording(tmp_path):
     lines = []
-    result = demos.diagnose_fresh("gru", "adding", seq_len=30, hidden=8, layers=2, batch=4, steps=6, record_every=2,
+    result = diagnose_fresh("gru", "adding", seq_len=30, hidden=8, layers=2, batch=4, steps=6, record_every=2,
                                   out=tmp_path, formats=("png",), log=lines.append)
     assert len(result.history) == 6
     assert set(result.verdicts) == {"l0", "l1"} and result.jacobian.h.shape == (2, 30)
@@ -118,17 +112,17 @@ def test_cli_user_errors_are_value_errors(argv, message):
 
 def test_cli_rejects_unknown_choices():
     with pytest.raises(SystemExit):
-        parser().parse_args(["demo", "imploding"])
+        build_parser().parse_args(["demo", "imploding"])
     with pytest.raises(SystemExit):
-        parser().parse_args(["diagnose", "--task", "chess"])
+        build_parser().parse_args(["diagnose", "--task", "chess"])
 
 
 def test_task_model_reads_last_step_or_every_step():
     x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype(np.float32)
-    last = demos.task_model(demos.PROBLEMS["adding"], "lstm", 4, rng=0)
+    last = task_model(PROBLEMS["adding"], "lstm", 4, rng=0)
     out = last(x)
     assert isinstance(last, ManyToOne) and out.shape == (3, 1)
     last.backward(np.ones_like(out), record_flow=True)
     assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
-    every = demos.task_model(demos.PROBLEMS["sine"], "gru", 4, rng=0)
+    every = task_model(PROBLEMS["sine"], "gru", 4, rng=0)
     assert isinstance(every, ManyToMany) and every(x[..., :1]).shape == (3, 5, 1)

@@ -1,0 +1,150 @@
+"""The experiments, their defaults and validation: which runs `rnnlab experiment NAME` makes.
+
+`plan(...)` turns the user's choices into RunSpecs, checked, with one clear error for bad input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..models import CELLS
+from . import runners
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the lecture's experiments: what it trains, its defaults, and how a run goes."""
+
+    name: str
+    kind: str                       # which of the four kinds of RNN it uses
+    summary: str
+    source: str                     # where the task and its published figures come from
+    metric: str                     # what the table reports, measured on held-out data
+    higher_is_better: bool
+    cells: tuple[str, ...]          # default --cells
+    Ts: tuple[int, ...] | None      # default --T (None: the task has no length to choose)
+    steps: int                      # default --steps
+    hidden: int                     # default --hidden
+    batch: int
+    lr: float
+    runner: Callable = field(repr=False, compare=False, default=None)
+    tasks: tuple[str, ...] = ()     # an umbrella (seq2seq) runs these experiments instead
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: everything it needs, picklable for a worker process."""
+
+    experiment: str
+    cell: str
+    T: int | None
+    hidden: int
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+    clip: float = 1.0
+
+    def rngs(self) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+        """Independent generators for the model's weights, the training batches and the test set.
+        The same seed gives every cell the same data, so cells compare on equal terms."""
+        T = 0 if self.T is None else self.T
+        return tuple(np.random.default_rng([self.seed, T, i]) for i in range(3))
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("neurone", "one-to-one vs many-to-many", "next character over words sharing letters: the "
+               "feed-forward net sees the current character, the RNN the whole prefix",
+               "the lecture's 'neurone' example", "accuracy (all positions)", True,
+               (runners.FF, "rnn"), None, 400, 32, 10, 1e-2, runners.run_neurone),
+    Experiment("adding", "many-to-one", "sum of the two marked numbers among T (regression)",
+               "Hochreiter & Schmidhuber 1997; Le et al. 2015; Arjovsky et al. 2016", "test MSE", False,
+               ("rnn", "lstm", "gru"), (100,), 2000, 64, 64, 5e-3, runners.run_adding),
+    Experiment("copy", "many-to-many (aligned)", "recall 10 symbols after T blanks",
+               "Arjovsky, Shah & Bengio 2016", "test CE/step", False,
+               ("lstm",), (100,), 2000, 128, 64, 2e-3, runners.run_copy),
+    Experiment("temporal-order", "many-to-one", "class = order of X/Y placed among T distractors",
+               "Hochreiter & Schmidhuber 1997 (6a); Pascanu et al. 2013", "test accuracy", True,
+               ("rnn", "lstm"), (50,), 1500, 64, 32, 5e-3, runners.run_temporal_order),
+    Experiment("digits", "many-to-one", "8x8 digits read row by row (T=8) or pixel by pixel (T=64)",
+               "scikit-learn digits; Le et al. 2015 (sequential MNIST)", "test accuracy", True,
+               ("rnn", "lstm"), (8, 64), 1500, 64, 64, 2e-3, runners.run_digits),
+    Experiment("sine", "many-to-many (aligned)", "forecast a sum of sines 5 steps ahead at every step",
+               "the classic forecasting toy", "test MSE", False,
+               ("rnn", "lstm"), (50,), 800, 32, 32, 3e-3, runners.run_sine),
+    Experiment("reverse", "seq2seq", "reverse a string of 3..T letters",
+               "Sutskever, Vinyals & Le 2014", "exact match", True,
+               ("lstm",), (8,), 2000, 128, 64, 2e-3, runners.run_seq2seq),
+    Experiment("addition", "seq2seq", "'123+45' -> '168'; T = 2*digits + 1 source characters",
+               "Keras addition_rnn; Zaremba & Sutskever 2014", "exact match", True,
+               ("lstm",), (7,), 3000, 128, 128, 2e-3, runners.run_seq2seq),
+    Experiment("seq2seq", "seq2seq", "runs 'reverse' and 'addition' at their defaults",
+               "Sutskever et al. 2014; Keras addition_rnn", "exact match", True,
+               ("lstm",), None, 0, 0, 0, 0.0, None, tasks=("reverse", "addition")),
+]}
+
+
+# -- validation -------------------------------------------------------------------------------------
+def _check_T(name: str, T) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
+        raise TypeError(f"{name}: T must be an integer; got {T!r}")
+    T = int(T)
+    rules = {
+        "adding": (T >= 2, "T must be >= 2 (one marker in each half)"),
+        "copy": (T >= 1, "T must be >= 1"),
+        "temporal-order": (T >= 10, "T must be >= 10 (the two symbols sit at T/10..2T/10 and 5T/10..6T/10)"),
+        "digits": (T in runners.DIGITS_MODES, "T must be 8 (row by row) or 64 (pixel by pixel)"),
+        "sine": (T >= 1, "T must be >= 1"),
+        "reverse": (T >= 1, "T (the longest string) must be >= 1"),
+        "addition": (T >= 3 and T % 2 == 1, "T is the source length 2*digits + 1: odd and >= 3"),
+    }
+    ok, message = rules[name]
+    if not ok:
+        raise ValueError(f"{name}: {message}; got T={T}")
+    return T
+
+
+def _positive(name: str, value, kind=int):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 \
+            or (kind is int and int(value) != value):
+        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}; got {value!r}")
+    return kind(value)
+
+
+def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0, batch=None,
+         lr=None) -> list[RunSpec]:
+    """The runs `run_experiment` would make, validated; ValueError/TypeError name what is wrong."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    exp = EXPERIMENTS[name]
+    if exp.tasks:
+        if Ts:
+            raise ValueError(f"{name} runs {' and '.join(exp.tasks)} at their own lengths; --T does not apply "
+                             f"(run one of them, e.g. `rnnlab experiment {exp.tasks[0]} --T 10`)")
+        return [spec for task in exp.tasks for spec in plan(task, cells, None, steps, hidden, seed, batch, lr)]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    cells = list(exp.cells if not cells else cells)
+    allowed = (runners.FF,) + CELLS if name == "neurone" else CELLS
+    for cell in cells:
+        if cell not in allowed:
+            raise ValueError(f"{name}: unknown cell {cell!r}; choose from {', '.join(allowed)}")
+    if len(set(cells)) != len(cells):
+        raise ValueError(f"{name}: a cell is listed twice in {cells}")
+    if exp.Ts is None:
+        if Ts:
+            raise ValueError(f"{name} reads whole words; --T does not apply")
+        Ts = [None]
+    else:
+        Ts = [_check_T(name, T) for T in (Ts or exp.Ts)]
+        if len(set(Ts)) != len(Ts):
+            raise ValueError(f"{name}: a T is listed twice in {Ts}")
+    steps = _positive("steps", steps) or exp.steps
+    hidden = _positive("hidden", hidden) or exp.hidden
+    batch = _positive("batch", batch) or exp.batch
+    lr = _positive("lr", lr, float) or exp.lr
+    return [RunSpec(name, cell, T, hidden, steps, batch, lr, int(seed)) for T in Ts for cell in cells]
