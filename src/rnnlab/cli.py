@@ -320,6 +320,15 @@ def _csv(kind):
     return parse
 
 
+def _seed_list(text: str) -> list[int]:
+    from .experiments.registry import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _describe(experiments: dict) -> str:
     lines = []
     for e in experiments.values():
@@ -333,6 +342,7 @@ def _describe(experiments: dict) -> str:
 def _add_experiment(subparsers) -> argparse.ArgumentParser:
     """`experiment NAME [options]`: a sweep of one of the lecture's experiments."""
     from .experiments import EXPERIMENTS
+    from .experiments.engine import ENGINES
     from .models import CELLS
 
     p = subparsers.add_parser(
@@ -350,9 +360,20 @@ def _add_experiment(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=None, help="hidden units")
     p.add_argument("--batch", type=int, default=None, help="examples per step")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/NAME)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel processes (default: 1)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
+    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="SEEDS",
+                       help="run every configuration once per seed: a range 0-4, a list 0,3,7, or both; the "
+                            "table gives mean ± std and how many seeds succeeded")
+    p.add_argument("--out", default=None, help="run directory (default: runs/NAME); finished runs are kept in "
+                                               "OUT/runs/ and reused when the same command runs again")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="where runs execute: local (this process, or joblib workers with --jobs), dask "
+                        "(dask.distributed) or ray (optional extra) (default: local)")
+    p.add_argument("--address", default=None,
+                   help="join a running Dask scheduler (tcp://host:8786) or Ray cluster instead of starting "
+                        "one on this machine")
+    p.add_argument("--jobs", type=int, default=1, help="workers on this machine (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_experiment)
     return p
@@ -367,7 +388,16 @@ def _experiment_command_line(args) -> str:
     for flag in ("steps", "hidden", "batch", "lr"):
         if getattr(args, flag) is not None:
             parts.append(f"--{flag} {getattr(args, flag)}")
-    parts.append(f"--seed {args.seed}")
+    if args.seeds is not None:
+        from .experiments.tables import seed_list
+
+        parts.append(f"--seeds {seed_list(args.seeds)}")
+    else:
+        parts.append(f"--seed {args.seed}")
+    if args.engine != "local":
+        parts.append(f"--engine {args.engine}")
+    if args.address is not None:
+        parts.append(f"--address {args.address}")
     if args.jobs != 1:
         parts.append(f"--jobs {args.jobs}")
     if args.out is not None:
@@ -381,10 +411,14 @@ def _run_experiment(args) -> int:
     command = _experiment_command_line(args)
     out = args.out if args.out is not None else str(Path("runs") / args.name)
     result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
-                            seed=args.seed, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
-                            progress=not args.no_progress, command=command)
+                            seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
+                            engine=args.engine, address=args.address, progress=not args.no_progress,
+                            command=command)
     print(result.table)
-    print(f"\n{len(result.rows)} run(s) in {result.seconds:.0f} s; results, table and plot in {result.run_dir}/")
+    reused = (f"reused {result.reused} finished run(s) from {result.run_dir / 'runs'}, trained {result.trained}; "
+              if result.reused else "")
+    print(f"\n{len(result.rows)} run(s), {reused}{result.seconds:.0f} s; results, table and plot in "
+          f"{result.run_dir}/")
     return 0
 
 
@@ -540,7 +574,8 @@ def _check_experiment(args) -> None:
             raise ValueError(f"--T must be integers >= 1; got {T}")
     if args.out is not None:
         check_out_dir(args.out)
-    for spec in plan(args.name, args.cells, args.Ts, args.steps, args.hidden, args.seed, args.batch, args.lr):
+    for spec in plan(args.name, args.cells, args.Ts, args.steps, args.hidden, args.seed, args.batch, args.lr,
+                     args.seeds):
         if spec.T is None:
             continue
         need = sequence_model_bytes(batch=spec.batch, seq_len=spec.T + 20, hidden=spec.hidden,
@@ -659,8 +694,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `rnnlab generate | head`: the reader has all it wanted
         _quiet_stdout()
         return 0
-    except KeyboardInterrupt:
-        print(f"\n{name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a sweep's says how many runs it kept
+        print(f"\n{name}: {interrupt or 'interrupted'}", file=sys.stderr)
         return 130
     except NothingToDo as done:
         print(f"{name}: {done}", file=sys.stderr)

@@ -320,3 +320,32 @@ def plot_experiment(rows: list[dict], path, title: str, neurone: bool = False) -
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_horizon(rows: list[dict], path) -> Path:
+    """The memory horizon: success rate over seeds against T, one line per cell, one panel per task."""
+    path = Path(path)
+    groups = _groups(rows)
+    tasks = list(dict.fromkeys(task for task, _, _ in groups))
+    fig = new_figure(5 * len(tasks) + 1, 4.2)
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    cells = list(dict.fromkeys(model for _, model, _ in groups))
+    for ax, task in zip(axes, tasks):
+        for k, cell in enumerate(cells):
+            points = sorted((T, np.mean([bool(r["success"]) for r in runs]), len(runs))
+                            for (t, model, T), runs in groups.items() if t == task and model == cell)
+            if points:
+                Ts, rates, n = zip(*points)
+                ax.plot(Ts, rates, "o-", color=f"C{k}", lw=2, label=f"{cell} ({max(n)} seed{'s' * (max(n) > 1)})")
+        metric = next(runs[0]["metric"] for (t, _, _), runs in groups.items() if t == task)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"{task} ({metric})", fontsize=10)
+        ax.set_xlabel("sequence length T (the gap to remember)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("fraction of seeds that succeeded")
+    fig.suptitle("memory horizon: where each cell stops remembering")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

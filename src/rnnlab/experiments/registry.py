@@ -4,7 +4,9 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -30,7 +32,15 @@ class Experiment:
     batch: int
     lr: float
     runner: Callable = field(repr=False, compare=False, default=None)
-    tasks: tuple[str, ...] = ()     # an umbrella (seq2seq) runs these experiments instead
+    tasks: tuple[str, ...] = ()     # an umbrella (seq2seq, horizon) runs these experiments instead
+    success: tuple[str, str, float] | None = None  # (row key, "<" or ">", threshold): a run succeeded
+
+    def succeeded(self, row: dict) -> bool | None:
+        """Whether a run's row passes the success threshold (None: the task has none)."""
+        if self.success is None:
+            return None
+        key, op, threshold = self.success
+        return bool(row[key] < threshold) if op == "<" else bool(row[key] > threshold)
 
 
 @dataclass(frozen=True)
@@ -47,12 +57,20 @@ class RunSpec:
     seed: int
     clip: float = 1.0
 
+    def key(self) -> str:
+        """A short hash of the whole configuration and seed: the run's name in the store."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def rngs(self) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
         """Independent generators for the model's weights, the training batches and the test set.
         The same seed gives every cell the same data, so cells compare on equal terms."""
         T = 0 if self.T is None else self.T
         return tuple(np.random.default_rng([self.seed, T, i]) for i in range(3))
 
+
+# the memory-horizon sweep's cells: the tanh RNN, the gated cells, and the LSTM without forget gate
+HORIZON_CELLS = tuple(c for c in ("rnn", "gru", "lstm", "lstm_noforget") if c in CELLS)
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("neurone", "one-to-one vs many-to-many", "next character over words sharing letters: the "
@@ -61,13 +79,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                (runners.FF, "rnn"), None, 400, 32, 10, 1e-2, runners.run_neurone),
     Experiment("adding", "many-to-one", "sum of the two marked numbers among T (regression)",
                "Hochreiter & Schmidhuber 1997; Le et al. 2015; Arjovsky et al. 2016", "test MSE", False,
-               ("rnn", "lstm", "gru"), (100,), 2000, 64, 64, 5e-3, runners.run_adding),
+               ("rnn", "lstm", "gru"), (100,), 2000, 64, 64, 5e-3, runners.run_adding,
+               success=("value", "<", 0.01)),
     Experiment("copy", "many-to-many (aligned)", "recall 10 symbols after T blanks",
                "Arjovsky, Shah & Bengio 2016", "test CE/step", False,
-               ("lstm",), (100,), 2000, 128, 64, 2e-3, runners.run_copy),
+               ("lstm",), (100,), 2000, 128, 64, 2e-3, runners.run_copy,
+               success=("symbol_accuracy", ">", 0.99)),
     Experiment("temporal-order", "many-to-one", "class = order of X/Y placed among T distractors",
                "Hochreiter & Schmidhuber 1997 (6a); Pascanu et al. 2013", "test accuracy", True,
-               ("rnn", "lstm"), (50,), 1500, 64, 32, 5e-3, runners.run_temporal_order),
+               ("rnn", "lstm"), (50,), 1500, 64, 32, 5e-3, runners.run_temporal_order,
+               success=("value", ">", 0.95)),
     Experiment("digits", "many-to-one", "8x8 digits read row by row (T=8) or pixel by pixel (T=64)",
                "scikit-learn digits; Le et al. 2015 (sequential MNIST)", "test accuracy", True,
                ("rnn", "lstm"), (8, 64), 1500, 64, 64, 2e-3, runners.run_digits),
@@ -83,6 +104,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("seq2seq", "seq2seq", "runs 'reverse' and 'addition' at their defaults",
                "Sutskever et al. 2014; Keras addition_rnn", "exact match", True,
                ("lstm",), None, 0, 0, 0, 0.0, None, tasks=("reverse", "addition")),
+    Experiment("horizon", "many-to-one", "where each cell stops remembering: adding and temporal order over "
+               "growing T, success rate per cell", "Hochreiter & Schmidhuber 1997; Gers et al. 2000",
+               "success rate", True, HORIZON_CELLS, (10, 20, 50, 100, 200, 500, 1000), 0, 0, 0, 0.0, None,
+               tasks=("adding", "temporal-order")),
 ]}
 
 
@@ -115,19 +140,45 @@ def _positive(name: str, value, kind=int):
     return kind(value)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]; ranges and lists mix ('0-2,9')."""
+    seeds = []
+    for part in (p.strip() for p in str(text).split(",")):
+        first, dash, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last if dash else first)
+        except ValueError:
+            raise ValueError(f"seeds: expected e.g. 0-4 or 0,3,7; got {text!r}") from None
+        if lo < 0 or hi < lo:
+            raise ValueError(f"seeds: a range runs from a non-negative seed up, e.g. 0-4; got {part!r}")
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
 def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0, batch=None,
-         lr=None) -> list[RunSpec]:
-    """The runs `run_experiment` would make, validated; ValueError/TypeError name what is wrong."""
+         lr=None, seeds=None) -> list[RunSpec]:
+    """The runs `run_experiment` would make, validated; ValueError/TypeError name what is wrong.
+
+    Every (T, cell) runs once per seed: `seeds` (a list) if given, else the one `seed`.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     exp = EXPERIMENTS[name]
+    seeds = [seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise ValueError("seeds: give at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"a seed is listed twice in {seeds}")
     if exp.tasks:
-        if Ts:
+        if Ts and exp.Ts is None:
             raise ValueError(f"{name} runs {' and '.join(exp.tasks)} at their own lengths; --T does not apply "
                              f"(run one of them, e.g. `rnnlab experiment {exp.tasks[0]} --T 10`)")
-        return [spec for task in exp.tasks for spec in plan(task, cells, None, steps, hidden, seed, batch, lr)]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        Ts = (Ts or exp.Ts) if exp.Ts is not None else None
+        return [spec for task in exp.tasks
+                for spec in plan(task, cells or exp.cells, Ts, steps, hidden, seed, batch, lr, seeds)]
     cells = list(exp.cells if not cells else cells)
     allowed = (runners.FF,) + CELLS if name == "neurone" else CELLS
     for cell in cells:
@@ -147,4 +198,4 @@ def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0,
     hidden = _positive("hidden", hidden) or exp.hidden
     batch = _positive("batch", batch) or exp.batch
     lr = _positive("lr", lr, float) or exp.lr
-    return [RunSpec(name, cell, T, hidden, steps, batch, lr, int(seed)) for T in Ts for cell in cells]
+    return [RunSpec(name, cell, T, hidden, steps, batch, lr, int(s)) for T in Ts for cell in cells for s in seeds]
