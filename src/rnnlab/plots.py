@@ -349,3 +349,27 @@ def plot_horizon(rows: list[dict], path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_state_norms(rows: list[dict], path) -> Path:
+    """The continual stream: mean ||c_t|| at each chunk's end, while training and after, one line per cell
+    (each seed faintly when there are several)."""
+    path = Path(path)
+    fig = new_figure(8, 4.5)
+    ax = fig.add_subplot()
+    for k, ((task, model, T), runs) in enumerate(_groups(rows).items()):
+        curves = np.array([r["state_norms_training"] + r["state_norms_stream"] for r in runs])  # (seeds, chunks)
+        chunks = np.arange(1, curves.shape[1] + 1)
+        if len(runs) > 1:
+            for curve in curves:
+                ax.plot(chunks, curve, color=f"C{k}", lw=0.8, alpha=0.3)
+        ax.plot(chunks, curves.mean(axis=0), color=f"C{k}", lw=2, label=f"{model} (T={T} per chunk)")
+    ax.axvline(len(rows[0]["state_norms_training"]) + 0.5, color="0.4", ls=":", lw=1)
+    ax.annotate("training stops; the stream goes on", (len(rows[0]["state_norms_training"]), 0),
+                xycoords=("data", "axes fraction"), xytext=(4, 6), textcoords="offset points", fontsize=9)
+    ax.set_yscale("log")
+    _label_axes(ax, "chunk of the stream (state carried, never reset)", "mean ||c_t|| at the chunk's end",
+                "cell state on a stream never reset: with and without the forget gate")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

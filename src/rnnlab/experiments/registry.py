@@ -72,6 +72,9 @@ class RunSpec:
 # the memory-horizon sweep's cells: the tanh RNN, the gated cells, and the LSTM without forget gate
 HORIZON_CELLS = tuple(c for c in ("rnn", "gru", "lstm", "lstm_noforget") if c in CELLS)
 
+# the continual stream's cells: the LSTM with its forget gate, and without it
+STREAM_CELLS = tuple(c for c in ("lstm", "lstm_noforget") if c in CELLS)
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("neurone", "one-to-one vs many-to-many", "next character over words sharing letters: the "
                "feed-forward net sees the current character, the RNN the whole prefix",
@@ -104,6 +107,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("seq2seq", "seq2seq", "runs 'reverse' and 'addition' at their defaults",
                "Sutskever et al. 2014; Keras addition_rnn", "exact match", True,
                ("lstm",), None, 0, 0, 0, 0.0, None, tasks=("reverse", "addition")),
+    Experiment("stream", "many-to-many (aligned), never reset", "a character model reads one stream in chunks "
+               "of T with its state carried, never reset: ||c_t|| with and without the forget gate",
+               "Gers, Schmidhuber & Cummins 2000", "mean ‖c_t‖ at the stream's end", False, STREAM_CELLS, (50,),
+               400, 64, 16, 3e-3, runners.run_stream),
     Experiment("horizon", "many-to-one", "where each cell stops remembering: adding and temporal order over "
                "growing T, success rate per cell", "Hochreiter & Schmidhuber 1997; Gers et al. 2000",
                "success rate", True, HORIZON_CELLS, (10, 20, 50, 100, 200, 500, 1000), 0, 0, 0, 0.0, None,
@@ -122,6 +129,7 @@ def _check_T(name: str, T) -> int:
         "temporal-order": (T >= 10, "T must be >= 10 (the two symbols sit at T/10..2T/10 and 5T/10..6T/10)"),
         "digits": (T in runners.DIGITS_MODES, "T must be 8 (row by row) or 64 (pixel by pixel)"),
         "sine": (T >= 1, "T must be >= 1"),
+        "stream": (T >= 1, "T (the chunk length) must be >= 1"),
         "reverse": (T >= 1, "T (the longest string) must be >= 1"),
         "addition": (T >= 3 and T % 2 == 1, "T is the source length 2*digits + 1: odd and >= 3"),
     }

@@ -242,3 +242,50 @@ def run_neurone(spec: RunSpec, progress: bool) -> dict:
     name = "Bayes limit, current char only" if spec.cell == FF else "Bayes limit, whole prefix"
     return _row(spec, model, accuracy, stats[limit][0], name, losses, stats[limit][1], positions=positions,
                 bayes=stats)
+
+
+
+
+def _state_norm(state) -> float:
+    """Mean over the batch of ||c_t|| of the top layer (||h_t|| for a cell without a cell state)."""
+    top = state[1][-1] if isinstance(state, tuple) else state[-1]  # (B, H)
+    return float(np.linalg.norm(top.astype(np.float64), axis=1).mean())
+
+
+def run_stream(spec: RunSpec, progress: bool) -> dict:
+    """A continual stream (Gers, Schmidhuber & Cummins 2000): a character model reads the built-in
+    text in chunks of T steps with its state carried and never reset, while training (truncated
+    BPTT) and then for as many chunks again without training; ||c_t|| at each chunk's end."""
+    from ..data.text import TBPTTBatches, Vocab, builtin_corpus
+    from ..models import CharRNN, CharRNNConfig
+
+    model_rng, _, _ = spec.rngs()
+    text, description = builtin_corpus()
+    vocab = Vocab.from_text(text)
+    batches = TBPTTBatches(vocab.encode(text), spec.batch, spec.T, source=description)
+    n = batches.num_batches()
+    model = CharRNN(CharRNNConfig(len(vocab), spec.cell, spec.hidden, 1, 32), rng=model_rng)
+    state, norms = None, []
+
+    def step_loss(step):
+        nonlocal state
+        x, y = batches.batch_at((step - 1) % n)  # (B, T) ids; wraps to the text's start, the state goes on
+        loss, dlogits = cross_entropy(model(x, state), y)
+        model.backward(dlogits)
+        state = model.final_state  # carried, never reset
+        norms.append(_state_norm(state))
+        return loss
+
+    losses = _fit(model, spec, step_loss, progress)
+    model.eval()
+    stream, test_losses = [], []
+    for k in range(spec.steps, 2 * spec.steps):  # the stream goes on, no more training
+        x, y = batches.batch_at(k % n)
+        loss, _ = cross_entropy(model(x, state), y)
+        state = model.final_state
+        stream.append(_state_norm(state))
+        test_losses.append(loss)
+    tail = max(1, len(stream) // 10)
+    return _row(spec, model, np.mean(stream[-tail:]), np.mean(norms[:10]), "‖c‖ over the first 10 chunks",
+                losses, None, state_norms_training=norms, state_norms_stream=stream,
+                stream_loss=float(np.mean(test_losses[-tail:])))

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..plots import plot_experiment, plot_horizon
+from ..plots import plot_experiment, plot_horizon, plot_state_norms
 from .engine import check_engine, run_specs
 from .registry import EXPERIMENTS, plan
 from .store import RunStore
@@ -69,6 +69,8 @@ def run_experiment(name: str, cells=None, Ts=None, steps=None, hidden=None, seed
         if name == "horizon":
             files.append(plot_horizon(rows, run_dir / "horizon.png"))
         else:
+            if name == "stream":
+                files.append(plot_state_norms(rows, run_dir / "stream_norms.png"))
             files.append(plot_experiment(rows, run_dir / f"{name}.png", name if kind == name else f"{name} ({kind})",
                                          neurone=name == "neurone"))
     return ExperimentResult(name, rows, table, run_dir, files, seconds, reused, len(missing))
