@@ -8,7 +8,7 @@ from rnnlab import demos
 from rnnlab.cli import build_parser
 from rnnlab.data.tasks import PROBLEMS
 from rnnlab.diagnose import diagnose_fresh
-from rnnlab.models import ManyToMany, ManyToOne, task_model
+from rnnlab.models import CELLS, ManyToMany, ManyToOne, task_model
 from rnnlab.train import TrainConfig, Trainer
 
 
@@ -43,20 +43,26 @@ def test_vanishing_rnn_dies_lstm_reaches_further(tmp_path):
     result = demos.run_vanishing(seq_len=40, hidden=32, batch=4, out=tmp_path, formats=("png", "svg"),
                                  log=lines.append)
     v = result.verdicts
-    assert set(v) == {"RNN", "GRU", "LSTM", "LSTM, PyTorch init"}
+    noforget = {"LSTM, no forget gate"} if "lstm_noforget" in CELLS else set()
+    assert set(v) == {"RNN", "GRU", "LSTM", "LSTM, PyTorch init"} | noforget
     assert v["RNN"].kind == "vanishing"
     assert v["LSTM"].kind == "healthy"
     assert v["LSTM"].start_ratio > 1e3 * v["RNN"].start_ratio
     assert v["LSTM, PyTorch init"].kind == "vanishing"
     assert names(result.paths) == ["vanishing_rnn_gru_lstm.png", "vanishing_rnn_gru_lstm.svg"]
     assert any(line.startswith("- RNN : vanishing") for line in lines)
+    if noforget:  # along c the gradient passes whole without f, shrinks by f per step with it
+        reach = {k: result.flows[k].c[0][0] / result.flows[k].c[0][-1] for k in ("LSTM", "LSTM, no forget gate")}
+        assert reach["LSTM, no forget gate"] > 1e3 * reach["LSTM"]
+        assert any(line.startswith("- Without the forget gate") for line in lines)
 
 
 @pytest.mark.parametrize("task", ["adding", "temporal_order", "copy_memory", "sine"])
 def test_vanishing_runs_on_every_task(tmp_path, task):
     result = demos.run_vanishing(task=task, seq_len=30, hidden=8, batch=2, init="uniform", out=tmp_path,
                                  formats=("png",), log=lambda *a: None)
-    assert set(result.verdicts) == {"RNN", "GRU", "LSTM"}  # no control: already PyTorch's init
+    noforget = {"LSTM, no forget gate"} if "lstm_noforget" in CELLS else set()
+    assert set(result.verdicts) == {"RNN", "GRU", "LSTM"} | noforget  # no control: already PyTorch's init
 
 
 def test_diagnose_a_fresh_model_trained_while_recording(tmp_path):

@@ -25,7 +25,7 @@ from . import plots
 from .data.tasks import PROBLEMS, sine_persistence_mse
 from .data.text import text_batch
 from .diagnostics import last_step_flow, loss_for, stack_input
-from .models import CharRNN, CharRNNConfig, task_model
+from .models import CELLS, CharRNN, CharRNNConfig, task_model
 from .nn.module import no_grad
 from .nn.stack import orthogonal
 from .optim import SGD
@@ -33,6 +33,7 @@ from .train import optimize
 
 FORMATS = ("png", "svg")
 TASKS = tuple(PROBLEMS) + ("text",)  # what a demo or `rnnlab diagnose` can read
+NOFORGET, NOFORGET_NAME = "lstm_noforget", "LSTM, no forget gate"  # in the vanishing demo once registered
 
 
 def check_positive(**values):
@@ -159,7 +160,7 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
 # -- demo: vanishing gradients ----------------------------------------------------------------------
 @dataclass
 class VanishingResult:
-    verdicts: dict[str, dg.Verdict]         # "RNN", "GRU", "LSTM", "LSTM, PyTorch init"
+    verdicts: dict[str, dg.Verdict]         # "RNN", "GRU", "LSTM", "LSTM, PyTorch init" (+ "LSTM, no forget gate")
     flows: dict[str, dg.StepNorms]          # the gradient of the last step's loss, per model
     paths: list[Path] = field(default_factory=list)
 
@@ -188,6 +189,8 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
         return task_model(problem, cell, hidden, init=how, rng=rng)
 
     runs = {"RNN": ("rnn", init), "GRU": ("gru", init), "LSTM": ("lstm", init)}
+    if NOFORGET in CELLS:  # the 1997 LSTM: what the forget gate adds
+        runs[NOFORGET_NAME] = (NOFORGET, init)
     if init != "uniform":
         runs["LSTM, PyTorch init"] = ("lstm", "uniform")
     flows, verdicts, models = {}, {}, {}
@@ -208,7 +211,7 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
     lines = [f"rnnlab demo vanishing: fresh RNN (tanh), GRU and LSTM with {hidden} units, {recipe}, read {what}. "
              f"How much of the gradient of the last step's loss reaches each earlier step?"]
     for name, verdict in verdicts.items():
-        if name == "LSTM, PyTorch init":
+        if name in ("LSTM, PyTorch init", NOFORGET_NAME):
             continue
         lines.append(f"- {name:<4}: {verdict.reason}.")
     lines.append(f"- Why the RNN's dies: each step back multiplies it by W_hh^T diag(tanh'). sigma_max(W_hh) = "
@@ -224,8 +227,16 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
         lines.append(f"- Control: the same LSTM with PyTorch's init (forget-gate bias ~0, so f ~ 0.5): "
                      f"{control.kind}, x{control.rate:.3g} per step, {_fmt(control.start_ratio)} at the first "
                      f"step. The open forget gate is what carries the gradient back.")
+    if NOFORGET_NAME in verdicts:
+        reach = {name: flows[name].c[0][0] / flows[name].c[0][-1] for name in ("LSTM", NOFORGET_NAME)}
+        lines.append(f"- Without the forget gate (the LSTM of 1997, c_t = c_(t-1) + i g): "
+                     f"{verdicts[NOFORGET_NAME].reason}. Along c the gradient passes each step back whole "
+                     f"(dc_t/dc_(t-1) = 1): ||dL/dc|| at the first step is {_fmt(reach[NOFORGET_NAME])} of its value "
+                     f"at the last, against {_fmt(reach['LSTM'])} with the forget gate.")
     panels = {"RNN": {"h (tanh RNN)": flows["RNN"].h[0]}, "GRU": {"h": flows["GRU"].h[0]},
               "LSTM": {"h": flows["LSTM"].h[0], "c": flows["LSTM"].c[0]}}
+    if NOFORGET_NAME in flows:
+        panels[NOFORGET_NAME] = {"h": flows[NOFORGET_NAME].h[0], "c": flows[NOFORGET_NAME].c[0]}
     if "LSTM, PyTorch init" in flows:
         panels["LSTM"]["h, PyTorch init (forget bias ~0)"] = flows["LSTM, PyTorch init"].h[0]
     source = "text" if problem is None else task
