@@ -208,7 +208,9 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
 
     recipe = ("orthogonal W_hh, Glorot W_ih, zero biases and forget-gate bias 1 (rnnlab's default)"
               if init == "orthogonal" else "PyTorch's uniform init")
-    lines = [f"rnnlab demo vanishing: fresh RNN (tanh), GRU and LSTM with {hidden} units, {recipe}, read {what}. "
+    cells = "RNN (tanh), GRU, LSTM and the LSTM without forget gate" if NOFORGET_NAME in runs else \
+        "RNN (tanh), GRU and LSTM"
+    lines = [f"rnnlab demo vanishing: fresh {cells} with {hidden} units, {recipe}, read {what}. "
              f"How much of the gradient of the last step's loss reaches each earlier step?"]
     for name, verdict in verdicts.items():
         if name in ("LSTM, PyTorch init", NOFORGET_NAME):
