@@ -695,7 +695,7 @@ def main(argv=None) -> int:
         _quiet_stdout()
         return 0
     except KeyboardInterrupt as interrupt:  # a sweep's says how many runs it kept
-        print(f"\n{name}: {interrupt or 'interrupted'}", file=sys.stderr)
+        print(f"\n{name}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return 130
     except NothingToDo as done:
         print(f"{name}: {done}", file=sys.stderr)
