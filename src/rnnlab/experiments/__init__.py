@@ -29,9 +29,9 @@ command line is in `rnnlab.cli`, the plot in `rnnlab.plots`.
 """
 from .engine import SweepInterrupted, run_spec
 from .registry import EXPERIMENTS, Experiment, RunSpec, plan
-from .runners import N_TEST
+from .runners import FF, N_TEST
 from .sweep import ExperimentResult, run_experiment
 from .tables import format_neurone, format_table
 
-__all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "N_TEST", "RunSpec", "SweepInterrupted", "format_neurone",
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "FF", "N_TEST", "RunSpec", "SweepInterrupted", "format_neurone",
            "format_table", "plan", "run_experiment", "run_spec"]

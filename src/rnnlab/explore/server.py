@@ -49,7 +49,7 @@ class LiveModel:
                 gates = {g: codec.round_sig(v[layer, :, unit]).tolist() for g, v in tr.gates.items()}
         else:
             ids = self.vocab.encode(full, source="the typed text")
-            logp = log_softmax(np.asarray(self.model(ids[None, :]), np.float64))  # (T, V)
+            logp = log_softmax(np.asarray(self.model(ids[None, :])[0], np.float64))  # (T, V)
             values = gates = None
         topk = top_k(logp, self.vocab.chars, round_to=codec.round_sig)
         return {"name": self.name, "reads": full, "topk": topk, "values": values, "gates": gates}
