@@ -79,7 +79,7 @@ def test_checkpoint_of_another_model(tmp_path, capsys):
     weights = tmp_path / "weights.safetensors"
     save_weights(weights, {"weight_ih_l0": np.zeros((4, 2), np.float32)})
     code, _, err = run_cli(capsys, "generate", str(weights))
-    assert code == 2 and "not an rnnlab checkpoint" in err.lower() or "rnnlab" in err
+    assert code == 2 and "rnnlab generate: error:" in err and "not an rnnlab checkpoint" in err
 
 
 def test_resume_rejects_other_settings(trained, capsys):

@@ -1,25 +1,19 @@
 """The demos and `rnnlab diagnose` run end to end at tiny sizes, print their numbers, write their plots."""
-import argparse
 import math
 
 import numpy as np
 import pytest
 
 from rnnlab import demos
-from rnnlab.models import ManyToMany, ManyToOne
+from rnnlab.cli import build_parser
+from rnnlab.data.tasks import PROBLEMS
+from rnnlab.diagnose import diagnose_fresh
+from rnnlab.models import CELLS, ManyToMany, ManyToOne, task_model
 from rnnlab.train import TrainConfig, Trainer
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="rnnlab")
-    sub = p.add_subparsers(dest="command", required=True)
-    demos.add_demo_command(sub)
-    demos.add_diagnose_command(sub)
-    return p
-
-
 def run(argv):
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 
@@ -49,25 +43,31 @@ def test_vanishing_rnn_dies_lstm_reaches_further(tmp_path):
     result = demos.run_vanishing(seq_len=40, hidden=32, batch=4, out=tmp_path, formats=("png", "svg"),
                                  log=lines.append)
     v = result.verdicts
-    assert set(v) == {"RNN", "GRU", "LSTM", "LSTM, PyTorch init"}
+    noforget = {"LSTM, no forget gate"} if "lstm_noforget" in CELLS else set()
+    assert set(v) == {"RNN", "GRU", "LSTM", "LSTM, PyTorch init"} | noforget
     assert v["RNN"].kind == "vanishing"
     assert v["LSTM"].kind == "healthy"
     assert v["LSTM"].start_ratio > 1e3 * v["RNN"].start_ratio
     assert v["LSTM, PyTorch init"].kind == "vanishing"
     assert names(result.paths) == ["vanishing_rnn_gru_lstm.png", "vanishing_rnn_gru_lstm.svg"]
     assert any(line.startswith("- RNN : vanishing") for line in lines)
+    if noforget:  # along c the gradient passes whole without f, shrinks by f per step with it
+        reach = {k: result.flows[k].c[0][0] / result.flows[k].c[0][-1] for k in ("LSTM", "LSTM, no forget gate")}
+        assert reach["LSTM, no forget gate"] > 1e3 * reach["LSTM"]
+        assert any(line.startswith("- Without the forget gate") for line in lines)
 
 
 @pytest.mark.parametrize("task", ["adding", "temporal_order", "copy_memory", "sine"])
 def test_vanishing_runs_on_every_task(tmp_path, task):
     result = demos.run_vanishing(task=task, seq_len=30, hidden=8, batch=2, init="uniform", out=tmp_path,
                                  formats=("png",), log=lambda *a: None)
-    assert set(result.verdicts) == {"RNN", "GRU", "LSTM"}  # no control: already PyTorch's init
+    noforget = {"LSTM, no forget gate"} if "lstm_noforget" in CELLS else set()
+    assert set(result.verdicts) == {"RNN", "GRU", "LSTM"} | noforget  # no control: already PyTorch's init
 
 
 def test_diagnose_a_fresh_model_trained_while_recording(tmp_path):
     lines = []
-    result = demos.diagnose_fresh("gru", "adding", seq_len=30, hidden=8, layers=2, batch=4, steps=6, record_every=2,
+    result = diagnose_fresh("gru", "adding", seq_len=30, hidden=8, layers=2, batch=4, steps=6, record_every=2,
                                   out=tmp_path, formats=("png",), log=lines.append)
     assert len(result.history) == 6
     assert set(result.verdicts) == {"l0", "l1"} and result.jacobian.h.shape == (2, 30)
@@ -118,17 +118,17 @@ def test_cli_user_errors_are_value_errors(argv, message):
 
 def test_cli_rejects_unknown_choices():
     with pytest.raises(SystemExit):
-        parser().parse_args(["demo", "imploding"])
+        build_parser().parse_args(["demo", "imploding"])
     with pytest.raises(SystemExit):
-        parser().parse_args(["diagnose", "--task", "chess"])
+        build_parser().parse_args(["diagnose", "--task", "chess"])
 
 
 def test_task_model_reads_last_step_or_every_step():
     x = np.random.default_rng(0).standard_normal((3, 5, 2)).astype(np.float32)
-    last = demos.task_model(demos.PROBLEMS["adding"], "lstm", 4, rng=0)
+    last = task_model(PROBLEMS["adding"], "lstm", 4, rng=0)
     out = last(x)
     assert isinstance(last, ManyToOne) and out.shape == (3, 1)
     last.backward(np.ones_like(out), record_flow=True)
     assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
-    every = demos.task_model(demos.PROBLEMS["sine"], "gru", 4, rng=0)
+    every = task_model(PROBLEMS["sine"], "gru", 4, rng=0)
     assert isinstance(every, ManyToMany) and every(x[..., :1]).shape == (3, 5, 1)

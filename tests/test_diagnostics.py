@@ -293,7 +293,7 @@ def test_recording_during_training_leaves_training_unchanged():
     assert all(np.array_equal(a.data, b.data) for a, b in zip(params_plain, params_recorded))
     assert recorder.steps == [5, 10, 15, 20]
     assert recorder.matrix().shape == (4, 12)
-    assert recorder(None, {"step": 21}) is None and recorder.steps[-1] == 20  # Trainer.fit's (trainer, row)
+    assert recorder({"step": 21}) is None and recorder.steps[-1] == 20  # not a recording step
     with pytest.raises(ValueError):
         dg.FlowRecorder(lambda: None, every=0)
 

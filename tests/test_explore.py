@@ -70,7 +70,7 @@ def test_embedded_states_and_topk_equal_the_forward_pass(page):
             if cell == "lstm":
                 four_digits(f"c[{layer}][{t}]", codec.unpack(data["layers"][layer]["c"])[t], c_n[layer, 0])
     assert ("c" in data["layers"][0]) == (cell == "lstm")
-    logits, _ = model(ids[None])
+    logits = model(ids[None])
     p = np.exp(log_softmax(logits[0]))  # (T, V)
     for t, row in enumerate(data["topk"]):
         best = np.argsort(-p[t], kind="stable")[:5]
@@ -222,7 +222,8 @@ def test_live_endpoint_answers_with_the_forward_pass(tmp_path):
     status, answer = app.live({"text": ["def g"], "layer": ["1"], "state": ["c"], "unit": ["3"]})
     assert status == 200 and answer["text"] == "def g"
     ids = vocab.encode("def g")
-    logits, (h_n, c_n) = model(ids[None])
+    logits = model(ids[None])
+    h_n, c_n = model.final_state
     p = np.exp(log_softmax(logits[0, -1]))
     best = np.argsort(-p)[:5]
     last = answer["models"][0]["topk"][-1]

@@ -164,7 +164,7 @@ def test_served_page_live_box(browser, run, tmp_path):
         assert page.locator("#live").is_visible()
         typed = "def g(s"
         shown = live_top5(page, typed)
-        logits, _ = model(vocab.encode(typed)[None])
+        logits = model(vocab.encode(typed)[None])
         check_top5(shown, expected_top5(logits[0, -1], vocab.chars))
     finally:
         stop_server(proc)
@@ -178,7 +178,7 @@ def test_neurone_served_side_by_side(browser, tmp_path):
         ff, rnn, vocab = train_neurone()  # the same seeds: the same two models as the server's
         ids = vocab.encode("^neur")[None]
         check_top5(shown_ff, expected_top5(ff(ids)[0, -1], vocab.chars))
-        check_top5(shown_rnn, expected_top5(rnn(ids)[0][0, -1], vocab.chars))
+        check_top5(shown_rnn, expected_top5(rnn(ids)[0, -1], vocab.chars))
         assert shown_ff != shown_rnn  # after "neur" the RNN knows the prefix; the feed-forward net sees only "r"
         # the typed characters take the colours of the RNN's state after each of them (not after the "^" before)
         layer, state, unit = page.evaluate("() => [rnnlab.view.layer, rnnlab.view.state, rnnlab.view.unit]")

@@ -50,13 +50,20 @@ def session(proto):
     return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
+def forward_with_state(model, x, state):
+    """(output, final state) from a bare layer or a CharRNN (which keeps its state in final_state)."""
+    if isinstance(model, CharRNN):
+        return model(x, state), model.final_state
+    return model(x, state)
+
+
 def stream_both(model, sess, chunks, state0, first_input):
     """Feed the chunks one after another to rnnlab and to onnxruntime, each carrying its own state;
     assert the outputs and final states agree after every chunk."""
     ours = state0 if len(state0) == 2 else state0[0]
     theirs = dict(zip(("h0", "c0"), state0))
     for i, chunk in enumerate(chunks):
-        y, ours = model(chunk, ours)
+        y, ours = forward_with_state(model, chunk, ours)
         y_ort, *finals = sess.run(None, {first_input: chunk, **theirs})
         assert_close(f"chunk {i} output", y_ort, y, 1e-5)
         for name, a, b in zip("hc", finals, as_tuple(ours)):
@@ -290,7 +297,7 @@ def test_torch_file_rebuilds_in_torch_with_the_docs_lines(tmp_path, cell, layers
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, len(VOCAB), (3, 8))
     state0 = tuple(rng.standard_normal((layers, 3, 6)).astype(dtype) for _ in range(2 if cell == "lstm" else 1))
-    logits, state = model(ids, state0 if len(state0) == 2 else state0[0])
+    logits, state = forward_with_state(model, ids, state0 if len(state0) == 2 else state0[0])
     with torch.no_grad():
         t_state = tuple(torch.from_numpy(s) for s in state0)
         h, t_final = torch_model.rnn(torch_model.embedding(torch.from_numpy(ids)), t_state if len(t_state) == 2
@@ -354,7 +361,7 @@ def test_torch_char_model_loads_into_rnnlab(tmp_path, cell, dtype, tol):
     ids = rng.integers(0, len(VOCAB), (3, 7))
     dlogits = rng.standard_normal((3, 7, len(VOCAB))).astype(dtype)
     ours.train()
-    logits, state = ours(ids)
+    logits, state = forward_with_state(ours, ids, None)
     ours.zero_grad()
     ours.backward(dlogits)
     t_logits, t_state = theirs(torch.from_numpy(ids))

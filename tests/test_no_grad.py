@@ -74,3 +74,28 @@ def test_no_grad_restores_on_error_and_nests():
             assert not is_grad_enabled()
             raise ValueError("inside")
     assert is_grad_enabled()
+
+
+def test_no_grad_holds_in_its_own_thread_only():
+    """A worker thread evaluating under no_grad() must not strip another thread's caches (Dask and
+    joblib run tasks as threads of one process)."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    def evaluate():
+        with rnnlab.no_grad():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=evaluate)
+    worker.start()
+    try:
+        assert inside.wait(10)
+        layer = rnnlab.nn.Linear(3, 2, dtype=np.float64)
+        layer(np.ones((4, 3)))
+        assert rnnlab.nn.is_grad_enabled()
+        assert layer.backward(np.ones((4, 2))).shape == (4, 3)  # the cache was kept
+    finally:
+        release.set()
+        worker.join()

@@ -25,10 +25,11 @@ def test_steps_match_the_model(cell, dtype, tol):
     """After sampling n ids, the sampler's logits and state are the model's after reading prime + ids."""
     model = model_for(cell, dtype)
     prime = VOCAB.encode("HELLO ")[None, :]
-    logits, state = model(prime)
+    logits, state = model(prime), model.final_state
     sampler = sample_compiled.compiled_sampler(model, state)
     ids = sampler.sample(logits[0, -1], np.random.default_rng(0).random(40), 1.3, None)
-    expected, expected_state = model(np.concatenate([prime, ids[None, :]], axis=1))
+    expected = model(np.concatenate([prime, ids[None, :]], axis=1))
+    expected_state = model.final_state
     np.testing.assert_allclose(sampler.logits, expected[0, -1], rtol=tol, atol=tol)
     parts = expected_state if isinstance(expected_state, tuple) else (expected_state,)
     for ours, theirs in zip(sampler.states, parts):  # h, and c for the LSTM: (L, H) each
@@ -57,5 +58,6 @@ def test_falls_back_to_the_python_loop(monkeypatch):
     fast = generate(model, VOCAB, "A", 50, rng=3)
     monkeypatch.setattr(sample_compiled, "_runs", {})
     monkeypatch.setattr(sample_compiled, "fused_or_none", lambda: None)  # as where numba cannot import
-    assert sample_compiled.compiled_sampler(model, model(VOCAB.encode("A")[None, :])[1]) is None
+    model(VOCAB.encode("A")[None, :])
+    assert sample_compiled.compiled_sampler(model, model.final_state) is None
     assert generate(model, VOCAB, "A", 50, rng=3) == fast

@@ -35,9 +35,10 @@ def test_carried_state_equals_one_long_sequence():
     model = CharRNN(CharRNNConfig(vocab_size=10, cell="lstm", hidden_size=8, num_layers=2, embedding_dim=4,
                                   dtype="float64"), rng=0)
     ids = np.random.default_rng(0).integers(0, 10, (3, 12))
-    whole, _ = model(ids)
-    first, state = model(ids[:, :5])
-    second, _ = model(ids[:, 5:], state)
+    whole = model(ids)
+    assert whole.shape == (3, 12, 10)  # logits only, like every model; the state is kept aside
+    first, state = model(ids[:, :5]), model.final_state
+    second = model(ids[:, 5:], state)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, rtol=1e-12, atol=1e-12)
 
 
@@ -62,7 +63,7 @@ def test_resume_is_bit_identical(tmp_path, cell):
     # 40 steps of 4 x 8 over ~7k training characters cross an epoch boundary with a random offset
 
     interrupted = tmp_path / "interrupted"
-    stop_at_17 = lambda trainer, row: row["step"] == 17  # stops like Ctrl-C: checkpoint, then exit
+    stop_at_17 = lambda row: row["step"] == 17  # stops like Ctrl-C: checkpoint, then exit
     first = make_trainer(tiny_config(tmp_path, model=cell, out=str(interrupted), steps=40)).fit(callback=stop_at_17)
     assert first.interrupted and first.steps == 17
     resumed = Trainer.resume(interrupted, progress=False, log=lambda *a: None, text=TEXT)
@@ -77,7 +78,7 @@ def test_resume_is_bit_identical(tmp_path, cell):
 def test_resume_after_a_crash_between_saves_drops_the_lost_steps(tmp_path):
     config = tiny_config(tmp_path, steps=12, save_every=4)
     trainer = make_trainer(config)
-    crash = lambda trainer, row: (_ for _ in ()).throw(RuntimeError("power cut")) if row["step"] == 6 else None
+    crash = lambda row: (_ for _ in ()).throw(RuntimeError("power cut")) if row["step"] == 6 else None
     with pytest.raises(RuntimeError, match="power cut"):
         trainer.fit(callback=crash)
     resumed = Trainer.resume(tmp_path / "run", progress=False, log=lambda *a: None, text=TEXT)
@@ -182,10 +183,10 @@ def test_priming_is_one_pass_and_equals_stepwise_reading():
     model = CharRNN(CharRNNConfig(vocab_size=4, hidden_size=6, num_layers=2, embedding_dim=3,
                                   dtype="float64"), rng=1)
     ids = vocab.encode("abcdabca")[None, :]
-    logits, _ = model(ids)
+    logits = model(ids)
     state = None
     for t in range(ids.shape[1]):
-        step_logits, state = model(ids[:, t:t + 1], state)
+        step_logits, state = model(ids[:, t:t + 1], state), model.final_state
     np.testing.assert_allclose(logits[0, -1], step_logits[0, -1], rtol=1e-12)
 
 
@@ -204,3 +205,13 @@ def test_bad_configuration_is_named():
         TrainConfig(steps=3, epochs=1.0)
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_dict({"hiden": 3})
+
+
+def test_trainer_runs_the_one_training_loop(tmp_path, monkeypatch):
+    import rnnlab.train as train
+
+    calls = []
+    real = train.optimize
+    monkeypatch.setattr(train, "optimize", lambda *a, **k: calls.append(k["start"]) or real(*a, **k))
+    result = make_trainer(tiny_config(tmp_path, steps=3)).fit()
+    assert calls == [0] and result.steps == 3

@@ -1,4 +1,7 @@
-"""The `rnnlab` command: train, generate, evaluate (and the lecture's demos and figures).
+"""The `rnnlab` command: train, generate, evaluate, experiment, diagnose, demo, figures.
+
+The only module that knows argparse: each subcommand's options map onto a function or a
+configuration dataclass of the module that does the work.
 
 Every option maps onto a field of a configuration dataclass; errors in the user's input print one
 clear line and exit with status 2, never a traceback (set RNNLAB_DEBUG=1 to see one). Every option is
@@ -12,6 +15,7 @@ import math
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from .data.text import DataError
 from .io import CheckpointError
@@ -381,22 +385,246 @@ def _run_explore(args) -> int:
     return 0
 
 
-def _add_diagnose(sub) -> None:
-    from .demos import add_diagnose_command
+# -- rnnlab experiment ---------------------------------------------------------------------------
+def _csv(kind):
+    def parse(text: str):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        try:
+            return [kind(item) for item in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}; got {text!r}")
+    return parse
 
-    add_diagnose_command(sub)
+
+def _seed_list(text: str) -> list[int]:
+    from .experiments.registry import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_demo(sub) -> None:
-    from .demos import add_demo_command
+def _describe(experiments: dict) -> str:
+    lines = []
+    for e in experiments.values():
+        T = "" if e.Ts is None else f", T={','.join(map(str, e.Ts))}"
+        cells = ",".join(e.cells)
+        defaults = f" [{cells}{T}, {e.steps} steps, hidden {e.hidden}]" if not e.tasks else ""
+        lines.append(f"  {e.name:15s}{e.kind}: {e.summary}{defaults}")
+    return "experiments:\n" + "\n".join(lines) + "\n"
 
-    add_demo_command(sub)
+
+def _add_experiment(subparsers) -> argparse.ArgumentParser:
+    """`experiment NAME [options]`: a sweep of one of the lecture's experiments."""
+    from .experiments import EXPERIMENTS
+    from .experiments.engine import ENGINES
+    from .models import CELLS
+
+    p = subparsers.add_parser(
+        "experiment", help="run one of the lecture's experiments and print its table",
+        description="Train the models of one experiment (a sweep over --cells and --T), print a table of the "
+                    "held-out metric beside the task's trivial baseline, and write results.json, table.md and a "
+                    "plot to --out.",
+        epilog=_describe(EXPERIMENTS), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="one of: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--cells", type=_csv(str), default=None,
+                   help=f"comma-separated cells: {', '.join(CELLS)} (neurone also: ff) (default: the experiment's)")
+    p.add_argument("--T", dest="Ts", type=_csv(int), default=None, metavar="T",
+                   help="comma-separated sequence lengths, e.g. 50,100,200 (digits: 8 = rows, 64 = pixels)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
+    p.add_argument("--hidden", type=int, default=None, help="hidden units")
+    p.add_argument("--batch", type=int, default=None, help="examples per step")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
+    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="SEEDS",
+                       help="run every configuration once per seed: a range 0-4, a list 0,3,7, or both; the "
+                            "table gives mean ± std and how many seeds succeeded")
+    p.add_argument("--out", default=None, help="run directory (default: runs/NAME); finished runs are kept in "
+                                               "OUT/runs/ and reused when the same command runs again")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="where runs execute: local (this process, or joblib workers with --jobs), dask "
+                        "(dask.distributed) or ray (optional extra) (default: local)")
+    p.add_argument("--address", default=None,
+                   help="join a running Dask scheduler (tcp://host:8786) or Ray cluster instead of starting "
+                        "one on this machine")
+    p.add_argument("--jobs", type=int, default=1, help="workers on this machine (default: 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_experiment)
+    return p
 
 
-def _add_experiment(sub) -> None:
-    from .experiments import add_experiment_command
+def _experiment_command_line(args) -> str:
+    """The `rnnlab experiment ...` line that reproduces these arguments (for the records)."""
+    parts = ["rnnlab experiment", args.name]
+    for flag, value in (("--cells", args.cells), ("--T", args.Ts)):
+        if value:
+            parts.append(f"{flag} {','.join(map(str, value))}")
+    for flag in ("steps", "hidden", "batch", "lr"):
+        if getattr(args, flag) is not None:
+            parts.append(f"--{flag} {getattr(args, flag)}")
+    if args.seeds is not None:
+        from .experiments.tables import seed_list
 
-    add_experiment_command(sub)
+        parts.append(f"--seeds {seed_list(args.seeds)}")
+    else:
+        parts.append(f"--seed {args.seed}")
+    if args.engine != "local":
+        parts.append(f"--engine {args.engine}")
+    if args.address is not None:
+        parts.append(f"--address {args.address}")
+    if args.jobs != 1:
+        parts.append(f"--jobs {args.jobs}")
+    if args.out is not None:
+        parts.append(f"--out {args.out}")
+    return " ".join(parts)
+
+
+def _run_experiment(args) -> int:
+    from .experiments import run_experiment
+
+    command = _experiment_command_line(args)
+    out = args.out if args.out is not None else str(Path("runs") / args.name)
+    result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
+                            seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
+                            engine=args.engine, address=args.address, progress=not args.no_progress,
+                            command=command)
+    print(result.table)
+    reused = (f"reused {result.reused} finished run(s) from {result.run_dir / 'runs'}, trained {result.trained}; "
+              if result.reused else "")
+    print(f"\n{len(result.rows)} run(s), {reused}{result.seconds:.0f} s; results, table and plot in "
+          f"{result.run_dir}/")
+    return 0
+
+
+# -- rnnlab demo and rnnlab diagnose --------------------------------------------------------------
+def _cells() -> tuple[str, ...]:
+    from .models import CELLS
+
+    return CELLS
+
+
+def _tasks() -> tuple[str, ...]:
+    from .data.tasks import PROBLEMS
+
+    return tuple(PROBLEMS) + ("text",)
+
+
+def _add_output_options(p, default_out: str) -> None:
+    p.add_argument("--out", default=default_out, help=f"folder for the plots (default: {default_out})")
+    p.add_argument("--format", dest="formats", action="append", choices=("png", "svg", "pdf"),
+                   help="plot file format; repeat for several (default: png and svg)")
+
+
+def _add_demo(subparsers) -> None:
+    """`rnnlab demo exploding|vanishing`: the lecture's two stories about BPTT, with numbers and plots."""
+    p = subparsers.add_parser("demo", help="run the lecture's stories: exploding and vanishing gradients",
+                              description="Run one of the lecture's stories end to end (well under a minute): "
+                                          "it prints what it shows, with the numbers, and writes its plots.")
+    demos = p.add_subparsers(dest="demo", required=True, metavar="DEMO")
+    e = demos.add_parser("exploding", help="a tanh RNN with large W_hh: nan without clipping, trains with it",
+                         description="A tanh RNN whose recurrent matrix is GAIN x an orthogonal matrix learns to "
+                                     "forecast sine waves by SGD, once without and once with gradient clipping.")
+    e.add_argument("--steps", type=int, default=2000, help="SGD steps per run (default: 2000)")
+    e.add_argument("--seq-len", type=int, default=50, help="time steps T per sequence (default: 50)")
+    e.add_argument("--hidden", type=int, default=32, help="hidden units (default: 32)")
+    e.add_argument("--gain", type=float, default=2.0, help="W_hh = GAIN x orthogonal, its spectral radius (default: 2)")
+    e.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default: 0.2)")
+    e.add_argument("--clip", type=float, default=1.0, help="max global gradient norm of the clipped run (default: 1)")
+    e.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
+    _add_output_options(e, "demos")
+    e.set_defaults(run=_run_exploding)
+    v = demos.add_parser("vanishing", help="RNN vs GRU vs LSTM: how far back the gradient reaches",
+                         description="Fresh RNN, GRU and LSTM read the same batch; the gradient of the last "
+                                     "step's loss is measured at every earlier step, from the BPTT sweep.")
+    v.add_argument("--task", choices=_tasks(), default="text",
+                   help="what they read: text (default; the built-in corpus or --data) or a synthetic task")
+    v.add_argument("--data", default=None, help="text to read with --task text (default: the built-in corpus)")
+    v.add_argument("--seq-len", type=int, default=100, help="time steps T (default: 100)")
+    v.add_argument("--hidden", type=int, default=64, help="hidden units (default: 64)")
+    v.add_argument("--batch", type=int, default=32, help="sequences in the batch (default: 32)")
+    v.add_argument("--init", choices=("orthogonal", "uniform"), default="orthogonal",
+                   help="orthogonal (W_hh orthogonal, LSTM forget bias 1; default) or uniform (PyTorch's)")
+    v.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
+    _add_output_options(v, "demos")
+    v.set_defaults(run=_run_vanishing)
+
+
+def _formats(args) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(args.formats or ("png", "svg")))
+
+
+def _run_exploding(args) -> int:
+    from .demos import run_exploding
+
+    run_exploding(steps=args.steps, seq_len=args.seq_len, hidden=args.hidden, gain=args.gain, lr=args.lr,
+                  clip=args.clip, seed=args.seed, out=args.out, formats=_formats(args))
+    return 0
+
+
+def _run_vanishing(args) -> int:
+    from .demos import run_vanishing
+
+    run_vanishing(task=args.task, seq_len=args.seq_len, hidden=args.hidden, batch=args.batch, init=args.init,
+                  seed=args.seed, data=args.data, out=args.out, formats=_formats(args))
+    return 0
+
+
+def _add_diagnose(subparsers) -> None:
+    """`rnnlab diagnose [CHECKPOINT]`: gradient flow, Jacobians, weight spectra and a verdict, with plots."""
+    p = subparsers.add_parser("diagnose", help="measure gradient flow through time: exploding, vanishing or healthy",
+                              description="Measure how much gradient reaches every time step, the Jacobians "
+                                          "dh_T/dh_t and the spectra of the recurrent weights, and say whether "
+                                          "the gradients explode, vanish or are healthy. On a checkpoint from "
+                                          "`rnnlab train`, or on a fresh model and task (optionally trained "
+                                          "for --steps while recording).")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a run directory or checkpoint file (omit it to build a fresh model with --model/--task)")
+    p.add_argument("--data", default=None, help="text to measure on (default: the checkpoint's training text; "
+                                                "with --task text, the built-in corpus)")
+    p.add_argument("--text", default=None,
+                   help="text the cell reads for the gate plot (default: a line of the data)")
+    p.add_argument("--model", choices=_cells(), default=None,
+                   help=f"fresh model: {', '.join(_cells())} (default: lstm)")
+    p.add_argument("--task", choices=_tasks(), default=None, help="fresh model's task (default: adding)")
+    p.add_argument("--seq-len", type=int, default=None, help="time steps T (default: the checkpoint's, or 100)")
+    p.add_argument("--hidden", type=int, default=64, help="fresh model: hidden units (default: 64)")
+    p.add_argument("--layers", type=int, default=1, help="fresh model: layers (default: 1)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="sequences measured (default: 16 for a checkpoint, 32 for a fresh model)")
+    p.add_argument("--init", choices=("orthogonal", "uniform"), default="orthogonal", help="fresh model's init")
+    p.add_argument("--steps", type=int, default=0, help="fresh model: train this many Adam steps first (default: 0)")
+    p.add_argument("--record-every", type=int, default=10, help="record the gradient flow every N steps (default: 10)")
+    p.add_argument("--lr", type=float, default=3e-3, help="fresh model: Adam learning rate (default: 0.003)")
+    p.add_argument("--clip", type=float, default=1.0, help="fresh model: max gradient norm, 0 for none (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="fresh model: seed (default: 0)")
+    _add_output_options(p, "diagnose")
+    p.set_defaults(run=_run_diagnose)
+
+
+def _default(value, default):
+    return default if value is None else value
+
+
+def _run_diagnose(args) -> int:
+    from .diagnose import diagnose_checkpoint, diagnose_fresh
+
+    if args.checkpoint is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("model", "task") if getattr(args, n) is not None]
+        if given or args.steps:
+            raise ValueError(f"{', '.join(given + (['--steps'] if args.steps else []))} build a fresh model; "
+                             "leave out the checkpoint, or these options")
+        diagnose_checkpoint(args.checkpoint, data=args.data, batch=_default(args.batch, 16), seq_len=args.seq_len,
+                            text=args.text, out=args.out, formats=_formats(args))
+        return 0
+    diagnose_fresh(args.model or "lstm", args.task or "adding", seq_len=_default(args.seq_len, 100),
+                   hidden=args.hidden, layers=args.layers, batch=_default(args.batch, 32), init=args.init,
+                   steps=args.steps, record_every=args.record_every, lr=args.lr, clip=args.clip or None, seed=args.seed,
+                   data=args.data, text=args.text, out=args.out, formats=_formats(args))
+    return 0
 
 
 COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
@@ -425,7 +653,8 @@ def _check_experiment(args) -> None:
             raise ValueError(f"--T must be integers >= 1; got {T}")
     if args.out is not None:
         check_out_dir(args.out)
-    for spec in plan(args.name, args.cells, args.Ts, args.steps, args.hidden, args.seed, args.batch, args.lr):
+    for spec in plan(args.name, args.cells, args.Ts, args.steps, args.hidden, args.seed, args.batch, args.lr,
+                     args.seeds):
         if spec.T is None:
             continue
         need = sequence_model_bytes(batch=spec.batch, seq_len=spec.T + 20, hidden=spec.hidden,
@@ -544,8 +773,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `rnnlab generate | head`: the reader has all it wanted
         _quiet_stdout()
         return 0
-    except KeyboardInterrupt:
-        print(f"\n{name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a sweep's says how many runs it kept
+        print(f"\n{name}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return 130
     except NothingToDo as done:
         print(f"{name}: {done}", file=sys.stderr)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from .nn.stack import Recurrent, check_array
 
 __all__ = ["StepNorms", "Verdict", "WeightSpectrum", "FlowRecorder", "find_recurrent", "gradient_flow",
            "jacobian_norms", "weight_spectra", "classify", "fit_rate", "worst", "gate_trace", "preserved_grads",
-           "eval_mode"]
+           "eval_mode", "stack_input", "loss_for", "last_step_flow", "full_loss_flow"]
 
 VERDICTS = ("exploding", "vanishing", "healthy")
 
@@ -113,6 +114,45 @@ def eval_mode(layer: Layer):
         yield
     finally:
         layer.train(was_training)
+
+
+def stack_input(model, x) -> np.ndarray:
+    """What the recurrent stack reads for the model input x: embedded ids for a CharRNN, else x."""
+    from .models import CharRNN
+
+    return model.embedding(x) if isinstance(model, CharRNN) else x
+
+
+def loss_for(problem) -> Callable:
+    """The loss of a task (`rnnlab.data.tasks.PROBLEMS`), or cross-entropy over next characters (None)."""
+    from .nn.losses import cross_entropy
+
+    return cross_entropy if problem is None else problem.loss
+
+
+def last_step_flow(model, x, y, loss_fn) -> StepNorms:
+    """||dL_T/dh_t||: the gradient that the loss of the last step alone sends back to every step.
+
+    One forward and one backward with record_flow, in eval mode; parameter gradients are kept.
+    """
+    with preserved_grads(model.parameters()), eval_mode(model):
+        _, dout = loss_fn(model(x), y)
+        if dout.ndim == 3:  # read at every step: keep the last step's share only
+            last = np.zeros_like(dout)
+            last[:, -1] = dout[:, -1]
+            dout = last
+        model.backward(dout, record_flow=True)
+    return gradient_flow(model)
+
+
+def full_loss_flow(model, x, y, loss_fn) -> tuple[StepNorms, float, float]:
+    """||dL/dh_t|| of the whole loss, with the loss and the total gradient norm (eval mode, grads kept)."""
+    with preserved_grads(model.parameters()), eval_mode(model):
+        model.zero_grad()
+        loss, dout = loss_fn(model(x), y)
+        model.backward(dout, record_flow=True)
+        total = math.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in model.parameters()))
+    return gradient_flow(model), loss, total
 
 
 def jacobian_norms(model, x, state=None, max_examples: int = 4, budget: int = 30_000_000) -> StepNorms:
@@ -361,9 +401,9 @@ class FlowRecorder:
     measure() -> StepNorms runs one extra forward and backward (record_flow=True) on a fixed probe
     batch and must leave the parameter gradients as it found them (see `preserved_grads`). It runs
     only on recording steps, so training in between runs at full speed, exactly as without it.
-    Use it as the callback of `optimize(..., callback=recorder)` (called with the step's row) or
-    of `Trainer.fit(callback=recorder)` (called with trainer, row); `then` is called after it,
-    with the same arguments, and its return value (True: stop) is passed on.
+    Use it as the callback of the training loop, `optimize(..., callback=recorder)` or
+    `Trainer.fit(callback=recorder)`: called with the step's row. `then(row)` is called after
+    it, and its return value (True: stop) is passed on.
 
         recorder = FlowRecorder(measure, every=10)
         recorder.record(0)                                   # before the first update
@@ -387,11 +427,10 @@ class FlowRecorder:
         self.records.append(norms)
         return norms
 
-    def __call__(self, *args):
-        row = args[-1]
+    def __call__(self, row: dict):
         if self.due(row["step"]):
             self.record(row["step"])
-        return self.then(*args) if self.then is not None else None
+        return self.then(row) if self.then is not None else None
 
     def matrix(self, index: int = 0, state: str = "h") -> np.ndarray:
         """(N, T): recurrence `index`'s profile at each of the N recorded steps."""

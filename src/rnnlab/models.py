@@ -89,12 +89,14 @@ class CharRNN(Layer):
                                   rng=rng, init=config.init)
         self.drop = Dropout(config.dropout, rng=rng)
         self.head = Linear(config.hidden_size, config.vocab_size, dtype=dtype, rng=rng)
+        self.final_state = None  # the recurrent state after the last forward's last step
 
     def forward(self, ids, state=None):
-        """ids (B, T) int -> logits (B, T, V), final state (to carry into the next chunk)."""
+        """ids (B, T) int -> logits (B, T, V), like every model here; the state after the last step
+        is kept in `self.final_state`, to carry into the next chunk."""
         x = self.embedding(ids)  # (B, T, E)
-        h, state = self.rnn(x, state)  # (B, T, H)
-        return self.head(self.drop(h)), state
+        h, self.final_state = self.rnn(x, state)  # (B, T, H)
+        return self.head(self.drop(h))
 
     def backward(self, dlogits, dstate=None, record_flow: bool = False):
         """dlogits (B, T, V) -> gradient of the initial state; parameter gradients accumulate."""
@@ -555,3 +557,11 @@ class Seq2Seq(Layer):
         """
         state = self.encode(src, src_lengths)
         return self.decoder.greedy(state, np.shape(src)[0], steps, start, eos)
+
+
+def task_model(problem, cell: str, hidden: int, num_layers: int = 1, init: str = "orthogonal",
+               rng=None) -> "ManyToOne | ManyToMany":
+    """The model for a task of `rnnlab.data.tasks.PROBLEMS`: ManyToMany if it is read at every
+    step, else ManyToOne (its last state)."""
+    kind = ManyToMany if problem.every_step else ManyToOne
+    return kind(cell, problem.input_size, hidden, problem.output_size, num_layers=num_layers, init=init, rng=rng)

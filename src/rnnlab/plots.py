@@ -250,3 +250,126 @@ def _figure_and_axes(ax):
         fig = new_figure()
         return fig, fig.add_subplot()
     return ax.figure, ax
+
+
+# -- experiments (see rnnlab.experiments) ----------------------------------------------------------
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def _groups(rows: list[dict]) -> dict:
+    """{(task, model, T): [rows, one per seed]} in the order the rows come."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["model"], r["T"]), []).append(r)
+    return groups
+
+
+def plot_experiment(rows: list[dict], path, title: str, neurone: bool = False) -> Path:
+    """Training loss (smoothed) of every configuration with its baseline: each seed faintly, the mean
+    over seeds boldly. neurone adds P(next) per position (first seed)."""
+    path = Path(path)
+    fig = new_figure(12 if neurone else 8, 4.5)
+    axes = fig.subplots(1, 2) if neurone else [fig.add_subplot()]
+    ax = axes[0]
+    groups = _groups(rows)
+    several_tasks = len({task for task, _, _ in groups}) > 1
+    all_T = sorted({T or 0 for _, _, T in groups})
+    colors = {}
+    for (task, model, T), runs in groups.items():
+        color = colors.setdefault((task, model) if several_tasks else model, f"C{len(colors)}")
+        style = ["-", "--", ":", "-."][all_T.index(T or 0) % 4]
+        label = model if T is None else f"{model} T={T}"
+        if several_tasks:
+            label = f"{task}: {label}"
+        n = min(len(r["losses"]) for r in runs)
+        window = max(1, min(50, n // 20))
+        curves = np.stack([smooth(np.asarray(r["losses"][:n], dtype=np.float64), window) for r in runs])  # (seeds, n)
+        steps = np.arange(1, n + 1)
+        if len(runs) > 1:
+            for curve in curves:
+                ax.plot(steps, curve, color=color, ls=style, lw=0.8, alpha=0.3)
+        value = np.mean([r["value"] for r in runs])
+        seeds = f", mean of {len(runs)} seeds" if len(runs) > 1 else ""
+        ax.plot(steps, curves.mean(axis=0), color=color, ls=style, lw=1.8,
+                label=f"{label} ({runs[0]['metric']} {_fmt(value)}{seeds})")
+        if runs[0]["loss_baseline"] is not None:
+            ax.axhline(runs[0]["loss_baseline"], color=color, ls=style, lw=0.8, alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (smoothed); thin lines: baselines")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if neurone:
+        firsts = [runs[0] for runs in groups.values()]
+        ax = axes[1]
+        base = firsts[0]["positions"]
+        t = np.arange(len(base))
+        width = 0.8 / len(firsts)
+        for i, r in enumerate(firsts):
+            ax.bar(t - 0.4 + width * (i + 0.5), [p["p_next"] for p in r["positions"]], width,
+                   color=f"C{i}", label=f"{r['model']}: P(next)")
+        ax.step(t, [p["bayes_current_char"] for p in base], where="mid", color="k", ls="--",
+                label="Bayes: current char only")
+        ax.step(t, [p["bayes_prefix"] for p in base], where="mid", color="k", ls=":", label="Bayes: whole prefix")
+        ax.set_xticks(t, [f"{p['reads']}->{p['next']}" for p in base])
+        ax.set_ylim(0, 1.05)
+        ax.set_title('reading "neurone": probability of the right next character', fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_horizon(rows: list[dict], path) -> Path:
+    """The memory horizon: success rate over seeds against T, one line per cell, one panel per task."""
+    path = Path(path)
+    groups = _groups(rows)
+    tasks = list(dict.fromkeys(task for task, _, _ in groups))
+    fig = new_figure(5 * len(tasks) + 1, 4.2)
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    cells = list(dict.fromkeys(model for _, model, _ in groups))
+    for ax, task in zip(axes, tasks):
+        for k, cell in enumerate(cells):
+            points = sorted((T, np.mean([bool(r["success"]) for r in runs]), len(runs))
+                            for (t, model, T), runs in groups.items() if t == task and model == cell)
+            if points:
+                Ts, rates, n = zip(*points)
+                ax.plot(Ts, rates, "o-", color=f"C{k}", lw=2, label=f"{cell} ({max(n)} seed{'s' * (max(n) > 1)})")
+        metric = next(runs[0]["metric"] for (t, _, _), runs in groups.items() if t == task)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"{task} ({metric})", fontsize=10)
+        ax.set_xlabel("sequence length T (the gap to remember)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("fraction of seeds that succeeded")
+    fig.suptitle("memory horizon: where each cell stops remembering")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_state_norms(rows: list[dict], path) -> Path:
+    """The continual stream: mean ||c_t|| at each chunk's end, while training and after, one line per cell
+    (each seed faintly when there are several)."""
+    path = Path(path)
+    fig = new_figure(8, 4.5)
+    ax = fig.add_subplot()
+    for k, ((task, model, T), runs) in enumerate(_groups(rows).items()):
+        curves = np.array([r["state_norms_training"] + r["state_norms_stream"] for r in runs])  # (seeds, chunks)
+        chunks = np.arange(1, curves.shape[1] + 1)
+        if len(runs) > 1:
+            for curve in curves:
+                ax.plot(chunks, curve, color=f"C{k}", lw=0.8, alpha=0.3)
+        ax.plot(chunks, curves.mean(axis=0), color=f"C{k}", lw=2, label=f"{model} (T={T} per chunk)")
+    ax.axvline(len(rows[0]["state_norms_training"]) + 0.5, color="0.4", ls=":", lw=1)
+    ax.annotate("training stops; the stream goes on", (len(rows[0]["state_norms_training"]), 0),
+                xycoords=("data", "axes fraction"), xytext=(4, 6), textcoords="offset points", fontsize=9)
+    ax.set_yscale("log")
+    _label_axes(ax, "chunk of the stream (state carried, never reset)", "mean ||c_t|| at the chunk's end",
+                "cell state on a stream never reset: with and without the forget gate")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -79,7 +79,8 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
     model.eval()
     try:
         with no_grad():
-            logits, state = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
+            logits = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
+        state = model.final_state
         sampler = compiled_sampler(model, state) if compiled else None
         if sampler is not None:  # the same draws: Generator.random() is what Generator.choice(p=...) uses
             first = logits[0, -1]
@@ -94,7 +95,8 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
             next_id = int(rng.choice(len(p), p=p))
             yield vocab.chars[next_id]
             with no_grad():
-                logits, state = model(np.array([[next_id]]), state)
+                logits = model(np.array([[next_id]]), state)
+            state = model.final_state
     finally:
         model.train(was_training)
 

@@ -179,7 +179,8 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch: int, seq_len: int, max_batc
             for index, (x, y) in enumerate(epoch):
                 if index >= total_chunks:
                     break
-                logits, state = model(x, state)
+                logits = model(x, state)
+                state = model.final_state
                 loss, _ = cross_entropy(logits, y)
                 total, count = total + loss * y.size, count + y.size
                 if bar is not None:
@@ -202,18 +203,23 @@ def clip_gradients(params, clip: float | None, mode: str = "norm") -> float:
 
 
 def optimize(params, loss_and_backward, optimizer, steps: int, clip: float | None = None,
-             clip_mode: str = "norm", on_nonfinite: str = "raise", callback=None) -> list[dict]:
-    """The loop every task shares: zero grads, forward + loss + backward, clip, check, step.
+             clip_mode: str = "norm", on_nonfinite: str = "raise", callback=None, start: int = 0,
+             diverged=None) -> list[dict]:
+    """The one training loop (Trainer, experiments, demos): zero grads, forward + loss + backward,
+    clip, check, step; then callback(row).
 
     loss_and_backward(step) runs forward and backward on one batch (adding into .grad) and returns
-    the loss. A NaN/inf loss or gradient norm raises TrainingDiverged (on_nonfinite="raise") or
-    ends the loop with that row recorded (on_nonfinite="stop": for showing an explosion).
-    callback(row) may return True to stop early. Returns one row per step: step, loss, grad_norm.
+    the loss (it may skip the backward when the loss is not finite). Steps run from start + 1 to
+    `steps`. A NaN/inf loss or gradient norm raises diverged(step, what, value) (default: a
+    TrainingDiverged that says what to try) with on_nonfinite="raise", or ends the loop with that
+    row recorded with on_nonfinite="stop" (for showing an explosion). callback(row) runs after
+    each update and may add keys to the row or return True to stop. Returns one row per step:
+    step, loss, grad_norm (plus what the callback added).
     """
     if on_nonfinite not in ("raise", "stop"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'stop'; got {on_nonfinite!r}")
     history = []
-    for step in range(1, steps + 1):
+    for step in range(start + 1, steps + 1):
         for p in params:
             p.grad.fill(0)
         loss = float(loss_and_backward(step))
@@ -224,12 +230,16 @@ def optimize(params, loss_and_backward, optimizer, steps: int, clip: float | Non
             if on_nonfinite == "stop":
                 break
             what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", grad_norm)
-            raise TrainingDiverged(f"training diverged at step {step}: the {what} is {value}. Lower the "
-                                   "learning rate or clip the gradients (clip=1.0).")
+            raise (diverged or _diverged)(step, what, value)
         optimizer.step()
         if callback is not None and callback(row):
             break
     return history
+
+
+def _diverged(step: int, what: str, value: float) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged at step {step}: the {what} is {value}. Lower the "
+                            "learning rate or clip the gradients (clip=1.0).")
 
 
 class _StopFlag:
@@ -437,8 +447,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, callback=None) -> TrainResult:
-        """Train to total_steps. callback(trainer, row) after each step may return True to stop there
-        (saving a checkpoint, exactly like Ctrl-C)."""
+        """Train to total_steps through `optimize`. callback(row) after each step may return True to
+        stop there (saving a checkpoint, exactly like Ctrl-C)."""
         try:
             return self._fit(callback)
         except OSError as error:
@@ -469,6 +479,45 @@ class Trainer:
         wall0, cpu0 = self._clock  # continues across a resume
         cpu_started = time.process_time()
         val_loss = next((row["val_loss"] for row in reversed(self.history) if "val_loss" in row), None)
+        new_state, tick = None, 0.0
+
+        def loss_and_backward(step):
+            nonlocal new_state, tick
+            tick = time.perf_counter()
+            x, y = self._next_chunk()
+            logits = self.model(x, self.state)
+            new_state = self.model.final_state
+            loss, dlogits = cross_entropy(logits, y)
+            if math.isfinite(loss):  # a NaN loss ends the run: no backward needed
+                self.model.backward(dlogits)
+            return loss
+
+        def after_step(row):
+            nonlocal val_loss
+            self.schedule.step()
+            self.state = new_state  # carried; NumPy arrays hold no graph, so BPTT stops here
+            self.step = row["step"]
+            row.update({"lr": self.optimizer.lr, "chars_per_s": chars_per_step / (time.perf_counter() - tick),
+                        "wall_s": wall0 + time.perf_counter() - started,
+                        "cpu_s": cpu0 + time.process_time() - cpu_started})
+            if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
+                val_loss = evaluate(self.model, self.val_ids, cfg.batch, cfg.seq_len, cfg.eval_batches)
+                row["val_loss"] = val_loss
+                row["val_bpc"] = val_loss / math.log(2)
+            self.history.append(row)
+            log_file.write(json.dumps(row) + "\n")
+            if bar is not None:
+                bar.set_postfix_str(_postfix(row, val_loss))
+                bar.update(1)
+            if self.step % cfg.sample_every == 0:
+                self._write_sample()
+            if self.step % cfg.save_every == 0 or self.step == self.total_steps:
+                log_file.flush()
+                self.save()
+            if callback is not None and callback(row):
+                stop.requested = True
+            return stop.requested
+
         try:
             with _StopFlag() as stop:
                 self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
@@ -476,50 +525,16 @@ class Trainer:
                          f"{len(self.vocab)} characters in the vocabulary, {self.total_steps} steps of "
                          f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}; {speed_line()}")
                 bar = _progress_bar(self.progress, self.step, self.total_steps)
-                while self.step < self.total_steps:
-                    tick = time.perf_counter()
-                    x, y = self._next_chunk()
-                    logits, new_state = self.model(x, self.state)
-                    loss, dlogits = cross_entropy(logits, y)
-                    if not math.isfinite(loss):
-                        raise self._diverged("loss", loss)
-                    self.model.zero_grad()
-                    self.model.backward(dlogits)
-                    grad_norm = clip_gradients(params, cfg.clip, cfg.clip_mode)
-                    if not math.isfinite(grad_norm):
-                        raise self._diverged("gradient norm", grad_norm)
-                    self.optimizer.step()
-                    self.schedule.step()
-                    self.state = new_state  # carried; NumPy arrays hold no graph, so BPTT stops here
-                    self.step += 1
-                    row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.optimizer.lr,
-                           "chars_per_s": chars_per_step / (time.perf_counter() - tick),
-                           "wall_s": wall0 + time.perf_counter() - started,
-                           "cpu_s": cpu0 + time.process_time() - cpu_started}
-                    if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
-                        val_loss = evaluate(self.model, self.val_ids, cfg.batch, cfg.seq_len, cfg.eval_batches)
-                        row["val_loss"] = val_loss
-                        row["val_bpc"] = val_loss / math.log(2)
-                    self.history.append(row)
-                    log_file.write(json.dumps(row) + "\n")
-                    if bar is not None:
-                        bar.set_postfix_str(_postfix(row, val_loss))
-                        bar.update(1)
-                    if self.step % cfg.sample_every == 0:
-                        self._write_sample()
-                    if self.step % cfg.save_every == 0 or self.step == self.total_steps:
-                        log_file.flush()
-                        self.save()
-                    if callback is not None and callback(self, row):
-                        stop.requested = True
-                    if stop.requested:
-                        interrupted, stopped_by = True, stop.signum
-                        log_file.flush()
-                        self.save()
-                        why = "" if stop.signum in (None, signal.SIGINT) else f" ({signal.Signals(stop.signum).name})"
-                        print(f"\nrnnlab: interrupted{why} at step {self.step}; checkpoint saved in {self.run_dir}. "
-                              f"Continue with: rnnlab train --resume {self.run_dir}", file=sys.stderr)
-                        break
+                optimize(params, loss_and_backward, self.optimizer, self.total_steps, clip=cfg.clip,
+                         clip_mode=cfg.clip_mode, callback=after_step, start=self.step,
+                         diverged=lambda step, what, value: self._diverged(what, value))
+                if stop.requested:
+                    interrupted, stopped_by = True, stop.signum
+                    log_file.flush()
+                    self.save()
+                    why = "" if stop.signum in (None, signal.SIGINT) else f" ({signal.Signals(stop.signum).name})"
+                    print(f"\nrnnlab: interrupted{why} at step {self.step}; checkpoint saved in {self.run_dir}. "
+                          f"Continue with: rnnlab train --resume {self.run_dir}", file=sys.stderr)
         finally:
             log_file.close()
             if bar is not None:

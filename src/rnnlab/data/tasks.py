@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -28,7 +29,7 @@ __all__ = [
     "ADDING_BASELINE_MSE", "COPY_VOCAB", "NEURONE_WORDS", "TEMPORAL_ORDER_BASELINE_ACC",
     "BayesAccuracy", "NextCharData", "Seq2SeqData",
     "adding", "copy_memory", "copy_baseline", "temporal_order", "neurone_data", "digits",
-    "sine", "sine_persistence_mse", "reverse_strings", "addition",
+    "sine", "sine_persistence_mse", "reverse_strings", "addition", "Problem", "PROBLEMS",
 ]
 
 
@@ -413,3 +414,52 @@ def addition(n: int, rng: np.random.Generator, digits: int = 3) -> Seq2SeqData:
     sources = [f"{a}+{b}" for a, b in pairs]
     targets = [str(a + b) for a, b in pairs]
     return _seq2seq(sources, targets, "0123456789+", S=2 * digits + 1, U=digits + 2)
+
+
+# -- the registry: each sequence task once, with its shapes, loss and trivial baseline ----------
+@dataclass(frozen=True)
+class Problem:
+    """A synthetic task ready for `rnnlab.models.task_model`: data, loss, trivial baseline.
+
+    The demos and `rnnlab diagnose` read these; the experiments take the shapes and generators
+    from here and add their own held-out metric."""
+
+    name: str
+    input_size: int                          # D
+    output_size: int                         # O
+    every_step: bool                         # many-to-many (True) or many-to-one (False)
+    make: Callable                           # (n, T, rng) -> x float (n, T, D), y
+    loss: Callable                           # (out, y) -> loss, dout
+    baseline: Callable                       # T -> loss of the answer that ignores the past
+    about: str
+
+
+def _copy_onehot(n, T, rng):
+    """copy_memory with T the total length, one-hot inputs (n, T, 10)."""
+    if T <= 20:
+        raise ValueError(f"copy_memory needs --seq-len > 20 (10 symbols, a delay, 10 to recall); got {T}")
+    ids, y = copy_memory(n, T - 20, rng)  # total length (T - 20) + 2 * 10 = T
+    return np.eye(10, dtype=np.float32)[ids], y
+
+
+def _sine_baseline(T: int) -> float:
+    return sine_persistence_mse(*sine(2000, T, np.random.default_rng(12345)))
+
+
+def _losses():
+    from ..nn.losses import cross_entropy, mse  # the losses live with the layers
+
+    return cross_entropy, mse
+
+
+_ce, _mse = _losses()
+PROBLEMS: dict[str, Problem] = {
+    "adding": Problem("adding", 2, 1, False, adding, _mse, lambda T: ADDING_BASELINE_MSE,
+                      "sum the two marked numbers of T (MSE; always answering 1 gives 1/6)"),
+    "temporal_order": Problem("temporal_order", 6, 4, False, temporal_order, _ce, lambda T: math.log(4),
+                              "say in which order X and Y came among T distractors (guessing: ln 4)"),
+    "copy_memory": Problem("copy_memory", 10, 10, True, _copy_onehot, _ce, lambda T: copy_baseline(T - 20),
+                           "repeat 10 symbols after a long delay (memoryless: blanks, then a guess)"),
+    "sine": Problem("sine", 1, 1, True, sine, _mse, _sine_baseline,
+                    "forecast sums of sines one step ahead (MSE; 'next = this one' is the baseline)"),
+}

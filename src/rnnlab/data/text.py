@@ -443,3 +443,19 @@ class Epoch:
 
     def __repr__(self) -> str:
         return f"Epoch(offset={self.offset}, start={self.start}, chunks={len(self)})"
+
+
+def text_batch(source, vocab=None, batch: int = 32, seq_len: int = 100, split: str = "val"):
+    """(x, y) ids (B, T) from a text, the vocabulary and a description; validation split by default."""
+    text, description = load_text(source)
+    vocab = vocab or Vocab.from_text(text)
+    ids = vocab.encode(text, source=description)
+    part = split_text(ids, 0.1)[1] if split == "val" else ids
+    if len(part) < batch * seq_len + 1:
+        part, split = ids, "all"
+    try:
+        x, y = TBPTTBatches(part, batch, seq_len, source=description).batch_at(0)
+    except DataError as error:
+        raise ValueError(str(error)) from None
+    where = "validation split (last 10%) of " if split == "val" else ""
+    return x, y, vocab, f"{where}{description}", text

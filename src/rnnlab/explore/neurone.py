@@ -24,13 +24,15 @@ WORD = "neurone"
 
 
 class SequenceView:
-    """A ManyToMany over ids seen as a character model: .embedding, .rnn, .head, model(ids) -> (logits, None)."""
+    """A ManyToMany over ids seen as a character model: .embedding, .rnn, .head, model(ids) -> logits."""
+
+    final_state = None  # a word is read whole, never carried on
 
     def __init__(self, model: ManyToMany):
         self.model, self.rnn, self.embedding, self.head = model, model.rnn, model.inputs.embedding, model.head
 
     def __call__(self, ids):
-        return self.model(ids), None
+        return self.model(ids)
 
     def eval(self):
         self.model.eval()

@@ -74,7 +74,7 @@ def read(model, vocab, text: str, chunk: int = 32) -> Trace:
     names = state_names(rnn)
     model.eval()
     T, L, H = len(ids), rnn.num_layers, rnn.hidden_size
-    logits, _ = model(ids[None, :])  # (1, T, V): the prediction after every character, in one pass
+    logits = model(ids[None, :])  # (1, T, V): the prediction after every character, in one pass
     x = model.embedding(ids[None, :])[0]  # (T, E)
     states = {name: np.empty((L, T, H), rnn.dtype) for name in names}
     # Every layer's state after every character, K characters per call: a batch of K copies of the

@@ -7,12 +7,14 @@ moves between rnnlab and `torch.nn` modules with no renaming.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
 
-_grad_enabled = True
+_grad = threading.local()  # per thread, as torch's: a Dask or joblib worker thread training beside
+# another thread's no_grad() evaluation must keep its caches
 NO_CACHE = type("NoCache", (), {"__repr__": lambda self: "NO_CACHE"})()  # a forward under no_grad kept this
 
 
@@ -20,21 +22,20 @@ NO_CACHE = type("NoCache", (), {"__repr__": lambda self: "NO_CACHE"})()  # a for
 def no_grad():
     """Inside the block, forwards keep nothing for backward (as under torch.no_grad()): inference
     without the per-step activations BPTT needs. A backward after such a forward raises."""
-    global _grad_enabled
-    saved, _grad_enabled = _grad_enabled, False
+    saved, _grad.enabled = is_grad_enabled(), False
     try:
         yield
     finally:
-        _grad_enabled = saved
+        _grad.enabled = saved
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return getattr(_grad, "enabled", True)
 
 
 def save_for_backward(cache):
     """What a forward stores for its backward: the cache, or NO_CACHE under no_grad()."""
-    return cache if _grad_enabled else NO_CACHE
+    return cache if is_grad_enabled() else NO_CACHE
 
 
 def saved_for_backward(layer, cache):

@@ -1,0 +1,83 @@
+"""A sweep end to end: plan the runs, reuse the finished ones, execute the rest, write the tables and plot."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..plots import plot_experiment, plot_horizon, plot_state_norms
+from .engine import check_engine, run_specs
+from .registry import EXPERIMENTS, plan
+from .store import RunStore
+from .tables import format_neurone, format_table, summarize
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    rows: list[dict]                # one per run (every seed): the table's columns plus losses and extras
+    table: str                      # the printed table (and any per-experiment detail)
+    run_dir: Path | None
+    files: list[Path]
+    seconds: float
+    reused: int = 0                 # runs found finished in run_dir/runs and not trained again
+    trained: int = 0
+
+
+def run_experiment(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0, batch=None, lr=None,
+                   out=None, jobs: int = 1, progress: bool = False, command: str | None = None, seeds=None,
+                   engine: str = "local", address: str | None = None) -> ExperimentResult:
+    """Run every (cell, T, seed) of an experiment, print nothing, and write results.json, table.md and
+    NAME.png into `out` (None: write nothing). Arguments left None take the experiment's defaults.
+
+    With `out`, each finished run is stored in out/runs/ as it arrives; calling again with the
+    same settings reuses those runs (`reused`) and trains only the missing ones (`trained`).
+    `engine`, `jobs` and `address` say where runs execute (see rnnlab.experiments.engine).
+    """
+    specs = plan(name, cells, Ts, steps, hidden, seed, batch, lr, seeds)
+    check_engine(engine, jobs, address)
+    start = time.perf_counter()
+    store = RunStore(out) if out is not None else None
+    rows: list[dict | None] = [store.load(spec) if store else None for spec in specs]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    reused = len(specs) - len(missing)
+
+    def keep(k, row):
+        row = json.loads(json.dumps(row))  # as it will read back from the store (tuples become lists)
+        rows[missing[k]] = row
+        if store is not None:
+            store.save(specs[missing[k]], row)
+
+    run_specs([specs[i] for i in missing], engine, jobs, address, progress, on_result=keep, label=name)
+    seconds = time.perf_counter() - start
+    table = format_table(rows)
+    if name == "neurone":
+        table += "\n\n" + format_neurone([r for r in rows if r["seed"] == rows[0]["seed"]])
+    files: list[Path] = []
+    run_dir = None
+    if out is not None:
+        run_dir = Path(out)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"experiment": name, "command": command, "seconds": seconds, "engine": engine, "jobs": jobs,
+                   "address": address, "seeds": sorted({s.seed for s in specs}), "reused": reused,
+                   "trained": len(missing), "runs": [asdict(s) for s in specs], "summary": summarize(rows),
+                   "rows": rows}
+        files.append(_write(run_dir / "results.json", json.dumps(summary, indent=1)))
+        files.append(_write(run_dir / "table.md", (f"`{command}`\n\n" if command else "") + table + "\n"))
+        kind = EXPERIMENTS[name].kind
+        if name == "horizon":
+            files.append(plot_horizon(rows, run_dir / "horizon.png"))
+        else:
+            if name == "stream":
+                files.append(plot_state_norms(rows, run_dir / "stream_norms.png"))
+            files.append(plot_experiment(rows, run_dir / f"{name}.png", name if kind == name else f"{name} ({kind})",
+                                         neurone=name == "neurone"))
+    return ExperimentResult(name, rows, table, run_dir, files, seconds, reused, len(missing))
+
+
+def _write(path: Path, text: str) -> Path:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
