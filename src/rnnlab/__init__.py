@@ -1,9 +1,9 @@
 """rnnlab: recurrent neural networks from first principles, in NumPy, exact to PyTorch."""
-from .nn import (GRU, LSTM, RNN, Cell, CellDefinition, CrossEntropyLoss, Dropout, Embedding, GRUCell, Layer,
-                 Linear, LSTMCell, MSELoss, Parameter, Recurrent, RNNCell, cell_names, cross_entropy, mse,
+from .nn import (GRU, LSTM, RNN, Cell, CellDefinition, Dropout, Embedding, GRUCell, Layer,
+                 Linear, LSTMCell, Parameter, Recurrent, RNNCell, cell_names, cross_entropy, mse,
                  no_grad, register_cell)
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "Cell", "CellDefinition",
            "register_cell", "cell_names", "Linear", "Embedding", "Dropout",
-           "CrossEntropyLoss", "MSELoss", "cross_entropy", "mse", "Layer", "Parameter", "no_grad"]
+           "cross_entropy", "mse", "Layer", "Parameter", "no_grad"]

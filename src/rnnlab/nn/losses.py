@@ -80,23 +80,3 @@ def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
         if count == 0:
             raise ValueError("the mask leaves no element to average the loss over")
     return float((diff * diff).sum() / count), (2.0 / count) * diff
-
-
-class CrossEntropyLoss:
-    """Stateful wrapper: loss = f(logits, targets, mask); backward() -> dlogits."""
-
-    def __call__(self, logits, targets, mask=None) -> float:
-        loss, self._grad = cross_entropy(logits, targets, mask)
-        return loss
-
-    def backward(self) -> np.ndarray:
-        return self._grad
-
-
-class MSELoss:
-    def __call__(self, pred, target, mask=None) -> float:
-        loss, self._grad = mse(pred, target, mask)
-        return loss
-
-    def backward(self) -> np.ndarray:
-        return self._grad
