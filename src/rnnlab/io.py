@@ -298,17 +298,22 @@ def _open(path: Path):
             raise CheckpointError(f"{path}: corrupted tensor data: {e}") from e
 
 
+def metadata_json(path: Path, metadata: dict[str, str], key: str):
+    """The JSON under metadata[key], or a CheckpointError naming the file where it is damaged."""
+    try:
+        return json.loads(metadata[key])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: corrupted {key} metadata (invalid JSON: {e})") from None
+    except RecursionError:  # a forged header nested thousands deep
+        raise CheckpointError(f"{path}: corrupted {key} metadata (JSON nested too deeply)") from None
+
+
 def _read_doc(path: Path, metadata: dict[str, str] | None) -> dict:
     """The rnnlab JSON document from the safetensors metadata, checked for format and version."""
     if not metadata or _META_KEY not in metadata:
         raise CheckpointError(f"{path}: a safetensors file but not an rnnlab checkpoint (no {_META_KEY!r} "
                               "metadata); plain weight files load with load_weights()")
-    try:
-        doc = json.loads(metadata[_META_KEY])
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: corrupted rnnlab metadata (invalid JSON: {e})") from e
-    except RecursionError:  # a forged header nested thousands deep
-        raise CheckpointError(f"{path}: corrupted rnnlab metadata (JSON nested too deeply)") from None
+    doc = metadata_json(path, metadata, _META_KEY)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"{path}: not an rnnlab checkpoint (format {got!r}, expected {FORMAT!r})")

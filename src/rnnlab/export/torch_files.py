@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import CheckpointError, load_weights_and_metadata, save_weights
+from ..io import CheckpointError, load_weights_and_metadata, metadata_json, save_weights
 from ..models import CharRNN, CharRNNConfig, make_recurrent
 from .common import ALIASES, FORMAT_VERSION, META_KEY, ExportError, cell_name, layer_config, parts, vocab_list
 
@@ -104,12 +104,7 @@ def _torch_doc(path: Path, metadata: dict[str, str]) -> dict:
     """The optional JSON under metadata["rnnlab"] (ours, or a user's {"cell": ..., "vocab": ...})."""
     if META_KEY not in metadata:
         return {}
-    try:
-        doc = json.loads(metadata[META_KEY])
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: the {META_KEY!r} metadata is not valid JSON ({error})") from None
-    except RecursionError:  # a forged header nested thousands deep
-        raise CheckpointError(f"{path}: the {META_KEY!r} metadata is JSON nested too deeply") from None
+    doc = metadata_json(path, metadata, META_KEY)
     if not isinstance(doc, dict) or set(doc) - _DOC_KEYS:
         extra = sorted(set(doc) - _DOC_KEYS) if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"{path}: the {META_KEY!r} metadata has unknown entries {extra}; "
