@@ -294,9 +294,10 @@ def test_ctrl_c_exits_130_with_the_message_on_stderr(home, tmp_path, command):
         # two workers, Ctrl-C to the whole group as a terminal sends it: no worker prints a traceback
         "experiment": (["experiment", "adding", "--cells", "lstm,gru", "--T", "20", "--steps", "100000", "--jobs", "2",
                         "--out", str(tmp_path / "exp")], lambda out, err: "(local, 2 workers)" in err, True),
-        # it prints nothing while it trains: interrupted after 2 s, wherever it is by then (even in imports)
+        # it prints nothing while it trains: interrupted after 5 s, well past the imports even on a loaded
+        # machine (a signal before `python -m` reaches rnnlab's code is Python's own, see the issue 15 note)
         "diagnose": (["diagnose", "--steps", "1000000", "--hidden", "4", "--seq-len", "10", "--out",
-                      str(tmp_path / "diag")], lambda out, err: time.monotonic() > started + 2, False),
+                      str(tmp_path / "diag")], lambda out, err: time.monotonic() > started + 5, False),
     }[command]
     if command == "evaluate":
         (home / "big.txt").write_text(TEXT * 20, encoding="utf-8")
