@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from ..nn.threads import cores
 from .registry import EXPERIMENTS, RunSpec
 
 ENGINES = ("local", "dask", "ray")
@@ -40,13 +41,6 @@ def run_spec(spec: RunSpec, progress: bool = False) -> dict:
     return row
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _work(index: int, spec: RunSpec, threads: int | None, driver: int) -> tuple[int, dict]:
     """One run in a worker, its BLAS pinned to `threads` (None: this machine's cores / the worker's threads)."""
     from threadpoolctl import threadpool_limits
@@ -54,7 +48,7 @@ def _work(index: int, spec: RunSpec, threads: int | None, driver: int) -> tuple[
     if os.getpid() != driver and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: no worker tracebacks
     if threads is None:
-        threads = max(1, usable_cores() // _worker_threads())
+        threads = max(1, cores() // _worker_threads())
     with threadpool_limits(limits=threads):
         return index, run_spec(spec)
 
@@ -124,7 +118,7 @@ def run_specs(specs: list[RunSpec], engine: str = "local", jobs: int = 1, addres
 def _run_joblib(specs, workers, finished) -> None:
     from joblib import Parallel, delayed
 
-    threads = max(1, usable_cores() // workers)
+    threads = max(1, cores() // workers)
     driver = os.getpid()
     results = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
         delayed(_work)(i, spec, threads, driver) for i, spec in enumerate(specs))
@@ -179,7 +173,7 @@ def _run_dask(specs, workers, address, finished) -> None:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
-            threads = max(1, usable_cores() // workers)
+            threads = max(1, cores() // workers)
         else:
             try:
                 cluster, client = None, Client(address, timeout="10s")
@@ -212,7 +206,7 @@ def _run_ray(specs, workers, address, finished) -> None:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-    threads = max(1, usable_cores() // workers) if address is None else None
+    threads = max(1, cores() // workers) if address is None else None
     work = ray.remote(num_cpus=1)(_work)
     pending = [work.remote(i, spec, threads, os.getpid()) for i, spec in enumerate(specs)]
     try:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..nn.losses import log_softmax
 from . import codec
-from .blas import one_blas_thread
+from ..nn import threads
 from .trace import read, top_k
 
 MAX_LIVE = 500  # characters per live request
@@ -73,7 +73,7 @@ class App:
         if len(text) > MAX_LIVE:
             return HTTPStatus.BAD_REQUEST, {"error": f"at most {MAX_LIVE} characters at a time"}
         try:
-            with self.lock, one_blas_thread():
+            with self.lock, threads.limit(1):
                 answers = [m.answer(text, layer, state, unit) for m in self.models]
         except ValueError as error:  # a character the model never saw
             return HTTPStatus.OK, {"error": str(error).split(". ")[0]}

@@ -47,6 +47,11 @@ def allowed() -> int:
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) > 0:
             return int(value)
+    return cores()
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -56,12 +61,12 @@ def free_cores() -> int:
     global _free
     now = time.monotonic()
     if now - _free[0] > 1.0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        usable = cores()
         try:
             others = max(0.0, os.getloadavg()[0] - 1.0)
         except (AttributeError, OSError):  # no load average here: assume the machine is ours
             others = 0.0
-        _free = (now, max(1, min(cores, int(cores - others + 0.5))))
+        _free = (now, max(1, min(usable, int(usable - others + 0.5))))
     return _free[1]
 
 
