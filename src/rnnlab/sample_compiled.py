@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -117,14 +114,9 @@ def _run_for(cell):
     dense = cell.recurrence == "dense"
     source = "\n\n".join(["@jit\n" + inspect.getsource(fn) for fn in (matvec_add, sample, run)]
                          + ["@jit\n" + cell_source(cell.G, len(cell.state_names), dense)])
-    filename = fused._source_file(cell, source)  # named after a hash of this source and the cell's code
-    cached = not filename.startswith("<")
-    module = ModuleType(f"_rnnlab_sampler_{Path(filename).stem if cached else cell.name}")
-    module.__dict__.update({
-        "jit": numba.njit(cache=cached, error_model="numpy", nogil=True), "np": np, "math": math,
-        "DENSE": dense, "step": numba.njit(inline="always", error_model="numpy")(cell.forward)})
-    sys.modules[module.__name__] = module  # Numba's cache finds the loops' globals there by name
-    exec(compile(source, filename, "exec"), module.__dict__)
+    module = fused.generated_module(cell, source, "sampler", {
+        "np": np, "math": math, "DENSE": dense,
+        "step": numba.njit(inline="always", error_model="numpy")(cell.forward)})
     _runs[cell] = module.run
     return module.run
 

@@ -220,19 +220,25 @@ def loops_for(cell) -> Loops:
     if cell not in _loops:
         source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
                              cell.h_side_apart)
-        filename = _source_file(cell, source)
-        cached = not filename.startswith("<")  # Numba caches only functions with a source file
-        # a module of its own, in sys.modules: Numba's cache finds the loops' globals there by name
-        module = ModuleType(f"_rnnlab_loops_{Path(filename).stem if cached else cell.name}")
-        module.__dict__.update({
-            "jit": jit if cached else numba.njit(error_model="numpy", nogil=True),
+        module = generated_module(cell, source, "loops", {
             "matmul": matmul, "_copy": _copy, "_fill": _fill,
             "step": numba.njit(inline="always", error_model="numpy")(cell.forward),
             "back": numba.njit(inline="always", error_model="numpy")(cell.backward)})
-        sys.modules[module.__name__] = module
-        exec(compile(source, filename, "exec"), module.__dict__)
         _loops[cell] = Loops(module.__dict__)
     return _loops[cell]
+
+
+def generated_module(cell, source: str, kind: str, namespace: dict) -> ModuleType:
+    """Generated `source` for a cell, compiled as a module of its own with `namespace` and `jit` in
+    its globals; Numba's disk cache serves it where the source could be written to a file."""
+    filename = _source_file(cell, source)
+    cached = not filename.startswith("<")  # Numba caches only functions with a source file
+    # in sys.modules under its own name: Numba's cache finds the module's globals there by name
+    module = ModuleType(f"_rnnlab_{kind}_{Path(filename).stem if cached else cell.name}")
+    module.__dict__.update({"jit": numba.njit(cache=cached, error_model="numpy", nogil=True), **namespace})
+    sys.modules[module.__name__] = module
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
 
 
 def _source_file(cell, source: str) -> str:
