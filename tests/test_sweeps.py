@@ -1,4 +1,6 @@
 """Sweeps over seeds on real engines: mean ± std tables, a Dask LocalCluster, resume, Ctrl-C."""
+import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -11,6 +13,8 @@ import pytest
 
 from rnnlab.cli import build_parser
 from rnnlab.experiments import plan, run_experiment
+from rnnlab.experiments import runners
+from rnnlab.experiments.engine import run_spec
 from rnnlab.experiments.registry import parse_seeds
 from rnnlab.experiments.store import RunStore
 from rnnlab.experiments.tables import format_table
@@ -137,3 +141,32 @@ def test_horizon_sweeps_T_over_cells_on_both_tasks(tmp_path):
     result = run_experiment("horizon", cells=["rnn"], Ts=[10, 12], steps=2, hidden=4, batch=4, out=tmp_path)
     assert len(result.rows) == 4 and all(r["success"] is not None for r in result.rows)
     assert (tmp_path / "horizon.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_horizon_runs_stop_once_solved_and_other_runs_keep_their_keys(monkeypatch):
+    horizon = plan("horizon", cells=["lstm"], Ts=[10], steps=250, hidden=4, batch=4)
+    assert all(s.stop_when_solved for s in horizon)
+    adding = plan("adding", cells=["lstm"], Ts=[10], steps=250, hidden=4, batch=4)[0]
+    assert not adding.stop_when_solved
+    # a run stored before the field existed hashed the other fields alone: it must keep its name
+    old = {k: v for k, v in dataclasses.asdict(adding).items() if k != "stop_when_solved"}
+    assert adding.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert horizon[0].key() != adding.key()
+
+    monkeypatch.setattr(runners, "TEMPORAL_ORDER_SOLVED", -1.0)  # any accuracy passes: solved at the first check
+    spec = plan("horizon", cells=["rnn"], Ts=[10], steps=250, hidden=4, batch=4)[1]
+    assert spec.experiment == "temporal-order"
+    assert run_spec(spec)["trained_steps"] == runners.SOLVED_CHECK_EVERY
+    assert run_spec(dataclasses.replace(spec, stop_when_solved=False))["trained_steps"] == 250
+
+
+def test_a_sweep_worker_pins_the_thread_policy_and_restores_it(monkeypatch):
+    from rnnlab.experiments import engine
+    from rnnlab.nn import threads
+
+    monkeypatch.setattr(engine, "run_spec", lambda spec: {"allowed": threads.allowed()})
+    threads.set_threads(None)
+    before = threads.allowed()
+    spec = plan("temporal-order", **TINY)[0]
+    assert engine._work(3, spec, 1, os.getpid()) == (3, {"allowed": 1})
+    assert threads.allowed() == before

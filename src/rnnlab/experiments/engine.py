@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from ..nn import threads as thread_policy
 from ..nn.threads import cores
 from .registry import EXPERIMENTS, RunSpec
 
@@ -42,14 +43,15 @@ def run_spec(spec: RunSpec, progress: bool = False) -> dict:
 
 
 def _work(index: int, spec: RunSpec, threads: int | None, driver: int) -> tuple[int, dict]:
-    """One run in a worker, its BLAS pinned to `threads` (None: this machine's cores / the worker's threads)."""
+    """One run in a worker, its BLAS pinned to `threads` (None: this machine's cores / the worker's
+    threads, within the worker's own OPENBLAS_NUM_THREADS if it was started with one)."""
     from threadpoolctl import threadpool_limits
 
     if os.getpid() != driver and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: no worker tracebacks
     if threads is None:
-        threads = max(1, cores() // _worker_threads())
-    with threadpool_limits(limits=threads):
+        threads = max(1, min(thread_policy.allowed(), cores() // _worker_threads()))
+    with threadpool_limits(limits=threads), thread_policy.pinned(threads):  # every pool, and the policy's ceiling
         return index, run_spec(spec)
 
 

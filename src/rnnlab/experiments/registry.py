@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -34,6 +34,7 @@ class Experiment:
     runner: Callable = field(repr=False, compare=False, default=None)
     tasks: tuple[str, ...] = ()     # an umbrella (seq2seq, horizon) runs these experiments instead
     success: tuple[str, str, float] | None = None  # (row key, "<" or ">", threshold): a run succeeded
+    stop_when_solved: bool = False  # an umbrella's runs stop once solved (the horizon asks "solved?", not "how well?")
 
     def succeeded(self, row: dict) -> bool | None:
         """Whether a run's row passes the success threshold (None: the task has none)."""
@@ -56,10 +57,14 @@ class RunSpec:
     lr: float
     seed: int
     clip: float = 1.0
+    stop_when_solved: bool = False  # end training once a validation set passes the success threshold
 
     def key(self) -> str:
         """A short hash of the whole configuration and seed: the run's name in the store."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        config = asdict(self)
+        if not self.stop_when_solved:  # absent, not False: runs stored before the field existed keep their keys
+            del config["stop_when_solved"]
+        text = json.dumps(config, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def rngs(self) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -67,6 +72,10 @@ class RunSpec:
         The same seed gives every cell the same data, so cells compare on equal terms."""
         T = 0 if self.T is None else self.T
         return tuple(np.random.default_rng([self.seed, T, i]) for i in range(3))
+
+    def validation_rng(self) -> np.random.Generator:
+        """A fourth generator, for the validation set that decides when a run has solved its task."""
+        return np.random.default_rng([self.seed, 0 if self.T is None else self.T, 3])
 
 
 # the memory-horizon sweep's cells: the tanh RNN, the gated cells, and the LSTM without forget gate
@@ -83,7 +92,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("adding", "many-to-one", "sum of the two marked numbers among T (regression)",
                "Hochreiter & Schmidhuber 1997; Le et al. 2015; Arjovsky et al. 2016", "test MSE", False,
                ("rnn", "lstm", "gru"), (100,), 2000, 64, 64, 5e-3, runners.run_adding,
-               success=("value", "<", 0.01)),
+               success=("value", "<", runners.ADDING_SOLVED)),
     Experiment("copy", "many-to-many (aligned)", "recall 10 symbols after T blanks",
                "Arjovsky, Shah & Bengio 2016", "test CE/step", False,
                ("lstm",), (100,), 2000, 128, 64, 2e-3, runners.run_copy,
@@ -91,7 +100,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("temporal-order", "many-to-one", "class = order of X/Y placed among T distractors",
                "Hochreiter & Schmidhuber 1997 (6a); Pascanu et al. 2013", "test accuracy", True,
                ("rnn", "lstm"), (50,), 1500, 64, 32, 5e-3, runners.run_temporal_order,
-               success=("value", ">", 0.95)),
+               success=("value", ">", runners.TEMPORAL_ORDER_SOLVED)),
     Experiment("digits", "many-to-one", "8x8 digits read row by row (T=8) or pixel by pixel (T=64)",
                "scikit-learn digits; Le et al. 2015 (sequential MNIST)", "test accuracy", True,
                ("rnn", "lstm"), (8, 64), 1500, 64, 64, 2e-3, runners.run_digits),
@@ -114,7 +123,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("horizon", "many-to-one", "where each cell stops remembering: adding and temporal order over "
                "growing T, success rate per cell", "Hochreiter & Schmidhuber 1997; Gers et al. 2000",
                "success rate", True, HORIZON_CELLS, (10, 20, 50, 100, 200, 500, 1000), 0, 0, 0, 0.0, None,
-               tasks=("adding", "temporal-order")),
+               tasks=("adding", "temporal-order"), stop_when_solved=True),
 ]}
 
 
@@ -185,7 +194,7 @@ def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0,
             raise ValueError(f"{name} runs {' and '.join(exp.tasks)} at their own lengths; --T does not apply "
                              f"(run one of them, e.g. `rnnlab experiment {exp.tasks[0]} --T 10`)")
         Ts = (Ts or exp.Ts) if exp.Ts is not None else None
-        return [spec for task in exp.tasks
+        return [replace(spec, stop_when_solved=exp.stop_when_solved) for task in exp.tasks
                 for spec in plan(task, cells or exp.cells, Ts, steps, hidden, seed, batch, lr, seeds)]
     cells = list(exp.cells if not cells else cells)
     allowed = (runners.FF,) + CELLS if name == "neurone" else CELLS

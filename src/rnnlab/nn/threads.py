@@ -39,6 +39,19 @@ def set_threads(n: int | None) -> None:
     _set(allowed())  # process-wide until changed again
 
 
+@contextmanager
+def pinned(n: int):
+    """set_threads(n) inside the block, the ceiling before it after: a sweep worker's share of the
+    cores. threadpoolctl alone would hold BLAS at n, but the policy reads its ceiling from here, so
+    the all-steps GEMMs would ask for more again."""
+    previous = _user_threads
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(previous)
+
+
 def allowed() -> int:
     """The most BLAS threads rnnlab may use (see the module docstring)."""
     if _user_threads is not None:
