@@ -55,6 +55,8 @@ def test_table_counts_successes_and_spreads():
             dict(row, seed=2, value=0.3, success=False)]
     line = format_table(rows).splitlines()[2]
     assert "| 0-2 " in line and "0.1040 ± 0.1698" in line and " 2/3 |" in line
+    same = [dict(row, seed=s, value=0.8103448275862069 + e, success=None) for s, e in enumerate((0, 1e-16, -1e-16))]
+    assert "0.8103 ± 0.0000" in format_table(same).splitlines()[2]  # rounding noise is no spread
 
 
 def test_dask_cluster_runs_a_sweep_and_a_second_invocation_reuses_every_run(tmp_path, monkeypatch):
