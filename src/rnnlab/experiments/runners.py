@@ -228,24 +228,35 @@ def _neurone_stats(data: tasks.NextCharData) -> dict:
     return {"current_char": limits(by_char), "prefix": limits(by_prefix)}
 
 
-def run_neurone(spec: RunSpec, progress: bool) -> dict:
-    """Next character over NEURONE_WORDS: the feed-forward net sees one character, the RNN all of them."""
+def neurone_model(spec: RunSpec, data: tasks.NextCharData):
+    """(model, predict) for spec.cell: predict() gives logits (n_words, T, V) for every word. Applied at
+    every step, the feed-forward net answers from that step's character alone; the RNN reads the prefix."""
     model_rng, _, _ = spec.rngs()
-    data = tasks.neurone_data()
-    V, mask = len(data.vocab), data.mask
-    if spec.cell == FF:  # applied at every step, it answers from that step's character alone
+    V = len(data.vocab)
+    if spec.cell == FF:
         model = OneToOne(8, spec.hidden, V, input_vocab=V, rng=model_rng)
-        predict = lambda: model(data.x)
-    else:
-        model = ManyToMany(spec.cell, 8, spec.hidden, V, input_vocab=V, rng=model_rng)
-        predict = lambda: model(data.x, data.lengths)
+        return model, lambda: model(data.x)
+    model = ManyToMany(spec.cell, 8, spec.hidden, V, input_vocab=V, rng=model_rng)
+    return model, lambda: model(data.x, data.lengths)
+
+
+def fit_neurone(spec: RunSpec, data: tasks.NextCharData, progress: bool = False):
+    """The neurone experiment's training (full batch, every word): (model, predict, losses)."""
+    model, predict = neurone_model(spec, data)
 
     def step_loss(step):
-        loss, dlogits = cross_entropy(predict(), data.y, mask)
+        loss, dlogits = cross_entropy(predict(), data.y, data.mask)
         model.backward(dlogits)
         return loss
 
-    losses = _fit(model, spec, step_loss, progress)
+    return model, predict, _fit(model, spec, step_loss, progress)
+
+
+def run_neurone(spec: RunSpec, progress: bool) -> dict:
+    """Next character over NEURONE_WORDS: the feed-forward net sees one character, the RNN all of them."""
+    data = tasks.neurone_data()
+    mask = data.mask
+    model, predict, losses = fit_neurone(spec, data, progress)
     with no_grad():
         logits = predict()  # (n_words, T, V)
     accuracy = float((logits.argmax(-1) == data.y)[mask].mean())

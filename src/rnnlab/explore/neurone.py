@@ -11,10 +11,9 @@ import numpy as np
 from ..data import tasks
 from ..data.text import Vocab
 from ..experiments import EXPERIMENTS, FF, RunSpec
-from ..models import ManyToMany, OneToOne
-from ..nn.losses import cross_entropy, log_softmax
-from ..optim import Adam
-from ..train import optimize
+from ..experiments.runners import fit_neurone
+from ..models import ManyToMany
+from ..nn.losses import log_softmax
 from . import codec
 from .page import TOP_K, page_data, render
 from .server import LiveModel
@@ -43,31 +42,15 @@ class SequenceView:
 
 
 def train_neurone(seed: int = 0, steps: int | None = None):
-    """(feed-forward OneToOne, RNN as a SequenceView, vocab) trained on the experiment's words."""
+    """(feed-forward OneToOne, RNN as a SequenceView, vocab), trained by the experiment's own runner code."""
     experiment = EXPERIMENTS["neurone"]
     data = tasks.neurone_data()
-    V, mask = len(data.vocab), data.mask
     models = []
     for cell in (FF, "rnn"):
         spec = RunSpec("neurone", cell, None, experiment.hidden, steps or experiment.steps, experiment.batch,
                        experiment.lr, seed)
-        model_rng = spec.rngs()[0]
-        if cell == FF:
-            model = OneToOne(8, spec.hidden, V, input_vocab=V, rng=model_rng)
-            predict = lambda m=model: m(data.x)
-        else:
-            model = ManyToMany(cell, 8, spec.hidden, V, input_vocab=V, rng=model_rng)
-            predict = lambda m=model: m(data.x, data.lengths)
-
-        def step_loss(step, model=model, predict=predict):
-            loss, dlogits = cross_entropy(predict(), data.y, mask)
-            model.backward(dlogits)
-            return loss
-
-        params = model.parameters()
-        optimize(params, step_loss, Adam(params, lr=spec.lr), spec.steps, clip=spec.clip)
-        model.eval()
-        models.append(model)
+        model, _, _ = fit_neurone(spec, data)
+        models.append(model.eval())
     return models[0], SequenceView(models[1]), Vocab.from_list(data.vocab)
 
 
