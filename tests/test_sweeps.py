@@ -155,7 +155,7 @@ def test_horizon_runs_stop_once_solved_and_other_runs_keep_their_keys(monkeypatc
     assert adding.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert horizon[0].key() != adding.key()
 
-    monkeypatch.setattr(runners, "TEMPORAL_ORDER_SOLVED", -1.0)  # any accuracy passes: solved at the first check
+    monkeypatch.setattr(runners, "TEMPORAL_ORDER_STOP", -1.0)  # any accuracy passes: solved at the first check
     spec = plan("horizon", cells=["rnn"], Ts=[10], steps=250, hidden=4, batch=4)[1]
     assert spec.experiment == "temporal-order"
     assert run_spec(spec)["trained_steps"] == runners.SOLVED_CHECK_EVERY
