@@ -87,6 +87,19 @@ def test_resume_rejects_other_settings(trained, capsys):
     assert code == 2 and "--hidden" in err
 
 
+def test_a_preset_fills_the_options_not_given(tmp_path, capsys, text_file):
+    from rnnlab.cli import _train_settings, build_parser
+    from rnnlab.train import PRESETS, TrainConfig
+
+    args = build_parser().parse_args(["train", "--preset", "shakespeare", "--hidden", "8", "--data", str(text_file)])
+    settings = _train_settings(args)
+    assert settings["hidden"] == 8 and settings["data"] == str(text_file)  # given beside it: they win
+    assert settings["dropout"] == PRESETS["shakespeare"]["dropout"] == 0.25 and settings["steps"] == 4000
+    assert TrainConfig(**settings).layers == 2
+    code, _, err = run_cli(capsys, "train", "--resume", str(tmp_path), "--preset", "shakespeare")
+    assert code == 2 and "--preset" in err
+
+
 def test_bad_option_values(tmp_path, capsys, text_file):
     code, _, err = run_cli(capsys, "train", "--data", str(text_file), "--lr", "-1", "--out", str(tmp_path / "o"))
     assert code == 2 and "--lr must be a finite number > 0; got -1.0" in err

@@ -56,7 +56,7 @@ TRAIN_HELP = {
 
 
 def _add_train(sub) -> None:
-    from .train import OPTIMIZERS, TrainConfig
+    from .train import OPTIMIZERS, PRESETS, TrainConfig
     from .models import CELLS
 
     p = sub.add_parser("train", help="train a character-level model on a text",
@@ -76,6 +76,9 @@ def _add_train(sub) -> None:
         kind = {"steps": int, "epochs": float, "clip": float, "eval_batches": int, "data": str}.get(name, type(default))
         p.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, choices=choices.get(name),
                        metavar=None if name in choices else name.upper(), help=help_text)
+    p.add_argument("--preset", choices=tuple(PRESETS), help="a recipe's settings (options given beside it win); "
+                   "shakespeare: 2 x 384 LSTM, dropout 0.25, 4000 steps on tinyshakespeare, about 1.45 nats/char "
+                   "in under an hour on a laptop core")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint "
                    "(bit-identical to a run never interrupted); --steps may extend it, --data says where its "
                    "text is now (its checksum must match)")
@@ -86,9 +89,13 @@ def _add_train(sub) -> None:
 
 
 def _train_settings(args) -> dict:
-    from .train import TrainConfig
+    """The options the user gave, over the preset's where one is named (--resume takes neither)."""
+    from .train import PRESETS, TrainConfig
 
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if getattr(args, "preset", None) and args.resume is None:
+        return {**PRESETS[args.preset], **given}
+    return given
 
 
 def _check_train(args) -> None:
@@ -100,8 +107,9 @@ def _check_train(args) -> None:
         if problems:
             raise ValueError("; ".join(problems))
         extra = sorted(set(settings) - {"steps", "data"})
-        if extra or args.overwrite:
-            given = [f"--{k.replace('_', '-')}" for k in extra] + (["--overwrite"] if args.overwrite else [])
+        if extra or args.overwrite or args.preset:
+            given = [f"--{k.replace('_', '-')}" for k in extra] + (["--overwrite"] if args.overwrite else []) + \
+                    (["--preset"] if args.preset else [])
             raise ValueError(f"--resume continues a run with its own settings; only --steps and --data may be "
                              f"given (got {', '.join(given)})")
         if not str(args.resume).strip():
