@@ -330,15 +330,21 @@ def plot_horizon(rows: list[dict], path) -> Path:
     fig = new_figure(5 * len(tasks) + 1, 4.2)
     axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
     cells = list(dict.fromkeys(model for _, model, _ in groups))
+    markers = "osD^vP*X"
     for ax, task in zip(axes, tasks):
         for k, cell in enumerate(cells):
             points = sorted((T, np.mean([bool(r["success"]) for r in runs]), len(runs))
                             for (t, model, T), runs in groups.items() if t == task and model == cell)
             if points:
                 Ts, rates, n = zip(*points)
-                ax.plot(Ts, rates, "o-", color=f"C{k}", lw=2, label=f"{cell} ({max(n)} seed{'s' * (max(n) > 1)})")
+                lift = 0.012 * (k - (len(cells) - 1) / 2)  # cells that agree would hide each other's line
+                ax.plot(Ts, np.add(rates, lift), "-", marker=markers[k % len(markers)], color=f"C{k}", lw=2,
+                        label=f"{cell} ({max(n)} seed{'s' * (max(n) > 1)})")
         metric = next(runs[0]["metric"] for (t, _, _), runs in groups.items() if t == task)
         ax.set_xscale("log")
+        Ts = sorted({T for (t, _, T) in groups if t == task})
+        ax.set_xticks(Ts, [str(T) for T in Ts])
+        ax.minorticks_off()
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(f"{task} ({metric})", fontsize=10)
         ax.set_xlabel("sequence length T (the gap to remember)")
