@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.experiments.registry import parse_seeds
+
 
 def parse_grid(options: list[str]) -> list[dict]:
     """['dropout=0.1,0.25', 'hidden=256,384'] -> the 4 points of their product, as dicts."""
@@ -35,12 +37,6 @@ def parse_grid(options: list[str]) -> list[dict]:
             raise SystemExit(f"--grid takes name=v1,v2 (e.g. dropout=0.1,0.25); got {option!r}")
         axes.append([(name, v) for v in values.split(",")])
     return [dict(point) for point in itertools.product(*axes)]
-
-
-def parse_seeds(text: str) -> list[int]:
-    from rnnlab.experiments.registry import parse_seeds as parse
-
-    return parse(text)
 
 
 def slug(point: dict) -> str:

@@ -93,7 +93,7 @@ def _train_settings(args) -> dict:
     from .train import PRESETS, TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if getattr(args, "preset", None) and args.resume is None:
+    if args.preset and args.resume is None:
         return {**PRESETS[args.preset], **given}
     return given
 

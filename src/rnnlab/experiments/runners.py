@@ -43,9 +43,9 @@ def _fit(model, spec: RunSpec, step_loss: Callable[[int], float], progress: bool
          solved: Callable[[], bool] | None = None) -> list[float]:
     """Train with Adam + global-norm clipping via the shared loop; return the loss per step.
 
-    With spec.stop_when_solved, solved() is asked every SOLVED_CHECK_EVERY steps and training ends
-    at the first yes: the memory horizon asks whether a cell learns the task within the budget,
-    and a solved run need not spend the rest of it."""
+    solved() (from _stop_when_solved, None for a run that trains its whole budget) is asked every
+    SOLVED_CHECK_EVERY steps and training ends at the first yes: the memory horizon asks whether a
+    cell learns the task within the budget, and a solved run need not spend the rest of it."""
     params = model.parameters()
     bar = None
     if progress:
@@ -60,7 +60,7 @@ def _fit(model, spec: RunSpec, step_loss: Callable[[int], float], progress: bool
             bar.update(1)
             if row["step"] % 25 == 0:
                 bar.set_postfix_str(f"loss {row['loss']:.4f}")
-        return spec.stop_when_solved and solved is not None and row["step"] % SOLVED_CHECK_EVERY == 0 and solved()
+        return solved is not None and row["step"] % SOLVED_CHECK_EVERY == 0 and solved()
 
     try:
         history = optimize(params, step_loss, Adam(params, lr=spec.lr), spec.steps, clip=spec.clip,
@@ -75,6 +75,15 @@ def _in_chunks(fn, n: int, size: int = 200) -> np.ndarray:
     """fn(slice) over [0, n) in chunks, concatenated, under no_grad (forwards only, nothing kept)."""
     with no_grad():
         return np.concatenate([fn(slice(i, min(i + size, n))) for i in range(0, n, size)])
+
+
+def _stop_when_solved(spec: RunSpec, make_data, metric, passes) -> Callable[[], bool] | None:
+    """For a run with spec.stop_when_solved: solved() = passes(metric on N_VALIDATION fresh sequences
+    of its own generator). None for every other run, which then draws no validation set at all."""
+    if not spec.stop_when_solved:
+        return None
+    x_val, y_val = make_data(N_VALIDATION, spec.T, spec.validation_rng())
+    return lambda: passes(metric(x_val, y_val))
 
 
 def _row(spec: RunSpec, model, value: float, baseline: float, baseline_name: str, losses: list[float],
@@ -107,13 +116,12 @@ def run_adding(spec: RunSpec, progress: bool) -> dict:
     """Many-to-one regression: the sum of the two marked numbers (test MSE vs predicting 1)."""
     model_rng, data_rng, test_rng = spec.rngs()
     model = task_model(PROBLEMS["adding"], spec.cell, spec.hidden, rng=model_rng)
-    x_val, y_val = tasks.adding(N_VALIDATION, spec.T, spec.validation_rng())
-    solved = lambda: np.mean((_in_chunks(lambda s: model(x_val[s]), N_VALIDATION) - y_val) ** 2) < ADDING_STOP
+    mse_on = lambda x, y: np.mean((_in_chunks(lambda s: model(x[s]), len(x)) - y) ** 2)
+    solved = _stop_when_solved(spec, tasks.adding, mse_on, lambda mse: mse < ADDING_STOP)
     losses = _fit(model, spec, lambda step: _mse_step(model, *tasks.adding(spec.batch, spec.T, data_rng)), progress,
                   solved)
     x, y = tasks.adding(N_TEST, spec.T, test_rng)
-    pred = _in_chunks(lambda s: model(x[s]), N_TEST)
-    return _row(spec, model, np.mean((pred - y) ** 2), tasks.ADDING_BASELINE_MSE, "predict 1",
+    return _row(spec, model, mse_on(x, y), tasks.ADDING_BASELINE_MSE, "predict 1",
                 losses, tasks.ADDING_BASELINE_MSE)
 
 
@@ -137,14 +145,12 @@ def run_temporal_order(spec: RunSpec, progress: bool) -> dict:
     """Many-to-one classification: the order of X/Y among distractors (test accuracy vs 1/4)."""
     model_rng, data_rng, test_rng = spec.rngs()
     model = task_model(PROBLEMS["temporal_order"], spec.cell, spec.hidden, rng=model_rng)
-    x_val, y_val = tasks.temporal_order(N_VALIDATION, spec.T, spec.validation_rng())
-    solved = lambda: np.mean(_in_chunks(lambda s: model(x_val[s]).argmax(-1), N_VALIDATION) == y_val) \
-        > TEMPORAL_ORDER_STOP
+    accuracy_on = lambda x, y: np.mean(_in_chunks(lambda s: model(x[s]).argmax(-1), len(x)) == y)
+    solved = _stop_when_solved(spec, tasks.temporal_order, accuracy_on, lambda acc: acc > TEMPORAL_ORDER_STOP)
     losses = _fit(model, spec, lambda step: _ce_step(model, *tasks.temporal_order(spec.batch, spec.T, data_rng)),
                   progress, solved)
     x, y = tasks.temporal_order(N_TEST, spec.T, test_rng)
-    pred = _in_chunks(lambda s: model(x[s]).argmax(-1), N_TEST)
-    return _row(spec, model, np.mean(pred == y), tasks.TEMPORAL_ORDER_BASELINE_ACC, "guess one class",
+    return _row(spec, model, accuracy_on(x, y), tasks.TEMPORAL_ORDER_BASELINE_ACC, "guess one class",
                 losses, math.log(4))
 
 
