@@ -21,14 +21,15 @@ def blas_threads() -> set:
     return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]}
 
 
-def test_step_gemms_get_one_thread_and_whole_sequence_gemms_all(monkeypatch):
+def test_gemms_get_threads_by_their_size(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     monkeypatch.setattr(threads, "free_cores", lambda: 16)  # an idle machine
     assert threads.allowed() == 4
-    for B, H, G in [(1, 100, 4), (32, 128, 4), (64, 256, 4), (64, 512, 4), (64, 256, 3)]:
-        assert threads.for_gemm(B, H, G * H) == 1, (B, H, G)
+    for B, H, G in [(1, 100, 4), (1, 256, 4), (32, 128, 1)]:  # min-char-rnn's step, an RNN's small step
+        assert threads.for_gemm(B, H, G * H) == 1, (B, H, G)  # too small to pay for a second thread
+    assert threads.for_gemm(32, 128, 512) == 4  # the LSTM's step at (32, 128): 4 MFLOP
+    assert threads.for_gemm(16, 128, 512) == 2
     assert threads.for_gemm(64 * 100, 256, 1024) == 4  # the input projection over all steps
-    assert threads.for_gemm(32 * 64, 128, 512) == 1  # too small to pay for a second thread
 
 
 def test_the_users_number_is_a_ceiling(monkeypatch):
@@ -56,9 +57,9 @@ def test_busy_machine_gets_fewer_threads(monkeypatch):
 def test_time_loop_limits_blas_inside_and_restores_after():
     np.ones((4, 4)) @ np.ones((4, 4))  # BLAS loaded
     before = blas_threads()
-    with threads.time_loop(32, 128, 4):
+    with threads.time_loop(32, 128, 1):  # an RNN's step: one thread
         assert blas_threads() == {1}
-        with threads.time_loop(32, 128, 4):  # nested: nothing changes
+        with threads.time_loop(32, 128, 1):  # nested: nothing changes
             assert blas_threads() == {1}
     assert blas_threads() == before
 

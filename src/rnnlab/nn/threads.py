@@ -1,15 +1,16 @@
 """How many BLAS threads each GEMM of the time loop gets: the driver's thread policy.
 
     with threads.time_loop(B, H, G):      # around the per-step recurrence of one sequence
-        for t in range(T): h @ W_hh^T ...  # (B, H) x (H, G*H): one thread
+        for t in range(T): h @ W_hh^T ...  # (B, H) x (H, G*H): threads by its size
 
 A GEMM gets one thread per THREAD_FLOPS of work, no more than the cores other programs leave free
-(the load average), at most `allowed()`. On a machine where other programs run, a GEMM split over
-more threads than there are free cores waits for descheduled workers: (32, 128) x (128, 512) took
-80 us on one thread and 16 ms on two on this project's loaded 2-core machine, and the output
-layer's (6400, 256) x (256, 65) took a second (benchmarks/thread_policy.py measures it, idle and
-beside a noisy neighbour). So every per-step GEMM of the sizes rnnlab trains runs on one thread,
-and the GEMMs over all T steps (the input projection, dW, dx) spread over the free cores.
+(the 1-minute load average), at most `allowed()`. On a quiet machine a second thread pays from about
+a million flops on: the per-step (32, 128) x (128, 512) took 75 us on one thread and 61 us on two,
+(64, 256) x (256, 1024) 433 and 275 us (benchmarks/thread_policy.py, 2-core VM). On a machine where
+other programs run, a GEMM split over more threads than there are free cores waits for descheduled
+workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
+load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
+first: where it leaves one core, every GEMM runs on one thread.
 
 allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
@@ -21,7 +22,7 @@ import os
 import time
 from contextlib import contextmanager
 
-THREAD_FLOPS = 1 << 28  # ~270 MFLOP, a few ms on one core: below it a second thread does not pay
+THREAD_FLOPS = 1 << 20  # ~1 MFLOP, ~20 us of one core: below it a second thread does not pay (measured on 2 cores)
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _user_threads: int | None = None  # set_threads(n)
