@@ -99,3 +99,54 @@ def test_no_grad_holds_in_its_own_thread_only():
     finally:
         release.set()
         worker.join()
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "reference"])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)], ids=["uni", "bi"])
+def test_no_grad_forwards_reuse_buffers_without_sharing_results(kernel, layers, bidirectional):
+    """Under no_grad() the driver reuses one workspace per layer and direction from call to call: each
+    call still gives what a forward with gradients gives, and what it returned is not overwritten by
+    the next call (same shapes: the buffers are reused; new shapes: they are replaced)."""
+    from rnnlab.nn.stack import no_grad_workspace
+
+    rng = np.random.default_rng(7)
+    lstm = rnnlab.LSTM(4, 5, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=rng, kernel=kernel)
+    inputs = [(rng.standard_normal((3, 6, 4)), None), (rng.standard_normal((3, 6, 4)), np.array([6, 2, 4])),
+              (rng.standard_normal((3, 6, 4)), None), (rng.standard_normal((2, 9, 4)), None)]
+    expected = [lstm(x, lengths=lengths) for x, lengths in inputs]
+    with rnnlab.no_grad():
+        got = [lstm(x, lengths=lengths) for x, lengths in inputs]
+        buffer = no_grad_workspace(lstm, 0).empty("xw", (6, 3, 20), np.float64)
+        lstm(*inputs[2])
+        assert no_grad_workspace(lstm, 0).empty("xw", (6, 3, 20), np.float64) is buffer  # reused
+    for (y, (h, c)), (y_ref, (h_ref, c_ref)) in zip(got, expected):  # also the first, after three more calls
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(h, h_ref)
+        np.testing.assert_array_equal(c, c_ref)
+
+
+def test_no_grad_workspaces_are_per_thread():
+    """Two threads evaluating one model at once (the explorer's server, a thread pool) each get their
+    own buffers and their own right answers."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(8)
+    gru = rnnlab.GRU(3, 16, dtype=np.float64, rng=rng)
+    xs = [rng.standard_normal((4, 50, 3)) for _ in range(8)]
+    expected = [gru(x)[0] for x in xs]
+
+    def evaluate(x):
+        with rnnlab.no_grad():
+            return [gru(x)[0] for _ in range(10)]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns inside each other's forwards (a shared buffer shows)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(evaluate, xs))
+    finally:
+        sys.setswitchinterval(interval)
+    for ys, y_ref in zip(results, expected):
+        for y in ys:
+            np.testing.assert_array_equal(y, y_ref)

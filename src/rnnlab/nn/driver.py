@@ -14,6 +14,12 @@ Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S 
 K = saved activations. x (T, B, D); a state is a tuple of S arrays (B, H); mask (T, B, 1) or None:
 1 inside a sequence, 0 past its end, where the state is held and the output is zero.
 params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | None, bias_hh | None).
+
+A forward given a `Workspace` (the layers pass one under no_grad(), where nothing outlives the call)
+takes its buffers from it instead of allocating them: freed buffers of this size go back to the OS,
+and the next call would fault every page in again (26.0 against 15.9 ms for an LSTM forward at
+B, T, H = 32, 64, 128: BENCHMARKS.md). Its y is then a view of the workspace, valid until the next
+call with the same workspace.
 """
 from __future__ import annotations
 
@@ -67,29 +73,49 @@ def _fill_gates(out: np.ndarray, parts: tuple) -> None:
         view[...] = part
 
 
+class Workspace:
+    """Buffers reused from one forward to the next, by name: one set per layer, direction and thread."""
+
+    def __init__(self):
+        self._arrays: dict = {}
+
+    def empty(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised array, the one of the last call where its shape and dtype are the same."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[name] = np.empty(shape, dtype)
+        return array
+
+
 # --- the sequence: forward ------------------------------------------------------------------------
-def forward(cell, params, x, state, mask=None, backend=None):
+def forward(cell, params, x, state, mask=None, backend=None, workspace=None):
     """x (T, B, D), state (S arrays (B, H)), mask (T, B, 1) or None -> y (T, B, H), final state, cache."""
-    with threads.time_loop(x.shape[1], state[0].shape[1], cell.G):  # per-step GEMMs: one thread (threads.py)
-        return _forward(cell, params, x, state, mask, backend)
+    with threads.time_loop(x.shape[1], state[0].shape[1], cell.G):  # per-step GEMMs (threads.py)
+        return _forward(cell, params, x, state, mask, backend, workspace)
 
 
-def _forward(cell, params, x, state, mask, backend):
+def _forward(cell, params, x, state, mask, backend, workspace):
     W_ih, W_hh, b_ih, b_hh = params
     T, B, D = x.shape
     H, G = state[0].shape[1], cell.G
+    empty = (lambda name, shape: np.empty(shape, x.dtype)) if workspace is None else (
+        lambda name, shape: workspace.empty(name, shape, x.dtype))
+    xw = empty("xw", (T, B, G * H))
     with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
-        xw = (x.reshape(T * B, D) @ W_ih.T).reshape(T, B, G * H)  # the input side of every step: one GEMM
+        np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))  # the input side of every step
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
     bias_h = b_hh if has_bias and cell.h_side_apart else None
-    states = [np.empty((T + 1, B, H), x.dtype) for _ in cell.state_names]  # each s_0 .. s_T
-    saved = [np.empty((T, B, H), x.dtype) for _ in cell.saved]  # what backward needs, per step
+    states = [empty(f"state{k}", (T + 1, B, H)) for k in range(len(cell.state_names))]  # each s_0 .. s_T
+    saved = [empty(f"saved{k}", (T, B, H)) for k in range(len(cell.saved))]  # what backward needs, per step
     for s, s0 in zip(states, state):
         s[0] = s0
     dense = cell.recurrence == "dense"
-    W_hh_T = np.ascontiguousarray(W_hh.T) if dense else None  # (H, G*H): BLAS is fastest on C order
+    W_hh_T = None
+    if dense:  # (H, G*H): BLAS is fastest on C order
+        W_hh_T = empty("W_hh_T", (H, G * H))
+        np.copyto(W_hh_T, W_hh.T)
     compiled = sweeps_for(backend, x, *params)
     if compiled is None:
         if has_bias:
@@ -98,7 +124,7 @@ def _forward(cell, params, x, state, mask, backend):
     else:
         loops = compiled.loops_for(cell)
         live = live_mask(mask, T, B, x.dtype)
-        hw = np.empty((B, G * H), x.dtype)  # h_{t-1} W_hh^T, reused every step
+        hw = empty("hw", (B, G * H))  # h_{t-1} W_hh^T, reused every step
         u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
         if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
             bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)

@@ -10,13 +10,15 @@ states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once.
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from functools import partial
 
 import numpy as np
 
 from . import backend, driver
 from .cells import CellDefinition, get_cell
-from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
+from .module import Layer, Parameter, as_generator, is_grad_enabled, save_for_backward, saved_for_backward
 
 INITS = ("uniform", "orthogonal")
 # "fast": the driver's time loop in Numba where installed, else in NumPy (backend.py);
@@ -70,6 +72,17 @@ def orthogonal(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
     """A random (n, n) orthogonal matrix (Saxe et al. 2014): QR of a Gaussian, signs fixed."""
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return (q * np.sign(np.diag(r))).astype(dtype)
+
+
+_workspaces = threading.local()  # per thread: layer -> {layer*K + direction: driver.Workspace}
+
+
+def no_grad_workspace(layer, index: int):
+    """The driver's buffers for one layer and direction of `layer` under no_grad(), kept from call to call
+    in this thread (two threads evaluating one model each get their own) while the layer lives."""
+    if not hasattr(_workspaces, "by_layer"):
+        _workspaces.by_layer = weakref.WeakKeyDictionary()
+    return _workspaces.by_layer.setdefault(layer, {}).setdefault(index, driver.Workspace())
 
 
 def _state_text(names) -> str:
@@ -202,6 +215,7 @@ class Recurrent(Layer):
         if lengths is not None:
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
         forward = self._kernels()[0]
+        reuse = not is_grad_enabled() and self.kernel != "reference"  # nothing outlives the call: reuse buffers
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
@@ -216,7 +230,8 @@ class Recurrent(Layer):
             for direction, suffix in enumerate(self._suffixes(layer)):
                 index = layer * self.num_directions + direction
                 seq = layer_input if direction == 0 else np.ascontiguousarray(reverse_in_place_order(layer_input, lengths))
-                y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask)
+                y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask,
+                                          **({"workspace": no_grad_workspace(self, index)} if reuse else {}))
                 outputs.append(y if direction == 0 else reverse_in_place_order(y, lengths))
                 for f, part in zip(finals, final):
                     f[index] = part
