@@ -107,7 +107,7 @@ def test_no_grad_forwards_reuse_buffers_without_sharing_results(kernel, layers, 
     """Under no_grad() the driver reuses one workspace per layer and direction from call to call: each
     call still gives what a forward with gradients gives, and what it returned is not overwritten by
     the next call (same shapes: the buffers are reused; new shapes: they are replaced)."""
-    from rnnlab.nn.stack import no_grad_workspace
+    from rnnlab.nn.stack import workspace
 
     rng = np.random.default_rng(7)
     lstm = rnnlab.LSTM(4, 5, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=rng, kernel=kernel)
@@ -116,9 +116,9 @@ def test_no_grad_forwards_reuse_buffers_without_sharing_results(kernel, layers, 
     expected = [lstm(x, lengths=lengths) for x, lengths in inputs]
     with rnnlab.no_grad():
         got = [lstm(x, lengths=lengths) for x, lengths in inputs]
-        buffer = no_grad_workspace(lstm, 0).empty("xw", (6, 3, 20), np.float64)
+        buffer = workspace(lstm, 0, False).empty("xw", (6, 3, 20), np.float64)
         lstm(*inputs[2])
-        assert no_grad_workspace(lstm, 0).empty("xw", (6, 3, 20), np.float64) is buffer  # reused
+        assert workspace(lstm, 0, False).empty("xw", (6, 3, 20), np.float64) is buffer  # reused
     for (y, (h, c)), (y_ref, (h_ref, c_ref)) in zip(got, expected):  # also the first, after three more calls
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(h, h_ref)
@@ -150,3 +150,36 @@ def test_no_grad_workspaces_are_per_thread():
     for ys, y_ref in zip(results, expected):
         for y in ys:
             np.testing.assert_array_equal(y, y_ref)
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "reference"])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)], ids=["uni", "bi"])
+def test_training_steps_reuse_buffers_and_match_fresh_layers(kernel, layers, bidirectional):
+    """A forward with gradients writes where the previous forward's cache was (that cache is dead:
+    the layer keeps one): step after step, with a no_grad() evaluation between, every output, state
+    gradient and parameter gradient equals that of a fresh copy of the layer, and what an earlier
+    step returned is left as it was."""
+    import copy
+
+    rng = np.random.default_rng(9)
+    lstm = rnnlab.LSTM(4, 5, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=rng,
+                       kernel=kernel)
+    fresh = copy.deepcopy(lstm)
+    K = 2 if bidirectional else 1
+
+    def step(layer, x, lengths, dy):
+        layer.zero_grad()
+        y, (h, c) = layer(x, lengths=lengths)
+        dx, (dh0, dc0) = layer.backward(dy, (np.ones_like(h), None))
+        return [y, h, c, dx, dh0, dc0] + [p.grad.copy() for p in layer.parameters()]
+
+    returned, expected = [], []
+    for T, lengths in [(6, None), (6, np.array([6, 2, 4])), (6, None), (8, None)]:
+        x, dy = rng.standard_normal((3, T, 4)), rng.standard_normal((3, T, K * 5))
+        returned.append(step(lstm, x, lengths, dy))
+        expected.append([a.copy() for a in step(copy.deepcopy(fresh), x, lengths, dy)])
+        with rnnlab.no_grad():
+            lstm(rng.standard_normal((3, T, 4)))
+    for got, want in zip(returned, expected):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)

@@ -15,11 +15,12 @@ K = saved activations. x (T, B, D); a state is a tuple of S arrays (B, H); mask 
 1 inside a sequence, 0 past its end, where the state is held and the output is zero.
 params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | None, bias_hh | None).
 
-A forward given a `Workspace` (the layers pass one under no_grad(), where nothing outlives the call)
-takes its buffers from it instead of allocating them: freed buffers of this size go back to the OS,
-and the next call would fault every page in again (26.0 against 15.9 ms for an LSTM forward at
-B, T, H = 32, 64, 128: BENCHMARKS.md). Its y is then a view of the workspace, valid until the next
-call with the same workspace.
+A forward or backward given a `Workspace` takes its large buffers from it instead of allocating
+them. Freshly allocated, buffers of this size are pages the OS hands out zeroed on first touch, and
+freed, glibc gives them back: an LSTM forward at B, T, H = 32, 64, 128 took 26.0 ms so and 15.9 ms
+with the heap kept (BENCHMARKS.md). The layers (stack.py) pass one workspace per layer, direction,
+thread and grad mode. What a forward returns and caches then lives in the workspace until its next
+call: the layer's cache is replaced by that call anyway, and the layer copies what it returns.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def _fill_gates(out: np.ndarray, parts: tuple) -> None:
 
 
 class Workspace:
-    """Buffers reused from one forward to the next, by name: one set per layer, direction and thread."""
+    """Buffers reused from one call to the next, by name (see the module docstring)."""
 
     def __init__(self):
         self._arrays: dict = {}
@@ -85,6 +86,13 @@ class Workspace:
         if array is None or array.shape != shape or array.dtype != dtype:
             array = self._arrays[name] = np.empty(shape, dtype)
         return array
+
+
+def _buffers(workspace: Workspace | None, dtype):
+    """empty(name, shape): the workspace's buffer, or a new array where there is no workspace."""
+    if workspace is None:
+        return lambda name, shape: np.empty(shape, dtype)
+    return lambda name, shape: workspace.empty(name, shape, dtype)
 
 
 # --- the sequence: forward ------------------------------------------------------------------------
@@ -98,8 +106,7 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     W_ih, W_hh, b_ih, b_hh = params
     T, B, D = x.shape
     H, G = state[0].shape[1], cell.G
-    empty = (lambda name, shape: np.empty(shape, x.dtype)) if workspace is None else (
-        lambda name, shape: workspace.empty(name, shape, x.dtype))
+    empty = _buffers(workspace, x.dtype)
     xw = empty("xw", (T, B, G * H))
     with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
         np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))  # the input side of every step
@@ -160,7 +167,7 @@ def _forward_sweep(cell, xw, W_hh, bias_h, states, saved, mask):
 
 
 # --- the sequence: backward -----------------------------------------------------------------------
-def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
+def backward(cell, params, cache, dy, dstate, flow=None, backend=None, workspace=None):
     """dy (T, B, H) or None, dstate (S entries (B, H) or None) -> dx (T, B, D), dstate0, grads.
 
     With a dict `flow`, also records the gradient reaching each step's state variables, flow["h"] =
@@ -168,18 +175,19 @@ def backward(cell, params, cache, dy, dstate, flow=None, backend=None):
     """
     x, states = cache[0], cache[1]
     with threads.time_loop(x.shape[1], states[0].shape[2], cell.G):  # as in forward
-        return _backward(cell, params, cache, dy, dstate, flow, backend)
+        return _backward(cell, params, cache, dy, dstate, flow, backend, workspace)
 
 
-def _backward(cell, params, cache, dy, dstate, flow, backend):
+def _backward(cell, params, cache, dy, dstate, flow, backend, workspace):
     W_ih, W_hh, b_ih, _ = params
     x, states, saved, mask = cache
     T, B, D = x.shape
     H, G = states[0].shape[2], cell.G
     dense = cell.recurrence == "dense"
     d_state = [state_or_zeros(d, (B, H), x.dtype) for d in dstate]  # dL/ds_T, then dL/ds_t going back
-    dXW = np.empty((T, B, G * H), x.dtype)  # gradient of x_t W_ih^T + b_ih, per step
-    dHW = np.empty((T, B, G * H), x.dtype) if cell.h_side_apart else dXW  # of the recurrence's side
+    empty = _buffers(workspace, x.dtype)
+    dXW = empty("dXW", (T, B, G * H))  # gradient of x_t W_ih^T + b_ih, per step
+    dHW = empty("dHW", (T, B, G * H)) if cell.h_side_apart else dXW  # of the recurrence's side
     compiled = sweeps_for(backend, x, *params, dy)
     if compiled is None:
         _backward_sweep(cell, W_hh, states, saved, mask, dy, d_state, dXW, dHW, flow)

@@ -74,15 +74,16 @@ def orthogonal(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
     return (q * np.sign(np.diag(r))).astype(dtype)
 
 
-_workspaces = threading.local()  # per thread: layer -> {layer*K + direction: driver.Workspace}
+_workspaces = threading.local()  # per thread: layer -> {(layer*K + direction, grad mode): driver.Workspace}
 
 
-def no_grad_workspace(layer, index: int):
-    """The driver's buffers for one layer and direction of `layer` under no_grad(), kept from call to call
-    in this thread (two threads evaluating one model each get their own) while the layer lives."""
+def workspace(layer, index: int, grad: bool):
+    """The driver's buffers for one layer and direction of `layer`, kept from call to call in this
+    thread (two threads evaluating one model each get their own) while the layer lives; a no_grad()
+    evaluation between training steps has its own and leaves the training buffers alone."""
     if not hasattr(_workspaces, "by_layer"):
         _workspaces.by_layer = weakref.WeakKeyDictionary()
-    return _workspaces.by_layer.setdefault(layer, {}).setdefault(index, driver.Workspace())
+    return _workspaces.by_layer.setdefault(layer, {}).setdefault((index, grad), driver.Workspace())
 
 
 def _state_text(names) -> str:
@@ -202,6 +203,12 @@ class Recurrent(Layer):
         return (partial(driver.forward, self.kind, backend=time_loop),
                 partial(driver.backward, self.kind, backend=time_loop))
 
+    def _buffers(self, index: int, grad: bool) -> dict:
+        """The driver's workspace for one layer and direction: the cache of this layer's previous
+        forward, which the next forward replaces, is where the next one writes (driver.py). None for
+        the reference kernel, which allocates step by step."""
+        return {} if self.kernel == "reference" else {"workspace": workspace(self, index, grad)}
+
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
         x = check_array("x", x, 3, self.dtype)
@@ -215,7 +222,7 @@ class Recurrent(Layer):
         if lengths is not None:
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
         forward = self._kernels()[0]
-        reuse = not is_grad_enabled() and self.kernel != "reference"  # nothing outlives the call: reuse buffers
+        grad = is_grad_enabled()
         layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
@@ -231,7 +238,7 @@ class Recurrent(Layer):
                 index = layer * self.num_directions + direction
                 seq = layer_input if direction == 0 else np.ascontiguousarray(reverse_in_place_order(layer_input, lengths))
                 y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask,
-                                          **({"workspace": no_grad_workspace(self, index)} if reuse else {}))
+                                          **self._buffers(index, grad))
                 outputs.append(y if direction == 0 else reverse_in_place_order(y, lengths))
                 for f, part in zip(finals, final):
                     f[index] = part
@@ -276,7 +283,7 @@ class Recurrent(Layer):
                 params = self._params(suffix)
                 flow = {} if record_flow else None
                 dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal),
-                                          *([flow] if record_flow else []))
+                                          *([flow] if record_flow else []), **self._buffers(index, True))
                 if direction == 1:
                     dx = reverse_in_place_order(dx, lengths)
                 for name, values in (flow or {}).items():
