@@ -46,12 +46,29 @@ def test_the_users_number_is_a_ceiling(monkeypatch):
 def test_busy_machine_gets_fewer_threads(monkeypatch):
     """Other programs' load leaves fewer cores: never more threads than free cores (at least one)."""
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
-    for load, free in [(0.3, 8), (1.0, 8), (4.0, 5), (7.6, 1), (30.0, 1)]:
+    for load, own, free in [(7.6, 7.5, 8), (7.6, 4.0, 4),  # this process's own threads are not others' load
+                            (0.3, 1.0, 8), (1.0, 1.0, 8), (4.0, 1.0, 5), (7.6, 1.0, 1), (30.0, 1.0, 1)]:
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
+        monkeypatch.setattr(threads, "own_cores", lambda own=own: own)
         monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last reading
-        assert threads.free_cores() == free, load
+        assert threads.free_cores() == free, (load, own)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
     assert threads.for_gemm(64 * 100, 512, 2048) == 1  # big, but the machine is busy
+
+
+def test_own_cores_is_a_one_minute_mean_of_this_process_cpu_use(monkeypatch):
+    clock = {"wall": 100.0, "cpu": 5.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(threads, "_own", None)
+    assert threads.own_cores() == 1.0  # no history: one thread assumed
+    for _ in range(600):  # ten minutes on two cores: the mean approaches 2
+        clock["wall"] += 1.0
+        clock["cpu"] += 2.0
+        threads.own_cores()
+    assert abs(threads.own_cores() - 2.0) < 1e-3
+    clock["wall"] += 60.0  # then a minute idle: down by the factor e, as the load average
+    assert abs(threads.own_cores() - 2.0 / np.e) < 1e-3
 
 
 def test_time_loop_limits_blas_inside_and_restores_after():

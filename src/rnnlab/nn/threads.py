@@ -18,6 +18,7 @@ ceiling the policy never exceeds; the policy only ever uses fewer threads.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
 _free = (-1e9, 1)  # (when read, free cores): free_cores()' reading of the load average
+_own = None  # (wall time, CPU time, cores used): own_cores()' last reading
+LOAD_WINDOW = 60.0  # seconds: the 1-minute load average is an exponential mean with this time constant
 
 
 def set_threads(n: int | None) -> None:
@@ -71,17 +74,35 @@ def cores() -> int:
 
 def free_cores() -> int:
     """Cores the rest of the machine leaves free: those this process may use, less the 1-minute load
-    average of everything else (this process counted as one running thread). Read at most once a second."""
+    average of everything else (the load less the cores this process itself kept busy, own_cores()).
+    Read at most once a second."""
     global _free
     now = time.monotonic()
     if now - _free[0] > 1.0:
         usable = cores()
         try:
-            others = max(0.0, os.getloadavg()[0] - 1.0)
+            others = max(0.0, os.getloadavg()[0] - own_cores())
         except (AttributeError, OSError):  # no load average here: assume the machine is ours
             others = 0.0
         _free = (now, max(1, min(usable, int(usable - others + 0.5))))
     return _free[1]
+
+
+def own_cores() -> float:
+    """The cores this process kept busy, averaged as the kernel averages the load (an exponential mean
+    over a minute), so that its own threads do not count as other programs' load: counted as one
+    thread, an idle 2-core machine read as busy after a minute of rnnlab on two threads (load 1.5),
+    and the policy halved its own threads. One thread is assumed until there is a history."""
+    global _own
+    wall, cpu = time.monotonic(), time.process_time()
+    if _own is None:
+        _own = (wall, cpu, 1.0)
+    else:
+        elapsed = wall - _own[0]
+        if elapsed > 0:
+            weight = math.exp(-elapsed / LOAD_WINDOW)
+            _own = (wall, cpu, weight * _own[2] + (1 - weight) * (cpu - _own[1]) / elapsed)
+    return _own[2]
 
 
 def for_gemm(m: int, k: int, n: int) -> int:
