@@ -1,5 +1,10 @@
 """The thread policy (nn/threads.py): which GEMM gets how many BLAS threads, the user's ceiling,
 the limit in force inside a time loop, the CLI's --threads and the run's log line."""
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -44,8 +49,10 @@ def test_the_users_number_is_a_ceiling(monkeypatch):
 
 
 def test_busy_machine_gets_fewer_threads(monkeypatch):
-    """Other programs' load leaves fewer cores: never more threads than free cores (at least one)."""
+    """Other programs' load leaves fewer cores: never more threads than free cores (at least one).
+    Without /proc: the 1-minute load average less this process's own use."""
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(threads, "_running_elsewhere", lambda: None)
     for load, own, free in [(7.6, 7.5, 8), (7.6, 4.0, 4),  # this process's own threads are not others' load
                             (0.3, 1.0, 8), (1.0, 1.0, 8), (4.0, 1.0, 5), (7.6, 1.0, 1), (30.0, 1.0, 1)]:
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
@@ -54,6 +61,38 @@ def test_busy_machine_gets_fewer_threads(monkeypatch):
         assert threads.free_cores() == free, (load, own)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
     assert threads.for_gemm(64 * 100, 512, 2048) == 1  # big, but the machine is busy
+
+
+def test_busy_elsewhere_is_a_mean_of_instant_readings(monkeypatch):
+    """With /proc: other programs' running threads, averaged over seconds (a neighbour that starts is
+    seen within two readings; one that ran a moment ago fades)."""
+    clock = {"now": 0.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(threads, "_busy", None)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    readings = iter([0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    monkeypatch.setattr(threads, "_running_elsewhere", lambda: next(readings))
+    free = []
+    for _ in range(20):
+        clock["now"] += 1.5
+        free.append(threads.free_cores())
+    assert free[:2] == [2, 2] and free[3:10] == [1] * 7 and free[-1] == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux /proc only")
+def test_running_elsewhere_sees_a_spinning_neighbour():
+    """The instant reading counts another process spinning on a core."""
+    neighbour = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)
+        seen = []
+        for _ in range(20):
+            seen.append(threads._running_elsewhere())
+            time.sleep(0.02)
+        assert max(seen) >= 1, seen
+    finally:
+        neighbour.kill()
+        neighbour.wait()
 
 
 def test_own_cores_is_a_one_minute_mean_of_this_process_cpu_use(monkeypatch):

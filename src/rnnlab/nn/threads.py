@@ -10,7 +10,9 @@ a million flops on: the per-step (32, 128) x (128, 512) took 75 us on one thread
 other programs run, a GEMM split over more threads than there are free cores waits for descheduled
 workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
 load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
-first: where it leaves one core, every GEMM runs on one thread.
+first: where other programs keep the other cores running, every GEMM runs on one thread. It is read
+from the threads running at each instant (Linux's /proc), not from the 1-minute load average, which
+reacts in a minute and counts rnnlab's own threads and programs that ran only in turns with it.
 
 allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
@@ -28,8 +30,10 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
-_free = (-1e9, 1)  # (when read, free cores): free_cores()' reading of the load average
+_free = (-1e9, 1)  # (when read, free cores): free_cores()' last answer
+_busy = None  # (when read, mean threads of other programs ready to run): busy_elsewhere()' mean
 _own = None  # (wall time, CPU time, cores used): own_cores()' last reading
+BUSY_WINDOW = 5.0  # seconds: the time constant of the mean of instantaneous readings
 LOAD_WINDOW = 60.0  # seconds: the 1-minute load average is an exponential mean with this time constant
 
 
@@ -73,19 +77,55 @@ def cores() -> int:
 
 
 def free_cores() -> int:
-    """Cores the rest of the machine leaves free: those this process may use, less the 1-minute load
-    average of everything else (the load less the cores this process itself kept busy, own_cores()).
-    Read at most once a second."""
+    """Cores the rest of the machine leaves free: those this process may use, less the threads other
+    programs keep running (busy_elsewhere()). Read at most once a second."""
     global _free
     now = time.monotonic()
     if now - _free[0] > 1.0:
         usable = cores()
-        try:
-            others = max(0.0, os.getloadavg()[0] - own_cores())
-        except (AttributeError, OSError):  # no load average here: assume the machine is ours
-            others = 0.0
-        _free = (now, max(1, min(usable, int(usable - others + 0.5))))
+        _free = (now, max(1, min(usable, int(usable - busy_elsewhere() + 0.5))))
     return _free[1]
+
+
+def busy_elsewhere() -> float:
+    """Threads of other programs running or ready to run, a mean over the last few seconds.
+
+    Where Linux's /proc says so: the threads running system-wide at this instant less this process's
+    own, averaged with a 5-second time constant. Elsewhere: the 1-minute load average less what this
+    process kept busy (own_cores()), which reacts in a minute, not seconds, and counts as busy a
+    program that ran beside rnnlab only in turns (as the benchmark's two workers do).
+    """
+    global _busy
+    now, value = time.monotonic(), _running_elsewhere()
+    if value is None:
+        try:
+            return max(0.0, os.getloadavg()[0] - own_cores())
+        except (AttributeError, OSError):  # no load average either: assume the machine is ours
+            return 0.0
+    if _busy is None:
+        _busy = (now, float(value))
+    else:
+        weight = math.exp(-(now - _busy[0]) / BUSY_WINDOW)
+        _busy = (now, weight * _busy[1] + (1 - weight) * value)
+    return _busy[1]
+
+
+def _running_elsewhere() -> int | None:
+    """Threads of other programs running or runnable now (Linux), None where /proc cannot say."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])  # "0.52 0.58 0.59 3/412 12345"
+        own = 0
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            own += stat[stat.rindex(b")") + 2:][:1] == b"R"  # the state follows the name in parentheses
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - own)
 
 
 def own_cores() -> float:
@@ -159,7 +199,7 @@ def describe() -> str:
         source = "--threads"
     else:
         source = next((var for var in ENV_VARS if os.environ.get(var, "").strip().isdigit()), "cores available")
-    return f"BLAS threads <= {allowed()} ({source}), one per step GEMM, {free_cores()} core(s) free by the load average"
+    return f"BLAS threads <= {allowed()} ({source}), one per MFLOP of a GEMM, {free_cores()} core(s) free of other programs"
 
 
 def speed_line() -> str:
