@@ -11,8 +11,9 @@ other programs run, a GEMM split over more threads than there are free cores wai
 workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
 load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
 first: where other programs keep the other cores running, every GEMM runs on one thread. It is read
-from the threads running at each instant (Linux's /proc), not from the 1-minute load average, which
-reacts in a minute and counts rnnlab's own threads and programs that ran only in turns with it.
+from the threads running at an instant (Linux's /proc), the median of five readings, not from the
+1-minute load average, which reacts in a minute and counts rnnlab's own threads and programs that
+ran only in turns with it.
 
 allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
+from collections import deque
 from contextlib import contextmanager
 
 THREAD_FLOPS = 1 << 20  # ~1 MFLOP, ~20 us of one core: below it a second thread does not pay (measured on 2 cores)
@@ -31,9 +34,8 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
 _free = (-1e9, 1)  # (when read, free cores): free_cores()' last answer
-_busy = None  # (when read, mean threads of other programs ready to run): busy_elsewhere()' mean
+_readings: deque = deque(maxlen=5)  # busy_elsewhere()' last instant readings, one a second at most
 _own = None  # (wall time, CPU time, cores used): own_cores()' last reading
-BUSY_WINDOW = 5.0  # seconds: the time constant of the mean of instantaneous readings
 LOAD_WINDOW = 60.0  # seconds: the 1-minute load average is an exponential mean with this time constant
 
 
@@ -88,26 +90,23 @@ def free_cores() -> int:
 
 
 def busy_elsewhere() -> float:
-    """Threads of other programs running or ready to run, a mean over the last few seconds.
+    """Threads of other programs running or ready to run, over the last few seconds.
 
-    Where Linux's /proc says so: the threads running system-wide at this instant less this process's
-    own, averaged with a 5-second time constant. Elsewhere: the 1-minute load average less what this
-    process kept busy (own_cores()), which reacts in a minute, not seconds, and counts as busy a
-    program that ran beside rnnlab only in turns (as the benchmark's two workers do).
+    Where Linux's /proc says so: the threads running system-wide at an instant less this process's
+    own, the median of the last five readings (a second or more apart), so that a neighbour is seen
+    within three readings and a moment's spike is not (a program that just stopped still spins its
+    OpenMP threads a while). Elsewhere: the 1-minute load average less what this process kept busy
+    (own_cores()), which reacts in a minute, not seconds, and counts as busy a program that ran only
+    in turns with rnnlab (as the benchmark's two workers do).
     """
-    global _busy
-    now, value = time.monotonic(), _running_elsewhere()
+    value = _running_elsewhere()
     if value is None:
         try:
             return max(0.0, os.getloadavg()[0] - own_cores())
         except (AttributeError, OSError):  # no load average either: assume the machine is ours
             return 0.0
-    if _busy is None:
-        _busy = (now, float(value))
-    else:
-        weight = math.exp(-(now - _busy[0]) / BUSY_WINDOW)
-        _busy = (now, weight * _busy[1] + (1 - weight) * value)
-    return _busy[1]
+    _readings.append(value)
+    return float(statistics.median(_readings))
 
 
 def _running_elsewhere() -> int | None:
