@@ -11,6 +11,7 @@ import torch
 from rnnlab.clip import clip_grad_norm, clip_grad_value
 from rnnlab.nn.module import Parameter
 from rnnlab.optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, ExponentialLR, RMSprop, StepLR
+from rnnlab.optim_compiled import compiled_adam
 
 CASES = [  # (rnnlab class, torch class, keyword arguments shared by both)
     (SGD, torch.optim.SGD, dict(lr=0.1)),
@@ -372,3 +373,37 @@ def test_clip_arguments():
         clip_grad_value([p], -0.1)
     with pytest.raises(TypeError, match="iterable of Parameter"):
         clip_grad_norm(p, 1.0)
+
+
+@pytest.mark.skipif(compiled_adam() is None, reason="numba cannot import")
+@pytest.mark.parametrize("cls, kwargs", [(Adam, {}), (Adam, {"weight_decay": 0.1, "amsgrad": True}),
+                                         (AdamW, {"weight_decay": 0.1}), (AdamW, {"lr": 0.0, "amsgrad": True})],
+                         ids=["adam", "adam-l2-amsgrad", "adamw", "adamw-lr0-amsgrad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_adam_gives_the_ufuncs_bits(cls, kwargs, dtype, monkeypatch):
+    """Adam's one compiled pass (optim_compiled.py) and its NumPy ufuncs give identical bits, step after
+    step, NaN included (a NaN gradient poisons its element in both, and AMSGrad's maximum keeps it)."""
+    original, calls = Adam._compiled_update, []
+
+    def counting(self, *args):
+        calls.append(original(self, *args))
+        return calls[-1]
+
+    monkeypatch.setattr(Adam, "_compiled_update", counting)
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in [(7,), (3, 5), (2, 3, 4)]]
+    fast, slow = ([Parameter(a.copy()) for a in arrays] for _ in range(2))
+    opt_fast, opt_slow = cls(fast, **kwargs), cls(slow, **kwargs)
+    opt_slow.use_compiled = False
+    for t in range(6):
+        for p, q in zip(fast, slow):
+            p.grad[...] = q.grad[...] = rng.standard_normal(p.shape)
+            if t == 3:
+                p.grad.flat[0] = q.grad.flat[0] = np.nan
+        opt_fast.step()
+        opt_slow.step()
+        for p, q in zip(fast, slow):
+            assert np.array_equal(p.data, q.data, equal_nan=True)
+        for s_fast, s_slow in zip(opt_fast.state, opt_slow.state):
+            assert all(np.array_equal(s_fast[k], s_slow[k], equal_nan=True) for k in s_fast)
+    assert calls.count(True) == 6 * 3 and np.isnan(fast[0].data.flat[0])  # the fast one compiled every step

@@ -46,6 +46,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .nn.module import Parameter
+from .optim_compiled import compiled_adam
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "StepLR", "ExponentialLR", "CosineWarmup"]
@@ -210,6 +211,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction and optional AMSGrad, as torch.optim.Adam."""
 
     decoupled_weight_decay = False
+    use_compiled = True  # one compiled pass where Numba runs (optim_compiled.py); False: the ufuncs
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False):
@@ -234,6 +236,8 @@ class Adam(Optimizer):
         return state
 
     def _update(self, theta, g, state, t):
+        if self._compiled_update(theta, g, state, t):
+            return
         b1, b2 = self.betas
         m, v = state["exp_avg"], state["exp_avg_sq"]
         tmp = np.empty_like(theta)
@@ -252,6 +256,24 @@ class Adam(Optimizer):
         denom /= (1 - b2 ** t) ** 0.5
         denom += self.eps
         theta -= np.multiply(np.divide(m, denom, out=tmp), step_size, out=tmp)
+
+
+    def _compiled_update(self, theta, g, state, t) -> bool:
+        """The same update in one compiled pass (optim_compiled.py), where Numba runs and the arrays
+        are contiguous float32/float64 of one dtype; False where the ufuncs above must do it."""
+        arrays = [theta, g, *state.values()]
+        update = compiled_adam() if self.use_compiled else None
+        if update is None or theta.dtype.kind != "f" or theta.dtype.itemsize not in (4, 8) or any(
+                a.dtype != theta.dtype or not a.flags.c_contiguous for a in arrays):
+            return False
+        b1, b2 = self.betas
+        c = theta.dtype.type  # each constant rounded to the parameter's dtype, as NumPy rounds a Python float
+        decoupled = self.decoupled_weight_decay and self.weight_decay != 0
+        v_max = state.get("max_exp_avg_sq", theta[:0])
+        update(theta.reshape(-1), g.reshape(-1), state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1),
+               v_max.reshape(-1), c(1 - b1), c(b2), c(1 - b2), c((1 - b2 ** t) ** 0.5), c(self.eps),
+               c(self.lr / (1 - b1 ** t)), c(self.weight_decay), c(1 - self.lr * self.weight_decay), decoupled)
+        return True
 
 
 class AdamW(Adam):
