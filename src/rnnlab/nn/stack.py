@@ -209,6 +209,16 @@ class Recurrent(Layer):
         the reference kernel, which allocates step by step."""
         return {} if self.kernel == "reference" else {"workspace": workspace(self, index, grad)}
 
+    def _time_major(self, name: str, a: np.ndarray, grad: bool) -> np.ndarray:
+        """a (B, T, F) copied to (T, B, F) in C order, into the layer's own workspace (the input stays in
+        the cache, as the driver's buffers do, until the next forward)."""
+        if self.kernel == "reference":
+            return np.ascontiguousarray(a.transpose(1, 0, 2))
+        B, T, F = a.shape
+        out = workspace(self, -1, grad).empty(name, (T, B, F), self.dtype)
+        np.copyto(out, a.transpose(1, 0, 2))
+        return out
+
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
         x = check_array("x", x, 3, self.dtype)
@@ -223,7 +233,7 @@ class Recurrent(Layer):
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
         forward = self._kernels()[0]
         grad = is_grad_enabled()
-        layer_input = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+        layer_input = self._time_major("x", x, grad)  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
         for layer in range(self.num_layers):
@@ -263,7 +273,7 @@ class Recurrent(Layer):
             dy = check_array("dy", dy, 3, self.dtype)
             if dy.shape != (B, T, K * H):
                 raise ValueError(f"dy must have the output's shape {(B, T, K * H)}; got {dy.shape}")
-            d_out = np.ascontiguousarray(dy.transpose(1, 0, 2))  # (T, B, K*H)
+            d_out = self._time_major("dy", dy, True)  # (T, B, K*H)
         else:
             d_out = None
         dfinal = self._dstate_parts(dstate, B)
