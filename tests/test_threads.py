@@ -69,6 +69,7 @@ def test_busy_elsewhere_is_the_median_of_instant_readings(monkeypatch):
     clock = {"now": 0.0}
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(threads, "_readings", threads.deque(maxlen=5))
+    monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last real reading (its time is not the fake clock's)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
     readings = iter([0, 0, 2, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0])
     monkeypatch.setattr(threads, "_running_elsewhere", lambda: next(readings))
