@@ -79,6 +79,9 @@ def test_dask_cluster_runs_a_sweep_and_a_second_invocation_reuses_every_run(tmp_
                                address=cluster.scheduler_address, **TINY)
     assert (again.reused, again.trained) == (2, 0)
     assert again.table == first.table
+    saved = json.loads((tmp_path / "results.json").read_text())  # the reuse-only invocation's, yet it
+    assert saved["run_seconds"] > 0  # keeps the runs' time
+    assert saved["run_seconds"] == pytest.approx(sum(r["seconds"] for r in first.rows))
 
 
 def test_a_changed_setting_never_reuses_a_run(tmp_path):

@@ -59,7 +59,10 @@ def run_experiment(name: str, cells=None, Ts=None, steps=None, hidden=None, seed
     if out is not None:
         run_dir = Path(out)
         run_dir.mkdir(parents=True, exist_ok=True)
-        summary = {"experiment": name, "command": command, "seconds": seconds, "engine": engine, "jobs": jobs,
+        # seconds: this invocation's wall time (near 0 where it reused every run); run_seconds: the
+        # training time of every run, stored with each run, so it survives reuse
+        summary = {"experiment": name, "command": command, "seconds": seconds,
+                   "run_seconds": sum(r["seconds"] for r in rows), "engine": engine, "jobs": jobs,
                    "address": address, "seeds": sorted({s.seed for s in specs}), "reused": reused,
                    "trained": len(missing), "runs": [asdict(s) for s in specs], "summary": summarize(rows),
                    "rows": rows}
