@@ -38,6 +38,10 @@ from numba.np.numpy_support import as_dtype
 from . import functional
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
+# The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
+# no reassociation, NaN and inf as IEEE has them. The LSTM's forward step at (B, H) = (32, 128) is
+# bound by its five activations' polynomials: 38.3 -> 28.3 us a step.
+LOOP_FASTMATH = {"contract"}
 
 
 # --- the activations of functional.py on scalars, typed per dtype ---------------------------------
@@ -222,20 +226,23 @@ def loops_for(cell) -> Loops:
                              cell.h_side_apart)
         module = generated_module(cell, source, "loops", {
             "matmul": matmul, "_copy": _copy, "_fill": _fill,
-            "step": numba.njit(inline="always", error_model="numpy")(cell.forward),
-            "back": numba.njit(inline="always", error_model="numpy")(cell.backward)})
+            "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
+            "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
+            fastmath=LOOP_FASTMATH)
         _loops[cell] = Loops(module.__dict__)
     return _loops[cell]
 
 
-def generated_module(cell, source: str, kind: str, namespace: dict) -> ModuleType:
-    """Generated `source` for a cell, compiled as a module of its own with `namespace` and `jit` in
-    its globals; Numba's disk cache serves it where the source could be written to a file."""
+def generated_module(cell, source: str, kind: str, namespace: dict, fastmath=frozenset()) -> ModuleType:
+    """Generated `source` for a cell, compiled as a module of its own with `namespace` and `jit` (with
+    these fastmath flags) in its globals; Numba's disk cache serves it where the source could be
+    written to a file."""
     filename = _source_file(cell, source)
     cached = not filename.startswith("<")  # Numba caches only functions with a source file
     # in sys.modules under its own name: Numba's cache finds the module's globals there by name
     module = ModuleType(f"_rnnlab_{kind}_{Path(filename).stem if cached else cell.name}")
-    module.__dict__.update({"jit": numba.njit(cache=cached, error_model="numpy", nogil=True), **namespace})
+    module.__dict__.update({"jit": numba.njit(cache=cached, error_model="numpy", nogil=True, fastmath=set(fastmath)),
+                            **namespace})
     sys.modules[module.__name__] = module
     exec(compile(source, filename, "exec"), module.__dict__)
     return module
