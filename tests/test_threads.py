@@ -63,21 +63,24 @@ def test_busy_machine_gets_fewer_threads(monkeypatch):
     assert threads.for_gemm(64 * 100, 512, 2048) == 1  # big, but the machine is busy
 
 
-def test_busy_elsewhere_is_the_median_of_instant_readings(monkeypatch):
-    """With /proc: other programs' running threads, the median of the last five readings: a neighbour
-    that starts is seen within three readings, a moment's spike (a program that just stopped) is not."""
+def test_busy_elsewhere_is_the_median_of_recent_instant_readings(monkeypatch):
+    """With /proc: other programs' running threads, the median of the readings of the last five
+    seconds: a neighbour that starts is seen within seconds, a moment's spike is not, and readings
+    from before a pause are forgotten."""
     clock = {"now": 0.0}
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(threads, "_readings", threads.deque(maxlen=5))
     monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last real reading (its time is not the fake clock's)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
-    readings = iter([0, 0, 2, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0])
+    readings = iter([0, 0, 2, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 2, 2, 2, 0])
     monkeypatch.setattr(threads, "_running_elsewhere", lambda: next(readings))
     free = []
-    for _ in range(17):
-        clock["now"] += 1.5
+    for _ in range(20):
+        clock["now"] += 1.5  # four readings in any five seconds
         free.append(threads.free_cores())
-    assert free == [2] * 8 + [1] * 6 + [2] * 3, free  # the spike at 3 ignored; the neighbour seen at its third
+    assert free == [2] * 7 + [1] * 7 + [2] * 3 + [2, 1, 1], free  # the spike at 3 ignored, the neighbour seen
+    clock["now"] += 60  # a pause: what was busy then no longer counts
+    assert threads.free_cores() == 2
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux /proc only")

@@ -11,7 +11,7 @@ other programs run, a GEMM split over more threads than there are free cores wai
 workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
 load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
 first: where other programs keep the other cores running, every GEMM runs on one thread. It is read
-from the threads running at an instant (Linux's /proc), the median of five readings, not from the
+from the threads running at an instant (Linux's /proc), the median of the last seconds' readings, not from the
 1-minute load average, which reacts in a minute and counts rnnlab's own threads and programs that
 ran only in turns with it.
 
@@ -34,7 +34,8 @@ ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _user_threads: int | None = None  # set_threads(n)
 _controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
 _free = (-1e9, 1)  # (when read, free cores): free_cores()' last answer
-_readings: deque = deque(maxlen=5)  # busy_elsewhere()' last instant readings, one a second at most
+_readings: deque = deque(maxlen=5)  # busy_elsewhere()' last instant readings (when, value), one a second at most
+READINGS_WINDOW = 5.0  # seconds: readings older than this no longer count
 _own = None  # (wall time, CPU time, cores used): own_cores()' last reading
 LOAD_WINDOW = 60.0  # seconds: the 1-minute load average is an exponential mean with this time constant
 
@@ -93,9 +94,9 @@ def busy_elsewhere() -> float:
     """Threads of other programs running or ready to run, over the last few seconds.
 
     Where Linux's /proc says so: the threads running system-wide at an instant less this process's
-    own, the median of the last five readings (a second or more apart), so that a neighbour is seen
-    within three readings and a moment's spike is not (a program that just stopped still spins its
-    OpenMP threads a while). Elsewhere: the 1-minute load average less what this process kept busy
+    own, the median of the readings of the last five seconds (a second or more apart), so that a
+    neighbour is seen within three seconds and a moment's spike is not, while a reading taken before
+    rnnlab sat idle (e.g. as another program started) is soon forgotten. Elsewhere: the 1-minute load average less what this process kept busy
     (own_cores()), which reacts in a minute, not seconds, and counts as busy a program that ran only
     in turns with rnnlab (as the benchmark's two workers do).
     """
@@ -105,8 +106,9 @@ def busy_elsewhere() -> float:
             return max(0.0, os.getloadavg()[0] - own_cores())
         except (AttributeError, OSError):  # no load average either: assume the machine is ours
             return 0.0
-    _readings.append(value)
-    return float(statistics.median(_readings))
+    now = time.monotonic()
+    _readings.append((now, value))
+    return float(statistics.median(v for when, v in _readings if now - when <= READINGS_WINDOW))
 
 
 def _running_elsewhere() -> int | None:
