@@ -11,9 +11,9 @@ other programs run, a GEMM split over more threads than there are free cores wai
 workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
 load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
 first: where other programs keep the other cores running, every GEMM runs on one thread. It is read
-from the threads running at an instant (Linux's /proc), the median of the last seconds' readings, not from the
-1-minute load average, which reacts in a minute and counts rnnlab's own threads and programs that
-ran only in turns with it.
+from the threads running at an instant (Linux's /proc), the lower median of the last seconds'
+readings, not from the 1-minute load average, which reacts in a minute and counts rnnlab's own
+threads and programs that ran only in turns with it.
 
 allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
@@ -94,10 +94,11 @@ def busy_elsewhere() -> float:
     """Threads of other programs running or ready to run, over the last few seconds.
 
     Where Linux's /proc says so: the threads running system-wide at an instant less this process's
-    own, the median of the readings of the last five seconds (a second or more apart), so that a
-    neighbour is seen within three seconds and a moment's spike is not, while a reading taken before
-    rnnlab sat idle (e.g. as another program started) is soon forgotten. Elsewhere: the 1-minute load average less what this process kept busy
-    (own_cores()), which reacts in a minute, not seconds, and counts as busy a program that ran only
+    own, the lower median of the readings of the last five seconds (a second or more apart), so that
+    a neighbour is seen within three seconds and a moment's spike is not, while a reading taken
+    before rnnlab sat idle (e.g. as another program started) is soon forgotten. Elsewhere: the
+    1-minute load average less what this process kept busy (own_cores()), which reacts in a minute,
+    not seconds, and counts as busy a program that ran only
     in turns with rnnlab (as the benchmark's two workers do).
     """
     value = _running_elsewhere()
@@ -108,7 +109,9 @@ def busy_elsewhere() -> float:
             return 0.0
     now = time.monotonic()
     _readings.append((now, value))
-    return float(statistics.median(v for when, v in _readings if now - when <= READINGS_WINDOW))
+    # the lower median: with two readings that disagree (one taken as another program was starting up,
+    # one now) the cores count as free; a neighbour counts once most readings see it
+    return float(statistics.median_low(v for when, v in _readings if now - when <= READINGS_WINDOW))
 
 
 def _running_elsewhere() -> int | None:
