@@ -98,8 +98,8 @@ def busy_elsewhere() -> float:
     a neighbour is seen within three seconds and a moment's spike is not, while a reading taken
     before rnnlab sat idle (e.g. as another program started) is soon forgotten. Elsewhere: the
     1-minute load average less what this process kept busy (own_cores()), which reacts in a minute,
-    not seconds, and counts as busy a program that ran only
-    in turns with rnnlab (as the benchmark's two workers do).
+    not seconds, and counts as busy a program that ran only in turns with rnnlab (as the
+    benchmark's two workers do).
     """
     value = _running_elsewhere()
     if value is None:
