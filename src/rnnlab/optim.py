@@ -45,6 +45,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .nn.backend import sweep_dtype_ok
 from .nn.module import Parameter
 from .optim_compiled import compiled_adam
 
@@ -257,14 +258,12 @@ class Adam(Optimizer):
         denom += self.eps
         theta -= np.multiply(np.divide(m, denom, out=tmp), step_size, out=tmp)
 
-
     def _compiled_update(self, theta, g, state, t) -> bool:
         """The same update in one compiled pass (optim_compiled.py), where Numba runs and the arrays
         are contiguous float32/float64 of one dtype; False where the ufuncs above must do it."""
         arrays = [theta, g, *state.values()]
         update = compiled_adam() if self.use_compiled else None
-        if update is None or theta.dtype.kind != "f" or theta.dtype.itemsize not in (4, 8) or any(
-                a.dtype != theta.dtype or not a.flags.c_contiguous for a in arrays):
+        if update is None or not sweep_dtype_ok(*arrays) or not all(a.flags.c_contiguous for a in arrays):
             return False
         b1, b2 = self.betas
         c = theta.dtype.type  # each constant rounded to the parameter's dtype, as NumPy rounds a Python float

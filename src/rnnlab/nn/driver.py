@@ -17,8 +17,8 @@ params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | Non
 
 A forward or backward given a `Workspace` takes its large buffers from it instead of allocating
 them. Freshly allocated, buffers of this size are pages the OS hands out zeroed on first touch, and
-freed, glibc gives them back: an LSTM forward at B, T, H = 32, 64, 128 took 26.0 ms so and 15.9 ms
-with the heap kept (BENCHMARKS.md). The layers (stack.py) pass one workspace per layer, direction,
+freed, glibc gives them back: an LSTM forward at B, T, H = 32, 64, 128 took 26.0 ms that way and
+15.9 ms with the heap kept (BENCHMARKS.md). The layers (stack.py) pass one workspace per layer, direction,
 thread and grad mode. What a forward returns and caches then lives in the workspace until its next
 call: the layer's cache is replaced by that call anyway, and the layer copies what it returns.
 """

@@ -205,8 +205,8 @@ class Recurrent(Layer):
 
     def _buffers(self, index: int, grad: bool) -> dict:
         """The driver's workspace for one layer and direction: the cache of this layer's previous
-        forward, which the next forward replaces, is where the next one writes (driver.py). None for
-        the reference kernel, which allocates step by step."""
+        forward, which the next forward replaces, is where the next one writes (driver.py). No
+        workspace for the reference kernel, which allocates step by step."""
         return {} if self.kernel == "reference" else {"workspace": workspace(self, index, grad)}
 
     def _time_major(self, name: str, a: np.ndarray, grad: bool) -> np.ndarray:
