@@ -6,8 +6,9 @@
     python benchmarks/bench_rnn.py --only lstm-32x64x128 --no-busy --no-generate
 
 The step is char-rnn's: Embedding(V=65, H) -> LSTM/GRU/RNN(H, H, layers) -> Linear(H, V) ->
-softmax cross-entropy -> backward -> Adam; inference is the forward alone (torch under
-inference_mode, rnnlab under no_grad where it has it). Each framework runs in a persistent worker
+softmax cross-entropy -> backward -> Adam (rnnlab's CharRNN with PyTorch's uniform init, against
+the same three torch.nn modules); inference is the forward alone (torch under inference_mode,
+rnnlab under no_grad). Each framework runs in a persistent worker
 process of its own (this script with --worker), started with the same thread count in
 OPENBLAS/OMP/MKL_NUM_THREADS before it imports anything, so no two thread pools share a process.
 The coordinator (no numerics of its own) sends both workers the same config; rnnlab's worker
@@ -99,7 +100,8 @@ def data(cfg: Config, seed: int = 1):
 
 
 class RnnlabSide:
-    """Embedding -> recurrent stack -> Linear with rnnlab's layers and a hand-written training step."""
+    """rnnlab's own char model (models.CharRNN: Embedding -> recurrent stack -> Linear, the embedding
+    folded into the first layer's input projection) and a hand-written training step."""
 
     def __init__(self):
         import numpy as np
@@ -110,36 +112,34 @@ class RnnlabSide:
         self.info = (f"rnnlab: NumPy {np.__version__}, {backend.describe()}, {threads.describe()}; "
                      f"inference {'under rnnlab.no_grad()' if hasattr(rnnlab, 'no_grad') else 'in eval mode'}")
 
+    def _save(self, weights: str) -> None:
+        """The model's weights under the names TorchSide loads (emb.weight, rnn.*, head.*)."""
+        state = self.model.state_dict()
+        self.np.savez(weights, **{"emb.weight": state["embedding.weight"], "head.weight": state["head.weight"],
+                                  "head.bias": state["head.bias"],
+                                  **{f"rnn.{k[4:]}": v for k, v in state.items() if k.startswith("rnn.")}})
+
     def setup(self, cfg: Config, weights: str) -> None:
+        from rnnlab.models import CharRNN, CharRNNConfig
         from rnnlab.optim import Adam
 
-        rl, rng = self.rnnlab, self.np.random.default_rng(0)
-        make = {"lstm": rl.LSTM, "gru": rl.GRU, "rnn": rl.RNN}[cfg.cell]
-        self.layers = {"emb": rl.Embedding(V, cfg.H, rng=rng), "rnn": make(cfg.H, cfg.H, num_layers=cfg.L, rng=rng),
-                       "head": rl.Linear(cfg.H, V, rng=rng)}
-        self.opt = Adam([p for layer in self.layers.values() for p in layer.parameters()], lr=1e-3)
+        config = CharRNNConfig(vocab_size=V, cell=cfg.cell, hidden_size=cfg.H, num_layers=cfg.L,
+                               embedding_dim=cfg.H, init="uniform")
+        self.model = CharRNN(config, rng=0)
+        self.opt = Adam(self.model.parameters(), lr=1e-3)
         self.ids, self.targets = data(cfg)
-        self.np.savez(weights, **{f"{name}.{key}": value for name, layer in self.layers.items()
-                                  for key, value in layer.state_dict().items()})
+        self._save(weights)
 
     def train_step(self) -> float:
-        emb, rnn, head = self.layers.values()
         self.opt.zero_grad()
-        y, _ = rnn(emb(self.ids))  # (B, T, H)
-        loss, dlogits = self.rnnlab.cross_entropy(head(y), self.targets)  # logits (B, T, V)
-        dx, _ = rnn.backward(head.backward(dlogits))
-        emb.backward(dx)
+        loss, dlogits = self.rnnlab.cross_entropy(self.model(self.ids), self.targets)  # logits (B, T, V)
+        self.model.backward(dlogits)
         self.opt.step()
         return float(loss)
 
     def infer(self) -> None:
-        emb, rnn, head = self.layers.values()
-        no_grad = getattr(self.rnnlab, "no_grad", None)
-        if no_grad is None:
-            head(rnn(emb(self.ids))[0])
-            return
-        with no_grad():
-            head(rnn(emb(self.ids))[0])
+        with self.rnnlab.no_grad():
+            self.model(self.ids)
 
     def setup_generate(self, weights: str) -> None:
         from rnnlab.data.text import Vocab
@@ -149,10 +149,7 @@ class RnnlabSide:
                                embedding_dim=GEN_MODEL["E"])
         self.model = CharRNN(config, rng=0)
         self.vocab = Vocab.from_list([chr(32 + i) for i in range(V - 1)] + ["\n"])
-        state = self.model.state_dict()
-        self.np.savez(weights, **{"emb.weight": state["embedding.weight"], "head.weight": state["head.weight"],
-                                  "head.bias": state["head.bias"],
-                                  **{f"rnn.{k[4:]}": v for k, v in state.items() if k.startswith("rnn.")}})
+        self._save(weights)
 
     def generate(self, n: int) -> None:
         from rnnlab.sample import generate

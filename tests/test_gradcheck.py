@@ -8,7 +8,7 @@ import pytest
 
 import rnnlab
 from conftest import assert_rel, numerical_grad
-from rnnlab.nn import cross_entropy, mse
+from rnnlab.nn import backend, cross_entropy, lookup, mse
 
 
 def as_tuple(state):
@@ -99,17 +99,45 @@ def test_linear_any_leading_shape():
         assert_rel(name, p.grad, numerical_grad(loss, p.data))
 
 
-@pytest.mark.parametrize("vocab", [5, 2 ** 25], ids=["one-hot-gemm", "sorted-sum"])
-def test_embedding_with_repeated_ids(vocab):
+@pytest.mark.parametrize("path", ["compiled", "one-hot-gemm", "sorted-sum"])
+def test_embedding_with_repeated_ids(path, monkeypatch):
+    """Each of lookup.scatter_rows's three ways of adding a row's gradient once per use."""
+    if path == "compiled" and not backend.numba_available():
+        pytest.skip("numba is not installed")
+    if path != "compiled":
+        monkeypatch.setattr(backend, "fused_or_none", lambda: None)
+    if path == "sorted-sum":
+        monkeypatch.setattr(lookup, "ONEHOT_MAX", 0)
     rng = np.random.default_rng(0)
     layer = rnnlab.Embedding(5, 3, dtype=np.float64, rng=rng)
-    layer.num_embeddings = vocab  # picks the backward path; only ids 0..4 are used
     ids = np.array([[0, 2, 2], [4, 0, 1]])
     dy = rng.standard_normal((2, 3, 3))
     loss = lambda: float((layer(ids) * dy).sum())
     loss()
     layer.backward(dy)
     assert_rel("weight", layer.weight.grad, numerical_grad(loss, layer.weight.data))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("vocab", [4, 40], ids=["folded", "gathered"])
+def test_recurrent_layer_reading_a_lookup(cell, vocab):
+    """An embedding's rows folded into the first layer's input projection (V <= T*B) or gathered:
+    the gradient of the table, and of every weight, by finite differences."""
+    rng = np.random.default_rng(1)
+    layer = rnnlab.Recurrent(cell, 3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=rng)
+    table = rng.standard_normal((vocab, 3))
+    ids = rng.integers(0, vocab, (2, 5))
+    lengths = np.array([5, 3])
+    x = rnnlab.nn.Lookup(ids, table)
+    assert x.folded == (vocab <= ids.size)
+    y, _ = layer(x, None, lengths)
+    dy = rng.standard_normal(y.shape)
+    loss = lambda: float((layer(x, None, lengths)[0] * dy).sum())
+    dtable, _ = layer.backward(dy)
+    assert dtable.shape == table.shape
+    assert_rel("table", dtable, numerical_grad(loss, table))
+    for name, p in layer.named_parameters():
+        assert_rel(name, p.grad, numerical_grad(loss, p.data))
 
 
 def test_dropout_backward_uses_the_forward_mask():

@@ -89,6 +89,38 @@ def test_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, 
         assert_close(f"grad {name}", ours_grads[name], grads_t[name], tol)
 
 
+@pytest.mark.parametrize("vocab", [5, 60], ids=["folded", "gathered"])
+@pytest.mark.parametrize("mode", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
+@pytest.mark.parametrize("kernel", ["fast", "numpy", "reference"])
+def test_embedding_lookup_matches_torch(kernel, mode, dtype, tol, vocab):
+    """torch.nn.Embedding -> layer against Embedding.lookup -> layer (the rows folded into the first
+    layer's input projection where V <= T*B): outputs, final states, every gradient and the table's."""
+    rng = np.random.default_rng(len(mode) + vocab)
+    B, T, D, H = 3, 6, 4, 5
+    ours, theirs = make_pair(mode, D, H, 2, True, dtype, vocab, kernel)
+    table = rng.standard_normal((vocab, D)).astype(dtype)
+    ids = rng.integers(0, vocab, (B, T))
+    lengths = np.array([6, 2, 4])
+    x = rnnlab.Embedding(vocab, D, dtype=dtype).lookup(ids)._replace(table=table)
+    assert x.folded == (vocab <= B * T)
+    dy = rng.standard_normal((B, T, 2 * H)).astype(dtype) * (np.arange(T)[None, :] < lengths[:, None])[:, :, None]
+    y, final = ours(x, lengths=lengths)
+    dtable, _ = ours.backward(dy)
+
+    emb = torch.nn.Embedding.from_pretrained(torch.tensor(table), freeze=False)
+    x_t = pack_padded_sequence(emb(torch.tensor(ids)), torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    y_t, final_t = theirs(x_t)
+    y_t, _ = pad_packed_sequence(y_t, batch_first=True, total_length=T)
+    (y_t * torch.tensor(dy)).sum().backward()
+    assert_close("y", y, y_t.detach().numpy(), tol)
+    for name, a, b in zip("hc", final if mode == "lstm" else (final,), final_t if mode == "lstm" else (final_t,)):
+        assert_close(f"{name}_n", a, b.detach().numpy(), tol)
+    assert_close("the table's gradient", dtable, emb.weight.grad.numpy(), tol)
+    for name, p in theirs.named_parameters():
+        assert_close(f"grad {name}", getattr(ours, name).grad, p.grad.numpy(), tol)
+
+
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh"])
 def test_backward_accumulates_and_zero_grad_clears(mode, rng):
     ours, _ = make_pair(mode, 3, 4, 2, True, np.float64, 0)

@@ -94,15 +94,15 @@ class CharRNN(Layer):
     def forward(self, ids, state=None):
         """ids (B, T) int -> logits (B, T, V), like every model here; the state after the last step
         is kept in `self.final_state`, to carry into the next chunk."""
-        x = self.embedding(ids)  # (B, T, E)
+        x = self.embedding.lookup(ids)  # the rows (B, T, E), folded into the first layer's input projection
         h, self.final_state = self.rnn(x, state)  # (B, T, H)
         return self.head(self.drop(h))
 
     def backward(self, dlogits, dstate=None, record_flow: bool = False):
         """dlogits (B, T, V) -> gradient of the initial state; parameter gradients accumulate."""
         dh = self.drop.backward(self.head.backward(dlogits))
-        dx, dstate0 = self.rnn.backward(dh, dstate, record_flow=record_flow)
-        self.embedding.backward(dx)
+        dtable, dstate0 = self.rnn.backward(dh, dstate, record_flow=record_flow)  # (V, E): the lookup's
+        self.embedding.weight.grad += dtable
         return dstate0
 
     def rng_state(self) -> dict:

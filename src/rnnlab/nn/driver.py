@@ -11,7 +11,8 @@ same step compiled on scalars); `backend` picks (backend.py). The reference path
 step at a time with its own GEMMs (the test oracle, kernel="reference"), is at the end.
 
 Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S = state variables,
-K = saved activations. x (T, B, D); a state is a tuple of S arrays (B, H); mask (T, B, 1) or None:
+K = saved activations. x (T, B, D), or a Lookup of an embedding's rows (lookup.py), whose backward
+returns the gradient of its table (V, D) for dx; a state is a tuple of S arrays (B, H); mask (T, B, 1) or None:
 1 inside a sequence, 0 past its end, where the state is held and the output is zero.
 params = (weight_ih (G*H, D), weight_hh (G*H, H) or (G*H,), bias_ih (G*H,) | None, bias_hh | None).
 
@@ -31,6 +32,7 @@ import numpy as np
 from . import threads
 from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import add_grads
+from .lookup import Lookup
 
 
 def _gates(a: np.ndarray, G: int) -> tuple:
@@ -55,8 +57,9 @@ def _recur_backward(cell, W_hh, dah: np.ndarray) -> np.ndarray:
 
 def weight_grads(cell, dax, dah, x, h, has_bias: bool) -> dict:
     """All four gradients at once, one GEMM each: dax (N, G*H) is the gradient of x W_ih^T + b_ih over
-    N = T*B rows, dah that of the recurrence's side (the same array unless cell.h_side_apart); x (N, D)
-    and h (N, H) are each step's input and previous h."""
+    N = T*B rows, dah that of the recurrence's side (the same values unless cell.h_side_apart); x (N, D)
+    and h (N, H) are each step's input and previous h. An embedding's rows give dax and x per row of
+    its table instead (V rows, lookup.py): dax^T x is the same sum, grouped by id."""
     if cell.recurrence == "dense":
         dW_hh = dah.T @ h
     else:
@@ -64,7 +67,7 @@ def weight_grads(cell, dax, dah, x, h, has_bias: bool) -> dict:
     grads = {"weight_ih": dax.T @ x, "weight_hh": dW_hh}
     if has_bias:
         grads["bias_ih"] = dax.sum(axis=0)
-        grads["bias_hh"] = dah.sum(axis=0) if dah is not dax else grads["bias_ih"].copy()
+        grads["bias_hh"] = dah.sum(axis=0) if cell.h_side_apart else grads["bias_ih"].copy()
     return grads
 
 
@@ -108,8 +111,11 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     H, G = state[0].shape[1], cell.G
     empty = _buffers(workspace, x.dtype)
     xw = empty("xw", (T, B, G * H))
-    with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
-        np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))  # the input side of every step
+    if isinstance(x, Lookup):  # an embedding's rows: a lookup in the projected table
+        x.project(W_ih, xw)
+    else:
+        with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
+            np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))  # the input side of every step
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
@@ -213,9 +219,12 @@ def _backward(cell, params, cache, dy, dstate, flow, backend, workspace):
         if flow is not None:
             flow.update(zip(cell.state_names, flows))
     dXW2, dHW2 = dXW.reshape(T * B, G * H), dHW.reshape(T * B, G * H)
+    # dx = dax W_ih, dW_ih = dax^T x: per step, or per row of an embedding's table (lookup.py)
+    dax, x_rows = x.input_side(dXW2) if isinstance(x, Lookup) else (dXW2, x.reshape(T * B, D))
     with threads.gemm(T * B, D, G * H):  # dx, dW_ih and dW_hh: the same work each (D ~ H)
-        dx = (dXW2 @ W_ih).reshape(T, B, D)
-        grads = weight_grads(cell, dXW2, dHW2, x.reshape(T * B, D), states[0][:T].reshape(T * B, H), b_ih is not None)
+        dx = dax @ W_ih
+        grads = weight_grads(cell, dax, dHW2, x_rows, states[0][:T].reshape(T * B, H), b_ih is not None)
+    dx = x.table_grad(dx) if isinstance(x, Lookup) else dx.reshape(T, B, D)
     return dx, tuple(d_state), grads
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import threads
+from .lookup import Lookup, scatter_rows
 from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
 
 
@@ -19,33 +19,31 @@ class Embedding(Layer):
         self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
         self._ids = None
 
-    def forward(self, ids):
+    def _check(self, ids) -> np.ndarray:
         ids = np.asarray(ids)
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"ids must be integers; got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"ids must lie in 0..{self.num_embeddings - 1}; got min {ids.min()}, max {ids.max()}")
+        return ids
+
+    def forward(self, ids):
+        ids = self._check(ids)
         self._ids = save_for_backward(ids)
         return self.weight.data[ids]
+
+    def lookup(self, ids) -> Lookup:
+        """The rows weight[ids], not gathered, for a recurrent layer to fold into its input projection
+        (lookup.py). Nothing is kept: that layer's backward returns the gradient of the table, to add
+        into `weight.grad`."""
+        return Lookup(self._check(ids), self.weight.data)
 
     def backward(self, dy):
         """Scatter-add dy into the rows that were looked up (a row used twice gets both); ids have no gradient."""
         if saved_for_backward(self, self._ids) is None:
             raise RuntimeError("Embedding.backward called before forward")
         dy = np.asarray(dy, dtype=self.weight.data.dtype).reshape(-1, self.embedding_dim)  # (N, E)
-        ids = self._ids.reshape(-1)  # (N,)
-        # Both paths equal np.add.at(grad, ids, dy), which is unbuffered and slow (34-69 ms of a
-        # char-rnn step at H=512). A small vocabulary is one GEMM with the one-hot matrix (~6x
-        # faster); a large one sums each id's rows after a sort, without a V x N matrix (~2x).
-        if self.num_embeddings * ids.size <= 2 ** 25:
-            onehot = np.zeros((self.num_embeddings, ids.size), dy.dtype)  # (V, N)
-            onehot[ids, np.arange(ids.size)] = 1
-            with threads.gemm(self.num_embeddings, ids.size, self.embedding_dim):
-                self.weight.grad += onehot @ dy
-        else:
-            order = np.argsort(ids, kind="stable")
-            unique, starts = np.unique(ids[order], return_index=True)
-            self.weight.grad[unique] += np.add.reduceat(dy[order], starts, axis=0)
+        self.weight.grad += scatter_rows(dy, self._ids.reshape(-1), self.num_embeddings)
         return None
 
     def __repr__(self) -> str:

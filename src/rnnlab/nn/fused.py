@@ -296,6 +296,17 @@ def matmul(a, b, out):
                 row[n] += a_ik * b_k[n]
 
 
+
+@jit
+def add_rows(values, ids, out):
+    """out[ids[n]] += values[n] for each row n in order (lookup.scatter_rows): one pass over values
+    (N, F), where NumPy needs a (V, N) one-hot GEMM or a sort."""
+    for n in range(values.shape[0]):
+        row, value = out[ids[n]], values[n]
+        for j in range(values.shape[1]):
+            row[j] += value[j]
+
+
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------
 @jit
 def _copy(src, dst):

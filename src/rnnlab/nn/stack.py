@@ -5,7 +5,9 @@ driver's gradients into the parameters.
 
 Shapes: B = batch, T = time, D = input features, H = hidden units, L = layers, K = directions.
 Public arrays are batch-first like `batch_first=True`: x (B, T, D), y (B, T, K*H),
-states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once.
+states (L*K, B, H). Kernels get time-major (T, B, D) copies, transposed once. x may also be an
+embedding's rows, Lookup(ids (B, T), table (V, D)) (Embedding.lookup), which the first layer folds
+into its input projection (lookup.py); backward then returns the gradient of the table (V, D).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from . import backend, driver
 from .cells import CellDefinition, get_cell
+from .lookup import Lookup, scatter_rows
 from .module import Layer, Parameter, as_generator, is_grad_enabled, save_for_backward, saved_for_backward
 
 INITS = ("uniform", "orthogonal")
@@ -66,6 +69,13 @@ def reverse_in_place_order(x: np.ndarray, lengths: np.ndarray | None) -> np.ndar
     t = np.arange(T)[:, None]
     source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
     return x[source, np.arange(B)[None, :]]
+
+
+def _reversed(seq, lengths):
+    """The backward direction's input: x (T, B, D) or a Lookup's ids (T, B), reversed in place order."""
+    if isinstance(seq, Lookup):
+        return Lookup(np.ascontiguousarray(reverse_in_place_order(seq.ids, lengths)), seq.table)
+    return np.ascontiguousarray(reverse_in_place_order(seq, lengths))
 
 
 def orthogonal(rng: np.random.Generator, n: int, dtype) -> np.ndarray:
@@ -219,9 +229,31 @@ class Recurrent(Layer):
         np.copyto(out, a.transpose(1, 0, 2))
         return out
 
+    def _check_lookup(self, x: Lookup) -> Lookup:
+        """An embedding's rows with ids (B, T) in range and a (V, input_size) table of this layer's dtype."""
+        ids, table = np.asarray(x.ids), check_array("the lookup's table", x.table, 2, self.dtype)
+        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2:
+            raise TypeError(f"a Lookup's ids must be a 2-D integer array (batch, time); got {ids.dtype} {ids.shape}")
+        if table.shape[1] != self.input_size or len(table) == 0:
+            raise ValueError(f"a Lookup's table must have shape (vocabulary, input_size={self.input_size}); "
+                             f"got {table.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
+            raise ValueError(f"a Lookup's ids must lie in 0..{len(table) - 1}; got min {ids.min()}, max {ids.max()}")
+        return Lookup(ids, table)
+
+    def _first_input(self, x, grad: bool):
+        """The first layer's input, time-major: x (T, B, D), or a Lookup with ids (T, B) (the reference
+        kernel steps through gathered rows)."""
+        if not isinstance(x, Lookup):
+            return self._time_major("x", x, grad)
+        if self.kernel == "reference":
+            return np.ascontiguousarray(x.rows().transpose(1, 0, 2))
+        return Lookup(np.ascontiguousarray(x.ids.T), x.table)
+
     def forward(self, x, state=None, lengths=None):
-        """x (B, T, D), state (L*K, B, H) [or (h, c)], lengths (B,) -> y (B, T, K*H), final state."""
-        x = check_array("x", x, 3, self.dtype)
+        """x (B, T, D) or Lookup(ids (B, T), table (V, D)), state (L*K, B, H) [or (h, c)], lengths (B,)
+        -> y (B, T, K*H), final state."""
+        x = self._check_lookup(x) if isinstance(x, Lookup) else check_array("x", x, 3, self.dtype)
         B, T, D = x.shape
         if D != self.input_size:
             raise ValueError(f"x must have shape (batch, time, input_size={self.input_size}); got {x.shape}")
@@ -233,7 +265,7 @@ class Recurrent(Layer):
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
         forward = self._kernels()[0]
         grad = is_grad_enabled()
-        layer_input = self._time_major("x", x, grad)  # (T, B, D)
+        layer_input = self._first_input(x, grad)  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
         for layer in range(self.num_layers):
@@ -246,7 +278,7 @@ class Recurrent(Layer):
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 index = layer * self.num_directions + direction
-                seq = layer_input if direction == 0 else np.ascontiguousarray(reverse_in_place_order(layer_input, lengths))
+                seq = layer_input if direction == 0 else _reversed(layer_input, lengths)
                 y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask,
                                           **self._buffers(index, grad))
                 outputs.append(y if direction == 0 else reverse_in_place_order(y, lengths))
@@ -254,7 +286,7 @@ class Recurrent(Layer):
                     f[index] = part
                 caches.append(cache)
             layer_input = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
-        self._cache = save_for_backward((caches, drop_masks, lengths, B, T))
+        self._cache = save_for_backward((caches, drop_masks, lengths, B, T, x if isinstance(x, Lookup) else None))
         y = layer_input.transpose(1, 0, 2).copy()  # a copy even where B = 1: the kernels' y is a view of their cache
         return y, self._pack_state(tuple(finals))
 
@@ -267,7 +299,7 @@ class Recurrent(Layer):
         """
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        caches, drop_masks, lengths, B, T = saved_for_backward(self, self._cache)
+        caches, drop_masks, lengths, B, T, lookup = saved_for_backward(self, self._cache)
         H, K = self.hidden_size, self.num_directions
         if dy is not None:
             dy = check_array("dy", dy, 3, self.dtype)
@@ -294,7 +326,7 @@ class Recurrent(Layer):
                 flow = {} if record_flow else None
                 dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal),
                                           *([flow] if record_flow else []), **self._buffers(index, True))
-                if direction == 1:
+                if direction == 1 and dx.ndim == 3:  # (an embedding's table has no time axis)
                     dx = reverse_in_place_order(dx, lengths)
                 for name, values in (flow or {}).items():
                     flows[name][index] = values if direction == 0 else reverse_in_place_order(values, lengths)
@@ -307,7 +339,17 @@ class Recurrent(Layer):
                 d_in = d_in * drop_masks[layer]
             d_out = d_in
         self.grad_flow = flows
-        return np.ascontiguousarray(d_out.transpose(1, 0, 2)), self._pack_state(tuple(dstate0))
+        return self._input_grad(d_out, lookup), self._pack_state(tuple(dstate0))
+
+    @staticmethod
+    def _input_grad(d_in, lookup: Lookup | None) -> np.ndarray:
+        """dx (B, T, D) from the first layer's (T, B, D); for a Lookup, the gradient of its table (V, D)."""
+        if d_in.ndim == 2:  # the driver's, per row of the table
+            return d_in
+        dx = np.ascontiguousarray(d_in.transpose(1, 0, 2))
+        if lookup is None:
+            return dx
+        return scatter_rows(dx.reshape(-1, dx.shape[2]), lookup.ids.reshape(-1), len(lookup.table))  # reference
 
     def _dstate_parts(self, dstate, B: int) -> list:
         """Per-state-variable lists indexed by layer*K + direction (None where no gradient came)."""

@@ -1,0 +1,90 @@
+"""An input given as rows of a table, x[t, b] = table[ids[t, b]]: what an Embedding feeds the first
+recurrent layer (Embedding.lookup). The layer's input projection then needs no (T*B, D) x (D, G*H)
+GEMM, since a row's projection depends only on its id:
+
+    forward    x W_ih^T = P[ids],        P = table W_ih^T  (V, G*H)
+    backward   dP[v] = sum of dXW over the steps whose id is v  (V, G*H)
+               dW_ih = dP^T table,   db_ih = sum_v dP[v],   dtable = dP W_ih
+
+That is V rows of GEMM instead of T*B, plus a gather and a scatter of T*B rows: for a char model
+(V = 65) at (B, T) = (32, 64), 65 rows instead of 2,048. Where the vocabulary is larger than the
+batch's steps (V > T*B) it would cost more, so the rows are gathered and projected as any input.
+
+Shapes: ids (T, B) in the layers' time-major order (B, T as the caller gives them to the layer),
+table (V, D); the driver sees `shape` (T, B, D) and `dtype` as for an array input.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import backend, threads
+
+ONEHOT_MAX = 2 ** 25  # NumPy's scatter: a one-hot GEMM up to V * N entries, a sort above
+
+def scatter_rows(values: np.ndarray, ids: np.ndarray, V: int) -> np.ndarray:
+    """(V, F): row v is the sum of the rows of values (N, F) whose id (N,) is v (np.add.at's result)."""
+    out = np.zeros((V, values.shape[1]), values.dtype)
+    compiled = backend.fused_or_none()
+    if compiled is not None and backend.sweep_dtype_ok(values):
+        compiled.add_rows(np.ascontiguousarray(values), ids.astype(np.intp, copy=False), out)
+    elif V * len(ids) <= ONEHOT_MAX:  # NumPy: one GEMM with the one-hot matrix (V, N); np.add.at is 6x slower
+        onehot = np.zeros((V, len(ids)), values.dtype)
+        onehot[ids, np.arange(len(ids))] = 1
+        with threads.gemm(V, len(ids), values.shape[1]):
+            np.matmul(onehot, values, out=out)
+    else:  # a large vocabulary: each id's rows summed after a sort, without a V x N matrix
+        order = np.argsort(ids, kind="stable")
+        unique, starts = np.unique(ids[order], return_index=True)
+        out[unique] = np.add.reduceat(values[order], starts, axis=0)
+    return out
+
+
+class Lookup(NamedTuple):
+    """The rows table[ids], not gathered: ids (T, B) integers in 0..V-1, table (V, D)."""
+
+    ids: np.ndarray
+    table: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (*self.ids.shape, self.table.shape[1])
+
+    @property
+    def dtype(self):
+        return self.table.dtype
+
+    @property
+    def folded(self) -> bool:
+        """Whether the projection goes through the projected table P (fewer rows: V <= T*B)."""
+        return len(self.table) <= self.ids.size
+
+    def rows(self) -> np.ndarray:
+        """x (T, B, D), gathered."""
+        return self.table[self.ids]
+
+    def project(self, W_ih: np.ndarray, out: np.ndarray) -> None:
+        """out (T, B, G*H) = x W_ih^T, the input side of every step."""
+        V, D = self.table.shape
+        if self.folded:
+            with threads.gemm(V, D, out.shape[2]):
+                projected = self.table @ W_ih.T  # P (V, G*H)
+            np.take(projected, self.ids, axis=0, out=out)
+            return
+        N = self.ids.size
+        with threads.gemm(N, D, out.shape[2]):
+            np.matmul(self.table[self.ids.reshape(N)], W_ih.T, out=out.reshape(N, -1))
+
+    def input_side(self, dXW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dax, x) with dW_ih = dax^T x and dtable from dax W_ih (table_grad), from dXW (T*B, G*H):
+        (dP (V, G*H), table) when folded, else (dXW, the gathered rows (T*B, D))."""
+        if self.folded:
+            return scatter_rows(dXW, self.ids.reshape(-1), len(self.table)), self.table
+        return dXW, self.table[self.ids.reshape(-1)]
+
+    def table_grad(self, dax_W_ih: np.ndarray) -> np.ndarray:
+        """dtable (V, D) from dax W_ih: already per row of the table when folded, else per step (T*B, D)."""
+        if self.folded:
+            return dax_W_ih
+        return scatter_rows(dax_W_ih.reshape(self.ids.size, -1), self.ids.reshape(-1), len(self.table))
