@@ -26,8 +26,9 @@ class Linear(Layer):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., in_features={self.in_features}); got {x.shape}")
         self._x = save_for_backward(x)
-        with threads.gemm(x.size // self.in_features, self.in_features, self.out_features):
-            y = x @ self.weight.data.T  # (..., O)
+        rows = x.reshape(-1, self.in_features)  # one GEMM: on (B, T, D) matmul makes one per sequence, 3.5x slower
+        with threads.gemm(len(rows), self.in_features, self.out_features):
+            y = (rows @ self.weight.data.T).reshape(x.shape[:-1] + (self.out_features,))  # (..., O)
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -42,7 +43,7 @@ class Linear(Layer):
         dy2 = dy.reshape(-1, self.out_features)
         with threads.gemm(len(dy2), self.in_features, self.out_features):  # both GEMMs: the same work
             self.weight.grad += dy2.T @ x.reshape(-1, self.in_features)
-            dx = dy @ self.weight.data
+            dx = (dy2 @ self.weight.data).reshape(x.shape)
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
         return dx

@@ -70,7 +70,8 @@ class Lookup(NamedTuple):
         if self.folded:
             with threads.gemm(V, D, out.shape[2]):
                 projected = self.table @ W_ih.T  # P (V, G*H)
-            np.take(projected, self.ids, axis=0, out=out)
+            # ids are checked where the Lookup is made; mode="raise" would buffer out: 14 ms against 3.7
+            np.take(projected, self.ids, axis=0, out=out, mode="clip")
             return
         N = self.ids.size
         with threads.gemm(N, D, out.shape[2]):
