@@ -33,6 +33,7 @@ from . import threads
 from .backend import live_mask, outputs, state_or_zeros, sweeps_for, whole_loop
 from .functional import add_grads
 from .lookup import Lookup
+from .module import is_grad_enabled
 
 
 def _gates(a: np.ndarray, G: int) -> tuple:
@@ -121,15 +122,17 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
     bias_h = b_hh if has_bias and cell.h_side_apart else None
     states = [empty(f"state{k}", (T + 1, B, H)) for k in range(len(cell.state_names))]  # each s_0 .. s_T
-    saved = [empty(f"saved{k}", (T, B, H)) for k in range(len(cell.saved))]  # what backward needs, per step
     for s, s0 in zip(states, state):
         s[0] = s0
     dense = cell.recurrence == "dense"
+    compiled = sweeps_for(backend, x, *params)
+    stepwise = compiled is not None and dense and not whole_loop(B, G, H)  # one GEMM per step from here
+    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
+    saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
     W_hh_T = None
     if dense:  # (H, G*H): BLAS is fastest on C order
         W_hh_T = empty("W_hh_T", (H, G * H))
         np.copyto(W_hh_T, W_hh.T)
-    compiled = sweeps_for(backend, x, *params)
     if compiled is None:
         if has_bias:
             xw += bias_x
@@ -142,12 +145,13 @@ def _forward(cell, params, x, state, mask, backend, workspace):
         if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
             bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
         args = (xw, hw, bias_x, bias_h, u, live, *states, *saved)
-        if not dense or whole_loop(B, G, H):  # no GEMM per step, or a small one: the loop in one call
+        if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
         else:
+            step = loops.forward_step_lean if lean else loops.forward_step
             for t in range(T):
                 np.matmul(states[0][t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                loops.forward_step(t, *args)  # the rest of the step
+                step(t, *args)  # the rest of the step
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
 

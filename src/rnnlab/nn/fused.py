@@ -1,7 +1,7 @@
 """The Numba backend of the time-loop driver: any cell definition's step, compiled inside one loop.
 
-For each cell definition this module writes the source of four functions (forward_step,
-backward_step and the whole-loop forward_sweep, backward_sweep), specialised to its number of
+For each cell definition this module writes the source of five functions (forward_step, its
+forward_step_lean for no_grad(), backward_step and the whole-loop forward_sweep, backward_sweep), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
@@ -118,7 +118,7 @@ def _at(name: str, g: int) -> str:
 
 
 def loop_source(G: int, S: int, K: int, dense: bool, apart: bool) -> str:
-    """The four loop functions for G gates, S state variables, K saved activations; `dense`: the
+    """The five loop functions for G gates, S state variables, K saved activations; `dense`: the
     recurrence is h W_hh^T (a GEMM between steps, hw), else u * h inside the step; `apart`: the x and
     h sides of the pre-activations have gradients of their own (then dHW is written, else only dXW)."""
     s = [f"s{k}" for k in range(S)]  # states (T+1, B, H)
@@ -147,6 +147,10 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool) -> str:
         *[f"            _copy(p{k}, n{k})" for k in range(S)],
         "",
     ]
+    # under no_grad(): the same step, the saved activations not written (v0.. are not read)
+    lean = [line for line in out[1:] if not line.lstrip().startswith("w")]
+    out += ["@jit", lean[0].replace("forward_step", "forward_step_lean"),
+            '    """forward_step without the saved activations (no backward will need them)."""'] + lean[2:]
     bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
     dh_side = "dah" if apart else "dax"
     carry = "dprev[0]" + ("" if dense else "".join(f" + {dh_side}[{g}] * u{g}[j]" for g in range(G)))
@@ -212,7 +216,7 @@ class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep)."""
 
     def __init__(self, namespace: dict):
-        for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
+        for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep"):
             setattr(self, name, namespace[name])
 
 
