@@ -43,15 +43,18 @@ def cross_entropy(logits, targets, mask=None) -> tuple[float, np.ndarray]:
     if targets.size and (targets.min() < 0 or targets.max() >= V):
         raise ValueError(f"targets must lie in 0..{V - 1}; got min {targets.min()}, max {targets.max()}")
     mask = _check_mask(mask, targets.shape)
-    logp = log_softmax(logits)  # (*S, V)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (*S,)
     count = targets.size if mask is None else int(mask.sum())
     if count == 0:
         raise ValueError("the mask leaves no position to average the loss over")
+    # log_softmax's steps, each exp taken once: p and log p from the same exp(shifted)
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # (*S, V)
+    dlogits = np.exp(shifted)
+    total = dlogits.sum(axis=-1, keepdims=True)  # (*S, 1)
+    target = targets[..., None]
+    picked = np.take_along_axis(shifted, target, axis=-1)[..., 0] - np.log(total[..., 0])  # log p[target] (*S,)
     loss = -(picked.sum() if mask is None else picked[mask].sum()) / count
-    dlogits = np.exp(logp)
-    np.put_along_axis(dlogits, targets[..., None], np.take_along_axis(dlogits, targets[..., None], -1) - 1, -1)
-    dlogits /= count
+    dlogits *= 1 / (total * count)  # p / count
+    np.put_along_axis(dlogits, target, np.take_along_axis(dlogits, target, -1) - 1 / count, -1)
     if mask is not None:
         dlogits *= mask[..., None]
     return float(loss), dlogits
