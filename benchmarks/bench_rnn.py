@@ -14,8 +14,12 @@ OPENBLAS/OMP/MKL_NUM_THREADS before it imports anything, so no two thread pools 
 The coordinator (no numerics of its own) sends both workers the same config; rnnlab's worker
 builds the model and writes its weights to a .npz file, torch's worker loads them, and both
 compute the first loss on the same batch, which must agree. Then the workers take turns in blocks
-of calls (rnnlab, torch, torch, rnnlab, ...), the first call of each block not counted (the
-runtime that ran before may still be spinning its threads), and each cell is a median.
+of calls (rnnlab, torch, torch, rnnlab, ...), and each cell is a median. After each block the
+coordinator waits until none of that worker's threads runs (Linux's /proc; a 0.3 s pause
+elsewhere): a runtime's pool spins after its last call (torch's ~20 ms, OpenBLAS's ~120 ms here),
+and without the wait the next block shared the cores with it, and rnnlab's thread policy read it as
+a neighbour (its 2-layer (64, 100, 256) LSTM inference read 173-196 ms that way, 123 ms with the
+wait). The first call of each block is not counted either.
 
 Busy: the same, for the neighbour configs, while benchmarks/neighbour.py (64 GEMMs of (32, 128) x
 (128, 512) in a loop on NumPy's default threads: a second small RNN run) runs beside; the
@@ -261,6 +265,38 @@ class Worker:
             raise RuntimeError(f"the {self.name} worker died (exit {self.proc.wait()}); its stderr is above")
         return json.loads(line)
 
+    def running_threads(self) -> int | None:
+        """How many of the worker's threads are running or runnable now (Linux), None where unknown."""
+        try:
+            tasks = os.listdir(f"/proc/{self.proc.pid}/task")
+        except OSError:
+            return None
+        count = 0
+        for task in tasks:
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{task}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            count += stat[stat.rindex(b")") + 2:][:1] == b"R"
+        return count
+
+    def settle(self, timeout: float = 2.0) -> float:
+        """Wait until none of the worker's threads runs (a runtime's pool spins for a while after its
+        last call: OpenMP's, OpenBLAS's), so that the next block has the cores to itself; the seconds waited."""
+        start = time.perf_counter()
+        quiet = 0
+        while time.perf_counter() - start < timeout:
+            running = self.running_threads()
+            if running is None:  # no /proc: a fixed pause instead
+                time.sleep(0.3)
+                break
+            quiet = quiet + 1 if running == 0 else 0
+            if quiet >= 3:  # three readings 5 ms apart
+                break
+            time.sleep(0.005)
+        return time.perf_counter() - start
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
@@ -280,6 +316,7 @@ def time_in_turns(workers: list[Worker], task: str, seconds: float, warmup: int 
     for r in range(rounds):
         for w in (workers if r % 2 == 0 else workers[::-1]):
             times[w.name] += w.ask("time", task=task, calls=block[w.name], **fields)["times"][1:]
+            w.settle()  # the next block starts on quiet cores
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
