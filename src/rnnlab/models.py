@@ -247,9 +247,12 @@ class Inputs(Layer):
         self.dtype = np.dtype(dtype)
         self.embedding = (Embedding(self.input_vocab, self.input_size, dtype=self.dtype, rng=rng)
                           if self.input_vocab is not None else None)
+        self._looked_up = False  # whether the last forward gave ids as a Lookup
 
-    def forward(self, x, name: str = "x", lead: tuple[str, ...] = ("batch",)):
-        """x (*S, D) float or ids (*S) -> (*S, D); len(S) must equal len(lead)."""
+    def forward(self, x, name: str = "x", lead: tuple[str, ...] = ("batch",), lookup: bool = False):
+        """x (*S, D) float or ids (*S) -> (*S, D); len(S) must equal len(lead). With lookup, ids come
+        back as Embedding.lookup's rows, for a recurrent layer to fold into its input projection."""
+        self._looked_up = False
         if self.embedding is not None:
             ids = np.asarray(x)
             shape = "(" + ", ".join(lead) + ")"
@@ -261,7 +264,8 @@ class Inputs(Layer):
             if ids.size and (ids.min() < 0 or ids.max() >= self.input_vocab):
                 raise ValueError(f"{self.who}: {name} ids must lie in 0..{self.input_vocab - 1}; "
                                  f"got min {ids.min()}, max {ids.max()}")
-            return self.embedding(ids)  # (*S, D)
+            self._looked_up = lookup
+            return self.embedding.lookup(ids) if lookup else self.embedding(ids)  # (*S, D)
         shape = "(" + ", ".join(lead + (f"input_size={self.input_size}",)) + ")"
         if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer) and x.ndim == len(lead):
             raise TypeError(f"{self.who}: {name} looks like integer ids of shape {x.shape}; give float features "
@@ -272,10 +276,14 @@ class Inputs(Layer):
         return array
 
     def backward(self, dx):
-        """The gradient for float inputs; for ids, scatter into the embedding and return None."""
+        """The gradient for float inputs; for ids, scatter into the embedding and return None (after a
+        lookup, dx is already the table's gradient, from the recurrent layer)."""
         if self.embedding is None:
             return dx
-        self.embedding.backward(dx)
+        if self._looked_up:
+            self.embedding.weight.grad += dx
+        else:
+            self.embedding.backward(dx)
         return None
 
 
@@ -337,7 +345,7 @@ class ManyToOne(Layer):
 
     def forward(self, x, lengths=None):
         """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, O)."""
-        e = self.inputs(x, "x", ("batch", "time"))  # (B, T, D)
+        e = self.inputs(x, "x", ("batch", "time"), lookup=True)  # (B, T, D)
         _, state = self.rnn(e, None, lengths)
         h = _top_layer_h(state)  # (L*K, B, H)
         self._h_shape = h.shape
@@ -379,7 +387,7 @@ class ManyToMany(Layer):
 
     def forward(self, x, lengths=None):
         """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, T, O)."""
-        e = self.inputs(x, "x", ("batch", "time"))  # (B, T, D)
+        e = self.inputs(x, "x", ("batch", "time"), lookup=True)  # (B, T, D)
         h, _ = self.rnn(e, None, lengths)  # (B, T, K*H)
         return self.head(h)  # (B, T, O)
 
@@ -424,13 +432,13 @@ class Decoder(Layer):
 
     def forward(self, tokens, state):
         """tokens (B, U), state -> logits (B, U, V), final state."""
-        h, state = self.rnn(self.embedding(tokens), state)  # (B, U, H)
+        h, state = self.rnn(self.embedding.lookup(tokens), state)  # (B, U, H): the rows, folded (lookup.py)
         return self.head(h), state
 
     def backward(self, dlogits):
         """dlogits (B, U, V) -> the gradient of the initial state (parameters accumulate)."""
-        dx, dstate0 = self.rnn.backward(self.head.backward(dlogits))
-        self.embedding.backward(dx)
+        dtable, dstate0 = self.rnn.backward(self.head.backward(dlogits))
+        self.embedding.weight.grad += dtable
         return dstate0
 
     def greedy(self, state, batch: int, steps: int, start: int, eos: int | None) -> np.ndarray:
