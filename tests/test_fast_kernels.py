@@ -56,14 +56,20 @@ def random_problem(mode, dtype, use_lengths, seed=5, B=4):
 @pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("mode", list(MAKERS))
-@pytest.mark.parametrize("kernel,B", [pytest.param("numba", 4, marks=needs_numba),
-                                      pytest.param("numba", 1, marks=needs_numba), ("numpy", 4)],
-                         ids=["numba", "numba-B1", "numpy"])
-def test_time_loop_equals_reference(kernel, B, mode, use_lengths, dtype, tol):
-    """Each time loop (B = 1: Numba's whole-loop sweep), 2 layers, both directions, random states
-    and state gradients, against the reference."""
+@pytest.mark.parametrize("kernel,B,per_step", [pytest.param("numba", 4, False, marks=needs_numba),
+                                               pytest.param("numba", 4, True, marks=needs_numba),
+                                               pytest.param("numba", 1, False, marks=needs_numba), ("numpy", 4, False)],
+                         ids=["numba", "numba-per-step", "numba-B1", "numpy"])
+def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtype, tol, monkeypatch):
+    """Each time loop (Numba's whole loop calling NumPy's BLAS; one compiled call per step where that
+    BLAS cannot be called; B = 1: the whole-loop sweep with its GEMM in Numba), 2 layers, both
+    directions, random states and state gradients, against the reference."""
     problem = random_problem(mode, dtype, use_lengths, B=B)
     make = MAKERS[mode]
+    if per_step:
+        loops = backend.fused_or_none().loops_for(make().kind)
+        for name in ("forward_blas", "forward_blas_lean", "backward_blas"):
+            monkeypatch.setattr(loops, name, None)
     ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
     ref = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel="reference"), *problem)
     assert ours.keys() == ref.keys()
@@ -85,6 +91,15 @@ def test_numba_records_the_same_gradient_flow(B, mode, use_lengths, dtype, tol):
     assert {k for k in fast if k.startswith("flow_")} == ({"flow_h", "flow_c"} if mode == "lstm" else {"flow_h"})
     for name in slow:
         assert_close(name, fast[name], slow[name], tol)
+
+
+@needs_numba
+def test_numba_loops_call_numpys_blas():
+    """NumPy's wheels' BLAS is found and called from the compiled loops (else every step would go back
+    to Python); what it computes is checked by every test through the numba kernel."""
+    fused = backend.fused_or_none()
+    assert fused.numpy_blas() is not None
+    assert fused.loops_for(rnnlab.LSTM(2, 3).kind).forward_blas is not None
 
 
 @needs_numba

@@ -7,7 +7,8 @@ The input projection of all T steps is one GEMM; the time loop does only the rec
 (h_{t-1} W_hh^T, one GEMM; or u * h inside the step for a diagonal recurrence) and the cell's
 pointwise step; after the backward sweep dW_ih, dW_hh and dx are one GEMM each over all steps.
 The time loop runs in NumPy (below, the cell's step on (B, H) arrays) or in Numba (fused.py, the
-same step compiled on scalars); `backend` picks (backend.py). The reference path, one whole cell
+same step compiled on scalars, the whole loop one call with each step's GEMM by NumPy's own BLAS);
+`backend` picks (backend.py). The reference path, one whole cell
 step at a time with its own GEMMs (the test oracle, kernel="reference"), is at the end.
 
 Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S = state variables,
@@ -147,6 +148,8 @@ def _forward(cell, params, x, state, mask, backend, workspace):
         args = (xw, hw, bias_x, bias_h, u, live, *states, *saved)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
+        elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
+            (loops.forward_blas_lean if lean else loops.forward_blas)(W_hh_T, *args)
         else:
             step = loops.forward_step_lean if lean else loops.forward_step
             for t in range(T):
@@ -215,6 +218,8 @@ def _backward(cell, params, cache, dy, dstate, flow, backend, workspace):
         args = (live, dy, dh, carry, dXW, dHW, u, *flows, *states, *saved, *d_state[1:])
         if not dense or whole_loop(B, G, H):
             loops.backward_sweep(W_hh, *args)
+        elif loops.backward_blas is not None:
+            loops.backward_blas(W_hh, *args)
         else:
             for t in reversed(range(T)):
                 loops.backward_step(t, *args)

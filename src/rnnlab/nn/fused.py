@@ -1,11 +1,14 @@
 """The Numba backend of the time-loop driver: any cell definition's step, compiled inside one loop.
 
-For each cell definition this module writes the source of five functions (forward_step, its
-forward_step_lean for no_grad(), backward_step and the whole-loop forward_sweep, backward_sweep), specialised to its number of
+For each cell definition this module writes the source of its loop functions (forward_step, its
+forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
+the GEMM in Numba for one small sequence, and forward_blas, forward_blas_lean, backward_blas, which
+call NumPy's own BLAS for each step's GEMM, for any batch), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
-nothing allocated per step, one Python call next to the one GEMM per step the driver does.
+nothing allocated per step; a whole sequence is one compiled call, its GEMMs included, where NumPy's
+BLAS can be called from Numba (numpy_blas()), else one call per step beside the driver's GEMM.
 
 This module imports numba, so it is imported only on first use (see backend.py). The generated
 source is written to a file named after a hash of itself and of the cell's code, under the cache
@@ -21,6 +24,7 @@ each way); the biases are added in the step, not in a separate pass over all T s
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import inspect
 import math
@@ -29,6 +33,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import llvmlite.binding
 import numba
 import numpy as np
 from numba import types
@@ -117,10 +122,11 @@ def _at(name: str, g: int) -> str:
     return f"{name}[j]" if g == 0 else f"{name}[{g} * H + j]"
 
 
-def loop_source(G: int, S: int, K: int, dense: bool, apart: bool) -> str:
-    """The five loop functions for G gates, S state variables, K saved activations; `dense`: the
+def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = "") -> str:
+    """The loop functions for G gates, S state variables, K saved activations; `dense`: the
     recurrence is h W_hh^T (a GEMM between steps, hw), else u * h inside the step; `apart`: the x and
-    h sides of the pre-activations have gradients of their own (then dHW is written, else only dXW)."""
+    h sides of the pre-activations have gradients of their own (then dHW is written, else only dXW);
+    `blas`: the names of NumPy's BLAS functions where the loops may call them (numpy_blas())."""
     s = [f"s{k}" for k in range(S)]  # states (T+1, B, H)
     v = [f"v{k}" for k in range(K)]  # saved activations (T, B, H)
     fl = [f"flow{k}" for k in range(S)]  # recorded gradient flow (T or 1, B, H)
@@ -193,31 +199,46 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool) -> str:
     ]
     fwd_call = ", ".join(["t", "xw", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
     bwd_call = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
-    out += [
-        "@jit",
-        f"def forward_sweep(W_hh_T, {fwd_args.replace('t, ', '', 1)}):",
-        '    """The whole forward loop in one call (one small sequence at a time)."""',
-        "    for t in range(xw.shape[0]):",
-        *(["        matmul(s0[t], W_hh_T, hw)"] if dense else []),
-        f"        forward_step({fwd_call})",
-        "",
-        "@jit",
-        f"def backward_sweep(W_hh, {bwd_args.replace('t, ', '', 1)}):",
-        '    """The whole backward loop in one call."""',
-        "    for t in range(dXW.shape[0] - 1, -1, -1):",
-        f"        backward_step({bwd_call})",
-        *(["        matmul(dHW[t], W_hh, dh)"] if dense else []),
-        "",
-    ]
+
+    def sweeps(suffix: str, mm: str, doc: str, forward_steps: tuple[str, ...]) -> list[str]:
+        """The whole loops, each step's GEMM done by `mm`, forward (with each of `forward_steps`) and backward."""
+        lines = []
+        for step in forward_steps:
+            lines += [
+                "@jit",
+                f"def {step.replace('forward_step', 'forward_' + suffix)}(W_hh_T, {fwd_args.replace('t, ', '', 1)}):",
+                f'    """The whole forward loop in one call ({doc})."""',
+                "    for t in range(xw.shape[0]):",
+                *([f"        {mm}(s0[t], W_hh_T, hw)"] if dense else []),
+                f"        {step}({fwd_call})",
+                "",
+            ]
+        return lines + [
+            "@jit",
+            f"def backward_{suffix}(W_hh, {bwd_args.replace('t, ', '', 1)}):",
+            f'    """The whole backward loop in one call ({doc})."""',
+            "    for t in range(dXW.shape[0] - 1, -1, -1):",
+            f"        backward_step({bwd_call})",
+            *([f"        {mm}(dHW[t], W_hh, dh)"] if dense else []),
+            "",
+        ]
+
+    out += sweeps("sweep", "matmul", "one small sequence at a time: the GEMM in Numba", ("forward_step",))
+    if dense and blas:  # the GEMM by NumPy's own BLAS, called from the loop: no Python between steps
+        out += [f"# NumPy's BLAS: {blas}", ""]
+        out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS",
+                      ("forward_step", "forward_step_lean"))
     return "\n".join(out)
 
 
 class Loops:
-    """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep)."""
+    """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
+    forward_blas, forward_blas_lean and backward_blas are None where NumPy's BLAS cannot be called)."""
 
     def __init__(self, namespace: dict):
-        for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep"):
-            setattr(self, name, namespace[name])
+        for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
+                     "forward_blas", "forward_blas_lean", "backward_blas"):
+            setattr(self, name, namespace.get(name))
 
 
 _loops: dict = {}  # definition -> Loops
@@ -226,10 +247,11 @@ _loops: dict = {}  # definition -> Loops
 def loops_for(cell) -> Loops:
     """The compiled loops of a cell definition, generated and compiled once per process."""
     if cell not in _loops:
+        blas = numpy_blas()
         source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
-                             cell.h_side_apart)
+                             cell.h_side_apart, " ".join(blas[:2]) if blas else "")
         module = generated_module(cell, source, "loops", {
-            "matmul": matmul, "_copy": _copy, "_fill": _fill,
+            "matmul": matmul, "blas_matmul": blas_matmul, "_copy": _copy, "_fill": _fill,
             "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
             "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
             fastmath=LOOP_FASTMATH)
@@ -309,6 +331,72 @@ def add_rows(values, ids, out):
         row, value = out[ids[n]], values[n]
         for j in range(values.shape[1]):
             row[j] += value[j]
+
+
+# --- NumPy's own BLAS, called from the loops ---------------------------------------------------
+# The per-step GEMM called from Python costs a NumPy call and a Numba call per step (~6 us, 6% of an
+# LSTM step at (B, H) = (32, 128)); called from Numba the loop is one call. It must be NumPy's own
+# library: the one threads.py sets the threads of, with one thread pool in the process.
+_BLAS_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),  # NumPy's wheels (scipy-openblas, ILP64)
+               ("cblas_sgemm64_", "cblas_dgemm64_", 64), ("cblas_sgemm", "cblas_dgemm", 32))
+_blas_found: list = []  # [the (sgemm, dgemm, int bits) found, or None], once looked for
+
+
+def numpy_blas():
+    """(sgemm, dgemm, int bits): NumPy's BLAS's CBLAS GEMMs by name, the library loaded for the loops
+    to link against; None where none of the known names is there (then the driver calls BLAS per step)."""
+    if not _blas_found:
+        from . import threads
+
+        found = None
+        for lib in threads.blas_libraries():
+            try:
+                handle = ctypes.CDLL(lib.filepath)
+            except OSError:
+                continue
+            found = next((names for names in _BLAS_NAMES
+                          if all(hasattr(handle, n) for n in names[:2]) and _gemm_works(handle, *names)), None)
+            if found is not None:
+                llvmlite.binding.load_library_permanently(lib.filepath)
+                break
+        _blas_found.append(found)
+    return _blas_found[0]
+
+
+def _gemm_works(handle, sgemm: str, dgemm: str, bits: int) -> bool:
+    """Whether the library's sgemm, called with `bits`-bit integers as the loops will call it, multiplies
+    a (2, 3) by a (3, 2) matrix right (an LP64 library under a name taken for ILP64 would not)."""
+    index = ctypes.c_int64 if bits == 64 else ctypes.c_int32
+    gemm = getattr(handle, sgemm)
+    gemm.restype = None
+    gemm.argtypes = [ctypes.c_int] * 3 + [index] * 3 + [ctypes.c_float, ctypes.c_void_p, index, ctypes.c_void_p, index,
+                                                        ctypes.c_float, ctypes.c_void_p, index]
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(6, dtype=np.float32).reshape(3, 2)
+    out = np.zeros((2, 2), np.float32)
+    gemm(101, 111, 111, 2, 2, 3, 1.0, a.ctypes.data, 3, b.ctypes.data, 2, 0.0, out.ctypes.data, 2)
+    return bool(np.array_equal(out, a @ b))
+
+
+def blas_matmul(a, b, out):
+    """out = a @ b for C-ordered a (M, K), b (K, N), out (M, N): one call of NumPy's BLAS (in compiled code)."""
+    raise NotImplementedError("blas_matmul runs only inside compiled loops")
+
+
+@overload(blas_matmul)
+def _blas_matmul(a, b, out):
+    sgemm, dgemm, bits = numpy_blas()
+    real, name = (types.float32, sgemm) if a.dtype == types.float32 else (types.float64, dgemm)
+    ints = types.int64 if bits == 64 else types.int32
+    gemm = types.ExternalFunction(name, types.void(types.int32, types.int32, types.int32, ints, ints, ints, real,
+                                                   types.intp, ints, types.intp, ints, real, types.intp, ints))
+    one, zero = _constant(a.dtype, 1.0), _constant(a.dtype, 0.0)
+    row_major, no_trans = 101, 111  # CblasRowMajor, CblasNoTrans
+
+    def impl(a, b, out):
+        M, K = a.shape
+        N = b.shape[1]
+        gemm(row_major, no_trans, no_trans, M, N, K, one, a.ctypes.data, K, b.ctypes.data, N, zero, out.ctypes.data, N)
+    return impl
 
 
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------

@@ -170,17 +170,21 @@ def _blas():
     return _controller
 
 
+def blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's among them)."""
+    return [lib for lib in _blas().lib_controllers if lib.user_api == "blas"]
+
+
 def _set(n: int) -> None:
-    for lib in _blas().lib_controllers:
-        if lib.user_api == "blas":
-            lib.set_num_threads(n)  # one ctypes call: ~5 us, against ~100 us for threadpoolctl's limit()
+    for lib in blas_libraries():
+        lib.set_num_threads(n)  # one ctypes call: ~5 us, against ~100 us for threadpoolctl's limit()
 
 
 @contextmanager
 def limit(n: int):
     """BLAS runs on at most n threads inside the block; the setting in force before comes back after
     (read from the library each time: someone else, e.g. threadpoolctl in the caller, may have set it)."""
-    libs = [lib for lib in _blas().lib_controllers if lib.user_api == "blas"]
+    libs = blas_libraries()
     saved = min((lib.get_num_threads() for lib in libs), default=n)
     if n == saved:
         yield
