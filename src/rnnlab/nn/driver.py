@@ -112,12 +112,18 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     T, B, D = x.shape
     H, G = state[0].shape[1], cell.G
     empty = _buffers(workspace, x.dtype)
-    xw = empty("xw", (T, B, G * H))
-    if isinstance(x, Lookup):  # an embedding's rows: a lookup in the projected table
-        x.project(W_ih, xw)
+    compiled = sweeps_for(backend, x, *params)
+    # the input side of every step, x_t W_ih^T: the compiled step of sequence b reads row rows[t, b] of xw
+    if compiled is not None and isinstance(x, Lookup) and x.folded:  # the row of its id: nothing gathered
+        xw, rows = x.projected(W_ih), x.ids  # (V, G*H), (T, B)
     else:
-        with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
-            np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))  # the input side of every step
+        xw = empty("xw", (T, B, G * H))
+        if isinstance(x, Lookup):  # an embedding's rows, gathered
+            x.project(W_ih, xw)
+        else:
+            with threads.gemm(T * B, D, G * H):  # the all-steps GEMMs get their own threads back
+                np.matmul(x.reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, G * H))
+        rows = np.arange(T * B, dtype=np.intp).reshape(T, B)  # each step its own row of xw (T*B, G*H)
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
@@ -126,7 +132,6 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     for s, s0 in zip(states, state):
         s[0] = s0
     dense = cell.recurrence == "dense"
-    compiled = sweeps_for(backend, x, *params)
     stepwise = compiled is not None and dense and not whole_loop(B, G, H)  # one GEMM per step from here
     lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
     saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
@@ -145,7 +150,7 @@ def _forward(cell, params, x, state, mask, backend, workspace):
         u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
         if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
             bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
-        args = (xw, hw, bias_x, bias_h, u, live, *states, *saved)
+        args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live, *states, *saved)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's

@@ -135,14 +135,14 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     a_h = [_at("ah", g) if dense else f"{_at('u', g)} * p0[j]" for g in range(G)]
     if apart:
         a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
-    fwd_args = ", ".join(["t", "xw", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    fwd_args = ", ".join(["t", "xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
     out = [
         "@jit",
         f"def forward_step({fwd_args}):",
-        '    """Step t: new states s[t+1] and saved activations v[t] from xw[t] (x W_ih^T), hw (h W_hh^T)."""',
-        "    B, H = xw.shape[1], s0.shape[2]",
+        '    """Step t: states s[t+1], saved v[t] from hw (h W_hh^T) and x W_ih^T, row rows[t, b] of xw for row b."""',
+        "    B, H = rows.shape[1], s0.shape[2]",
         "    for b in range(B):",
-        "        ax, ah = xw[t, b], hw[b]",
+        "        ax, ah = xw[rows[t, b]], hw[b]",
         *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
         *[f"        w{k} = v{k}[t, b]" for k in range(K)],
         "        for j in range(H):",
@@ -197,7 +197,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         *[f"            fl{k}[j] = dall[{k}]" for k in range(S)],
         "",
     ]
-    fwd_call = ", ".join(["t", "xw", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    fwd_call = ", ".join(["t", "xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
     bwd_call = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
 
     def sweeps(suffix: str, mm: str, doc: str, forward_steps: tuple[str, ...]) -> list[str]:
@@ -208,7 +208,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
                 "@jit",
                 f"def {step.replace('forward_step', 'forward_' + suffix)}(W_hh_T, {fwd_args.replace('t, ', '', 1)}):",
                 f'    """The whole forward loop in one call ({doc})."""',
-                "    for t in range(xw.shape[0]):",
+                "    for t in range(rows.shape[0]):",
                 *([f"        {mm}(s0[t], W_hh_T, hw)"] if dense else []),
                 f"        {step}({fwd_call})",
                 "",

@@ -6,9 +6,10 @@ GEMM, since a row's projection depends only on its id:
     backward   dP[v] = sum of dXW over the steps whose id is v  (V, G*H)
                dW_ih = dP^T table,   db_ih = sum_v dP[v],   dtable = dP W_ih
 
-That is V rows of GEMM instead of T*B, plus a gather and a scatter of T*B rows: for a char model
-(V = 65) at (B, T) = (32, 64), 65 rows instead of 2,048. Where the vocabulary is larger than the
-batch's steps (V > T*B) it would cost more, so the rows are gathered and projected as any input.
+That is V rows of GEMM instead of T*B, and a scatter of T*B rows: for a char model (V = 65) at
+(B, T) = (32, 64), 65 rows instead of 2,048. The compiled time loop reads each step's row of P by
+its id (P stays in cache; NumPy's loop gathers the rows first). Where the vocabulary is larger than
+the batch's steps (V > T*B) it would cost more, so the rows are gathered and projected as any input.
 
 Shapes: ids (T, B) in the layers' time-major order (B, T as the caller gives them to the layer),
 table (V, D); the driver sees `shape` (T, B, D) and `dtype` as for an array input.
@@ -64,15 +65,19 @@ class Lookup(NamedTuple):
         """x (T, B, D), gathered."""
         return self.table[self.ids]
 
+    def projected(self, W_ih: np.ndarray) -> np.ndarray:
+        """P = table W_ih^T (V, G*H): row v is the input side of every step whose id is v (the compiled
+        steps read it by id, so nothing is gathered)."""
+        with threads.gemm(*self.table.shape, len(W_ih)):
+            return self.table @ W_ih.T
+
     def project(self, W_ih: np.ndarray, out: np.ndarray) -> None:
-        """out (T, B, G*H) = x W_ih^T, the input side of every step."""
-        V, D = self.table.shape
+        """out (T, B, G*H) = x W_ih^T, the input side of every step, gathered (NumPy's time loop)."""
         if self.folded:
-            with threads.gemm(V, D, out.shape[2]):
-                projected = self.table @ W_ih.T  # P (V, G*H)
             # ids are checked where the Lookup is made; mode="raise" would buffer out: 14 ms against 3.7
-            np.take(projected, self.ids, axis=0, out=out, mode="clip")
+            np.take(self.projected(W_ih), self.ids, axis=0, out=out, mode="clip")
             return
+        D = self.table.shape[1]
         N = self.ids.size
         with threads.gemm(N, D, out.shape[2]):
             np.matmul(self.table[self.ids.reshape(N)], W_ih.T, out=out.reshape(N, -1))

@@ -248,7 +248,7 @@ class Recurrent(Layer):
             return self._time_major("x", x, grad)
         if self.kernel == "reference":
             return np.ascontiguousarray(x.rows().transpose(1, 0, 2))
-        return Lookup(np.ascontiguousarray(x.ids.T), x.table)
+        return Lookup(np.ascontiguousarray(x.ids.T, dtype=np.intp), x.table)
 
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D) or Lookup(ids (B, T), table (V, D)), state (L*K, B, H) [or (h, c)], lengths (B,)
