@@ -17,6 +17,7 @@ from rnnlab.nn import backend, threads
 def no_user_setting(monkeypatch):
     for var in threads.ENV_VARS:
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(threads, "_ceiling", (-1e9, 1))  # forget the environment last read
     yield
     threads._user_threads = None
 
