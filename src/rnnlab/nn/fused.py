@@ -25,6 +25,7 @@ each way); the biases are added in the step, not in a separate pass over all T s
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import inspect
 import math
@@ -136,27 +137,31 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     if apart:
         a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
     fwd_args = ", ".join(["t", "xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
-    out = [
-        "@jit",
-        f"def forward_step({fwd_args}):",
-        '    """Step t: states s[t+1], saved v[t] from hw (h W_hh^T) and x W_ih^T, row rows[t, b] of xw for row b."""',
-        "    B, H = rows.shape[1], s0.shape[2]",
-        "    for b in range(B):",
-        "        ax, ah = xw[rows[t, b]], hw[b]",
-        *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
-        *[f"        w{k} = v{k}[t, b]" for k in range(K)],
-        "        for j in range(H):",
-        f"            new, saved = step({_tuple(a_x)}, {_tuple(a_h)}, {_tuple([f'p{k}[j]' for k in range(S)])})",
-        *[f"            n{k}[j] = new[{k}]" for k in range(S)],
-        *[f"            w{k}[j] = saved[{k}]" for k in range(K)],
-        "        if mask[t, b] == 0:  # past the end of its sequence the row holds its state",
-        *[f"            _copy(p{k}, n{k})" for k in range(S)],
-        "",
-    ]
-    # under no_grad(): the same step, the saved activations not written (v0.. are not read)
-    lean = [line for line in out[1:] if not line.lstrip().startswith("w")]
-    out += ["@jit", lean[0].replace("forward_step", "forward_step_lean"),
-            '    """forward_step without the saved activations (no backward will need them)."""'] + lean[2:]
+
+    def forward_step(name: str, doc: str, save: bool) -> list[str]:
+        """Step t's source; with save, it writes the saved activations v[t] too (else v0.. are not read)."""
+        return [
+            "@jit",
+            f"def {name}({fwd_args}):",
+            f'    """{doc}"""',
+            "    B, H = rows.shape[1], s0.shape[2]",
+            "    for b in range(B):",
+            "        ax, ah = xw[rows[t, b]], hw[b]",
+            *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
+            *([f"        w{k} = v{k}[t, b]" for k in range(K)] if save else []),
+            "        for j in range(H):",
+            f"            new, saved = step({_tuple(a_x)}, {_tuple(a_h)}, {_tuple([f'p{k}[j]' for k in range(S)])})",
+            *[f"            n{k}[j] = new[{k}]" for k in range(S)],
+            *([f"            w{k}[j] = saved[{k}]" for k in range(K)] if save else []),
+            "        if mask[t, b] == 0:  # past the end of its sequence the row holds its state",
+            *[f"            _copy(p{k}, n{k})" for k in range(S)],
+            "",
+        ]
+
+    out = forward_step("forward_step", "Step t: states s[t+1], saved v[t] from hw (h W_hh^T) and x W_ih^T, "
+                       "row rows[t, b] of xw for row b.", save=True)
+    out += forward_step("forward_step_lean", "forward_step without the saved activations (under no_grad(): "
+                        "no backward will need them).", save=False)
     bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
     dh_side = "dah" if apart else "dax"
     carry = "dprev[0]" + ("" if dense else "".join(f" + {dh_side}[{g}] * u{g}[j]" for g in range(G)))
@@ -197,9 +202,6 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         *[f"            fl{k}[j] = dall[{k}]" for k in range(S)],
         "",
     ]
-    fwd_call = ", ".join(["t", "xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
-    bwd_call = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
-
     def sweeps(suffix: str, mm: str, doc: str, forward_steps: tuple[str, ...]) -> list[str]:
         """The whole loops, each step's GEMM done by `mm`, forward (with each of `forward_steps`) and backward."""
         lines = []
@@ -210,7 +212,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
                 f'    """The whole forward loop in one call ({doc})."""',
                 "    for t in range(rows.shape[0]):",
                 *([f"        {mm}(s0[t], W_hh_T, hw)"] if dense else []),
-                f"        {step}({fwd_call})",
+                f"        {step}({fwd_args})",
                 "",
             ]
         return lines + [
@@ -218,7 +220,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
             f"def backward_{suffix}(W_hh, {bwd_args.replace('t, ', '', 1)}):",
             f'    """The whole backward loop in one call ({doc})."""',
             "    for t in range(dXW.shape[0] - 1, -1, -1):",
-            f"        backward_step({bwd_call})",
+            f"        backward_step({bwd_args})",
             *([f"        {mm}(dHW[t], W_hh, dh)"] if dense else []),
             "",
         ]
@@ -339,28 +341,25 @@ def add_rows(values, ids, out):
 # library: the one threads.py sets the threads of, with one thread pool in the process.
 _BLAS_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),  # NumPy's wheels (scipy-openblas, ILP64)
                ("cblas_sgemm64_", "cblas_dgemm64_", 64), ("cblas_sgemm", "cblas_dgemm", 32))
-_blas_found: list = []  # [the (sgemm, dgemm, int bits) found, or None], once looked for
 
 
+@functools.cache
 def numpy_blas():
     """(sgemm, dgemm, int bits): NumPy's BLAS's CBLAS GEMMs by name, the library loaded for the loops
     to link against; None where none of the known names is there (then the driver calls BLAS per step)."""
-    if not _blas_found:
-        from . import threads
+    from . import threads
 
-        found = None
-        for lib in threads.blas_libraries():
-            try:
-                handle = ctypes.CDLL(lib.filepath)
-            except OSError:
-                continue
-            found = next((names for names in _BLAS_NAMES
-                          if all(hasattr(handle, n) for n in names[:2]) and _gemm_works(handle, *names)), None)
-            if found is not None:
-                llvmlite.binding.load_library_permanently(lib.filepath)
-                break
-        _blas_found.append(found)
-    return _blas_found[0]
+    for lib in threads.blas_libraries():
+        try:
+            handle = ctypes.CDLL(lib.filepath)
+        except OSError:
+            continue
+        found = next((names for names in _BLAS_NAMES
+                      if all(hasattr(handle, n) for n in names[:2]) and _gemm_works(handle, *names)), None)
+        if found is not None:
+            llvmlite.binding.load_library_permanently(lib.filepath)
+            return found
+    return None
 
 
 def _gemm_works(handle, sgemm: str, dgemm: str, bits: int) -> bool:

@@ -24,6 +24,7 @@ from . import backend, threads
 
 ONEHOT_MAX = 2 ** 25  # NumPy's scatter: a one-hot GEMM up to V * N entries, a sort above
 
+
 def scatter_rows(values: np.ndarray, ids: np.ndarray, V: int) -> np.ndarray:
     """(V, F): row v is the sum of the rows of values (N, F) whose id (N,) is v (np.add.at's result)."""
     out = np.zeros((V, values.shape[1]), values.dtype)
@@ -71,23 +72,12 @@ class Lookup(NamedTuple):
         with threads.gemm(*self.table.shape, len(W_ih)):
             return self.table @ W_ih.T
 
-    def project(self, W_ih: np.ndarray, out: np.ndarray) -> None:
-        """out (T, B, G*H) = x W_ih^T, the input side of every step, gathered (NumPy's time loop)."""
-        if self.folded:
-            # ids are checked where the Lookup is made; mode="raise" would buffer out: 14 ms against 3.7
-            np.take(self.projected(W_ih), self.ids, axis=0, out=out, mode="clip")
-            return
-        D = self.table.shape[1]
-        N = self.ids.size
-        with threads.gemm(N, D, out.shape[2]):
-            np.matmul(self.table[self.ids.reshape(N)], W_ih.T, out=out.reshape(N, -1))
-
     def input_side(self, dXW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(dax, x) with dW_ih = dax^T x and dtable from dax W_ih (table_grad), from dXW (T*B, G*H):
         (dP (V, G*H), table) when folded, else (dXW, the gathered rows (T*B, D))."""
         if self.folded:
             return scatter_rows(dXW, self.ids.reshape(-1), len(self.table)), self.table
-        return dXW, self.table[self.ids.reshape(-1)]
+        return dXW, self.rows().reshape(self.ids.size, -1)
 
     def table_grad(self, dax_W_ih: np.ndarray) -> np.ndarray:
         """dtable (V, D) from dax W_ih: already per row of the table when folded, else per step (T*B, D)."""

@@ -21,6 +21,7 @@ ceiling the policy never exceeds; the policy only ever uses fewer threads.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -181,14 +182,10 @@ def _blas():
     return _controller
 
 
-_blas_libraries: list = []  # blas_libraries()' answer, once made
-
-
-def blas_libraries() -> list:
+@functools.cache
+def blas_libraries() -> tuple:
     """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's among them) when first asked."""
-    if not _blas_libraries:
-        _blas_libraries.extend(lib for lib in _blas().lib_controllers if lib.user_api == "blas")
-    return _blas_libraries
+    return tuple(lib for lib in _blas().lib_controllers if lib.user_api == "blas")
 
 
 def _set(n: int) -> None:
