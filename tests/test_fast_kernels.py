@@ -12,7 +12,7 @@ import pytest
 
 import rnnlab
 from conftest import assert_close
-from rnnlab.nn import backend, driver
+from rnnlab.nn import backend, driver, threads
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKERS = {
@@ -56,20 +56,24 @@ def random_problem(mode, dtype, use_lengths, seed=5, B=4):
 @pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("mode", list(MAKERS))
-@pytest.mark.parametrize("kernel,B,per_step", [pytest.param("numba", 4, False, marks=needs_numba),
-                                               pytest.param("numba", 4, True, marks=needs_numba),
-                                               pytest.param("numba", 1, False, marks=needs_numba), ("numpy", 4, False)],
-                         ids=["numba", "numba-per-step", "numba-B1", "numpy"])
-def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtype, tol, monkeypatch):
+@pytest.mark.parametrize("kernel,B,variant", [pytest.param("numba", 4, "", marks=needs_numba),
+                                              pytest.param("numba", 4, "per-step", marks=needs_numba),
+                                              pytest.param("numba", 4, "parts", marks=needs_numba),
+                                              pytest.param("numba", 1, "", marks=needs_numba), ("numpy", 4, "")],
+                         ids=["numba", "numba-per-step", "numba-parts", "numba-B1", "numpy"])
+def test_time_loop_equals_reference(kernel, B, variant, mode, use_lengths, dtype, tol, monkeypatch):
     """Each time loop (Numba's whole loop calling NumPy's BLAS; one compiled call per step where that
-    BLAS cannot be called; B = 1: the whole-loop sweep with its GEMM in Numba), 2 layers, both
-    directions, random states and state gradients, against the reference."""
+    BLAS cannot be called; the forward's hidden units shared among 3 threads, 2 units each, as the
+    thread policy does under no_grad() where cores are free; B = 1: the whole-loop sweep with its GEMM
+    in Numba), 2 layers, both directions, random states and state gradients, against the reference."""
     problem = random_problem(mode, dtype, use_lengths, B=B)
     make = MAKERS[mode]
-    if per_step:
+    if variant == "per-step":
         loops = backend.fused_or_none().loops_for(make().kind)
-        for name in ("forward_blas", "forward_blas_lean", "backward_blas"):
+        for name in ("forward_blas", "forward_blas_lean", "backward_blas", "forward_part", "forward_part_lean"):
             monkeypatch.setattr(loops, name, None)
+    if variant == "parts":
+        monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 3)
     ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
     ref = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel="reference"), *problem)
     assert ours.keys() == ref.keys()
@@ -100,6 +104,58 @@ def test_numba_loops_call_numpys_blas():
     fused = backend.fused_or_none()
     assert fused.numpy_blas() is not None
     assert fused.loops_for(rnnlab.LSTM(2, 3).kind).forward_blas is not None
+
+
+@needs_numba
+def test_parts_meet_after_each_step():
+    """fused.meet: a part that has finished a step waits until every part has finished it."""
+    import threading
+    import time
+
+    fused = backend.fused_or_none()
+    flags = fused.meet_flags(2)
+    fused.meet(fused.meet_flags(1), 0, 1)  # compiled before the threads run
+    waiter = threading.Thread(target=fused.meet, args=(flags, 1, 1))
+    waiter.start()
+    time.sleep(0.2)
+    assert waiter.is_alive()  # part 1 waits for part 0's first step
+    fused.meet(flags, 0, 1)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+
+
+@needs_numba
+def test_parts_that_wait_for_a_failed_partner_are_let_through():
+    """run_parts: should part 0 fail, a helper waiting for it at fused.meet is released, not left
+    spinning forever; the error reaches the caller."""
+    import threading
+
+    fused = backend.fused_or_none()
+    flags = fused.meet_flags(2)
+    fused.meet(fused.meet_flags(1), 0, 1)  # compiled before the helper waits in it
+
+    def part(p):
+        if p == 0:
+            raise KeyError("part 0 failed")
+        for step in range(1, 4):
+            fused.meet(flags, 1, step)  # would wait for part 0's step forever
+
+    caller = threading.Thread(target=lambda: pytest.raises(KeyError, threads.run_parts, part, 2, flags))
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive()
+
+
+def test_rows_shared_among_helpers_give_numpys_product(monkeypatch):
+    """threads.matmul under no_grad() splits the rows among rnnlab's helpers: the same product."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((37, 11)), rng.standard_normal((5, 11)).T  # b: a transposed view, as W.T
+    monkeypatch.setattr(threads, "for_gemm", lambda m, k, n: 3)
+    with rnnlab.no_grad():
+        assert threads.helpers_for(3) == (3 if threads.os.name == "posix" else 1)
+        np.testing.assert_allclose(threads.matmul(a, b), a @ b, rtol=1e-13)
+    assert threads.helpers_for(3) == 1  # with gradients, BLAS's own threads
+    np.testing.assert_allclose(threads.matmul(a, b), a @ b, rtol=1e-13)
 
 
 @needs_numba

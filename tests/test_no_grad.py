@@ -17,12 +17,19 @@ from test_torch_equivalence import make_pair
 KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available() else [])
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", KERNELS + (["numba-parts"] if backend.numba_available() else []))
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
 @pytest.mark.parametrize("layers, bidirectional, use_lengths", [(1, False, False), (2, True, True)],
                          ids=["uni", "bi-lengths"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
-def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol):
+def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol, monkeypatch):
+    """numba-parts: the hidden units shared among two threads (2 and 3 units), as the thread policy
+    does under no_grad() where cores are free."""
+    if kernel == "numba-parts":
+        from rnnlab.nn import threads
+
+        monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 2)
+        kernel = "numba"
     seed = zlib.crc32(f"nograd-{mode}-{layers}-{kernel}".encode())
     rng = np.random.default_rng(seed)
     B, T, D, H = 3, 6, 4, 5

@@ -7,8 +7,9 @@ The input projection of all T steps is one GEMM; the time loop does only the rec
 (h_{t-1} W_hh^T, one GEMM; or u * h inside the step for a diagonal recurrence) and the cell's
 pointwise step; after the backward sweep dW_ih, dW_hh and dx are one GEMM each over all steps.
 The time loop runs in NumPy (below, the cell's step on (B, H) arrays) or in Numba (fused.py, the
-same step compiled on scalars, the whole loop one call with each step's GEMM by NumPy's own BLAS);
-`backend` picks (backend.py). The reference path, one whole cell
+same step compiled on scalars, the whole loop one call with each step's GEMM by NumPy's own BLAS;
+under no_grad() the hidden units shared among threads, each running the whole loop for its own,
+threads.step_parts); `backend` picks (backend.py). The reference path, one whole cell
 step at a time with its own GEMMs (the test oracle, kernel="reference"), is at the end.
 
 Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S = state variables,
@@ -103,16 +104,23 @@ def _buffers(workspace: Workspace | None, dtype):
 # --- the sequence: forward ------------------------------------------------------------------------
 def forward(cell, params, x, state, mask=None, backend=None, workspace=None):
     """x (T, B, D), state (S arrays (B, H)), mask (T, B, 1) or None -> y (T, B, H), final state, cache."""
-    with threads.time_loop(x.shape[1], state[0].shape[1], cell.G):  # per-step GEMMs (threads.py)
-        return _forward(cell, params, x, state, mask, backend, workspace)
+    B, H, G = x.shape[1], state[0].shape[1], cell.G
+    compiled = sweeps_for(backend, x, *params)
+    stepwise = compiled is not None and cell.recurrence == "dense" and not whole_loop(B, G, H)  # a GEMM per step
+    shared = stepwise and compiled.loops_for(cell).forward_part is not None  # the loop can run in parts
+    with threads.time_loop(B, H, G, shared) as parts:  # per-step GEMMs (threads.py)
+        return _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
 
 
-def _forward(cell, params, x, state, mask, backend, workspace):
-    W_ih, W_hh, b_ih, b_hh = params
+def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace):
     T, B = x.shape[:2]
     H, G = state[0].shape[1], cell.G
     empty = _buffers(workspace, x.dtype)
-    compiled = sweeps_for(backend, x, *params)
+    dense = cell.recurrence == "dense"
+    if parts > 1:  # each thread's gate rows together, so that its GEMM is one block of columns
+        order = _part_order(G, H, parts)
+        params = tuple(None if p is None else p[order] for p in params)
+    W_ih, W_hh, b_ih, b_hh = params
     xw, rows = _input_side(x, W_ih, compiled is not None, empty)
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
@@ -121,8 +129,6 @@ def _forward(cell, params, x, state, mask, backend, workspace):
     states = [empty(f"state{k}", (T + 1, B, H)) for k in range(len(cell.state_names))]  # each s_0 .. s_T
     for s, s0 in zip(states, state):
         s[0] = s0
-    dense = cell.recurrence == "dense"
-    stepwise = compiled is not None and dense and not whole_loop(B, G, H)  # one GEMM per step from here
     lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
     saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
     W_hh_T = None
@@ -143,15 +149,27 @@ def _forward(cell, params, x, state, mask, backend, workspace):
         args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live, *states, *saved)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
+        elif parts > 1:  # the units shared among threads, each running the whole loop for its own
+            part = loops.forward_part_lean if lean else loops.forward_part
+            ends, flags = [p * H // parts for p in range(parts + 1)], compiled.meet_flags(parts)
+            threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], W_hh_T, *args), parts, flags)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
             (loops.forward_blas_lean if lean else loops.forward_blas)(W_hh_T, *args)
         else:
             step = loops.forward_step_lean if lean else loops.forward_step
             for t in range(T):
                 np.matmul(states[0][t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                step(t, *args)  # the rest of the step
+                step(t, 0, H, *args)  # the rest of the step
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
+
+
+def _part_order(G: int, H: int, parts: int) -> np.ndarray:
+    """The G*H gate rows reordered part by part: part p (units j0..j1-1, j0 = p*H//parts) has its G gates'
+    rows together, gate by gate (units 0..H-1 in one part: PyTorch's order itself). Only the rows of the
+    weights and biases move; h and the other states keep their units in order."""
+    ends = [p * H // parts for p in range(parts + 1)]
+    return np.concatenate([np.arange(g * H + j0, g * H + j1) for j0, j1 in zip(ends, ends[1:]) for g in range(G)])
 
 
 def _input_side(x, W_ih, by_row: bool, empty):
@@ -171,8 +189,8 @@ def _input_side(x, W_ih, by_row: bool, empty):
         np.take(projected, x.ids, axis=0, out=xw, mode="clip")
     else:
         xw = empty("xw", (T, B, GH))
-        with threads.gemm(T * B, D, GH):  # the all-steps GEMMs get their own threads back
-            np.matmul((x.rows() if isinstance(x, Lookup) else x).reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, GH))
+        # the all-steps GEMM gets its own threads back
+        threads.matmul((x.rows() if isinstance(x, Lookup) else x).reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, GH))
     return xw, np.arange(T * B, dtype=np.intp).reshape(T, B)  # each step its own row
 
 

@@ -3,7 +3,8 @@
 For each cell definition this module writes the source of its loop functions (forward_step, its
 forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
 the GEMM in Numba for one small sequence, and forward_blas, forward_blas_lean, backward_blas, which
-call NumPy's own BLAS for each step's GEMM, for any batch), specialised to its number of
+call NumPy's own BLAS for each step's GEMM, for any batch; forward_part and forward_part_lean, one
+thread's share of the hidden units, which meet() after each step), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
@@ -30,6 +31,7 @@ import hashlib
 import inspect
 import math
 import os
+import platform
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -37,8 +39,10 @@ from types import ModuleType
 import llvmlite.binding
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from . import functional
@@ -136,19 +140,21 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     a_h = [_at("ah", g) if dense else f"{_at('u', g)} * p0[j]" for g in range(G)]
     if apart:
         a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
-    fwd_args = ", ".join(["t", "xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    fwd_args = ", ".join(["xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
 
     def forward_step(name: str, doc: str, save: bool) -> list[str]:
-        """Step t's source; with save, it writes the saved activations v[t] too (else v0.. are not read)."""
+        """Step t's source for hidden units j0..j1-1; with save, it writes the saved activations v[t] too
+        (else v0.. are not read)."""
         return [
             "@jit",
-            f"def {name}({fwd_args}):",
+            f"def {name}(t, j0, j1, {fwd_args}):",
             f'    """{doc}"""',
-            "    B, H = rows.shape[1], s0.shape[2]",
+            f"    B, H, lo, hi = rows.shape[1], j1 - j0, {G} * j0, {G} * j1  # the units' G*H columns: lo..hi-1",
+            "    bias_x, bias_h, u = bias_x[lo:hi], bias_h[lo:hi], u[lo:hi]",
             "    for b in range(B):",
-            "        ax, ah = xw[rows[t, b]], hw[b]",
-            *[f"        p{k}, n{k} = s{k}[t, b], s{k}[t + 1, b]" for k in range(S)],
-            *([f"        w{k} = v{k}[t, b]" for k in range(K)] if save else []),
+            "        ax, ah = xw[rows[t, b]][lo:hi], hw[b][lo:hi]",
+            *[f"        p{k}, n{k} = s{k}[t, b][j0:j1], s{k}[t + 1, b][j0:j1]" for k in range(S)],
+            *([f"        w{k} = v{k}[t, b][j0:j1]" for k in range(K)] if save else []),
             "        for j in range(H):",
             f"            new, saved = step({_tuple(a_x)}, {_tuple(a_h)}, {_tuple([f'p{k}[j]' for k in range(S)])})",
             *[f"            n{k}[j] = new[{k}]" for k in range(S)],
@@ -159,7 +165,9 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         ]
 
     out = forward_step("forward_step", "Step t: states s[t+1], saved v[t] from hw (h W_hh^T) and x W_ih^T, "
-                       "row rows[t, b] of xw for row b.", save=True)
+                       "row rows[t, b] of xw for row b; columns G*j0..G*j1-1 of xw, hw and the biases hold "
+                       "the gates of units j0..j1-1, gate g at G*j0 + g*(j1-j0) + j (all units: PyTorch's order).",
+                       save=True)
     out += forward_step("forward_step_lean", "forward_step without the saved activations (under no_grad(): "
                         "no backward will need them).", save=False)
     bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
@@ -208,11 +216,11 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         for step in forward_steps:
             lines += [
                 "@jit",
-                f"def {step.replace('forward_step', 'forward_' + suffix)}(W_hh_T, {fwd_args.replace('t, ', '', 1)}):",
+                f"def {step.replace('forward_step', 'forward_' + suffix)}(W_hh_T, {fwd_args}):",
                 f'    """The whole forward loop in one call ({doc})."""',
                 "    for t in range(rows.shape[0]):",
                 *([f"        {mm}(s0[t], W_hh_T, hw)"] if dense else []),
-                f"        {step}({fwd_args})",
+                f"        {step}(t, 0, s0.shape[2], {fwd_args})",
                 "",
             ]
         return lines + [
@@ -230,16 +238,31 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         out += [f"# NumPy's BLAS: {blas}", ""]
         out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS",
                       ("forward_step", "forward_step_lean"))
+        for step in ("forward_step", "forward_step_lean"):  # the units shared among threads
+            out += [
+                "@jit",
+                f"def {step.replace('forward_step', 'forward_part')}(part, flags, j0, j1, W_hh_T, {fwd_args}):",
+                '    """This thread\'s part of the forward loop: units j0..j1-1 (their G*(j1-j0) columns, together',
+                "    in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0)) on this thread; then it waits",
+                '    at meet() until every part has finished the step, since each reads all of h_t next."""',
+                f"    W_part, hw_part = W_hh_T[:, {G} * j0:{G} * j1], hw[:, {G} * j0:{G} * j1]",
+                "    for t in range(rows.shape[0]):",
+                "        blas_matmul(s0[t], W_part, hw_part)",
+                f"        {step}(t, j0, j1, {fwd_args})",
+                "        meet(flags, part, t + 1)",
+                "",
+            ]
     return "\n".join(out)
 
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
-    forward_blas, forward_blas_lean and backward_blas are None where NumPy's BLAS cannot be called)."""
+    forward_blas, forward_blas_lean, backward_blas, forward_part and forward_part_lean are None where
+    NumPy's BLAS cannot be called)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
-                     "forward_blas", "forward_blas_lean", "backward_blas"):
+                     "forward_blas", "forward_blas_lean", "backward_blas", "forward_part", "forward_part_lean"):
             setattr(self, name, namespace.get(name))
 
 
@@ -253,7 +276,7 @@ def loops_for(cell) -> Loops:
         source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
                              cell.h_side_apart, " ".join(blas[:2]) if blas else "")
         module = generated_module(cell, source, "loops", {
-            "matmul": matmul, "blas_matmul": blas_matmul, "_copy": _copy, "_fill": _fill,
+            "matmul": matmul, "blas_matmul": blas_matmul, "meet": meet, "_copy": _copy, "_fill": _fill,
             "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
             "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
             fastmath=LOOP_FASTMATH)
@@ -377,7 +400,8 @@ def _gemm_works(handle, sgemm: str, dgemm: str, bits: int) -> bool:
 
 
 def blas_matmul(a, b, out):
-    """out = a @ b for C-ordered a (M, K), b (K, N), out (M, N): one call of NumPy's BLAS (in compiled code)."""
+    """out = a @ b for a (M, K), b (K, N), out (M, N), each with unit stride along its rows (a block of
+    columns of a C-ordered array will do): one call of NumPy's BLAS (in compiled code)."""
     raise NotImplementedError("blas_matmul runs only inside compiled loops")
 
 
@@ -394,8 +418,75 @@ def _blas_matmul(a, b, out):
     def impl(a, b, out):
         M, K = a.shape
         N = b.shape[1]
-        gemm(row_major, no_trans, no_trans, M, N, K, one, a.ctypes.data, K, b.ctypes.data, N, zero, out.ctypes.data, N)
+        size = a.itemsize  # the leading dimensions: each matrix's row stride, in elements
+        gemm(row_major, no_trans, no_trans, M, N, K, one, a.ctypes.data, a.strides[0] // size,
+             b.ctypes.data, b.strides[0] // size, zero, out.ctypes.data, out.strides[0] // size)
     return impl
+
+
+# --- the threads of one forward loop meet after each step -----------------------------------------
+# Each of P threads runs the whole loop for its share of the hidden units (driver.py); before step
+# t+1 it needs every unit of h_t. A thread says "step t done" by storing t+1 in its own slot of
+# `flags` and waits until every slot reads t+1 or more: an atomic store (release: h_t's values are
+# visible before it) and atomic loads (acquire), which LLVM neither drops nor hoists out of the wait.
+# The slots lie 128 bytes apart, so that no two threads write one cache line.
+FLAG_STRIDE = 16  # int64 slots between two threads' flags
+
+
+def meet_flags(parts: int) -> np.ndarray:
+    """The flags for `parts` threads meeting after each step, all at 0 (no step done)."""
+    return np.zeros(parts * FLAG_STRIDE, np.int64)
+
+
+@intrinsic
+def _load_acquire(typingctx, array, index):
+    def codegen(context, builder, signature, args):
+        pointer = _item_pointer(context, builder, signature.args[0], args)
+        return builder.load_atomic(pointer, "acquire", 8)
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def _store_release(typingctx, array, index, value):
+    def codegen(context, builder, signature, args):
+        builder.store_atomic(args[2], _item_pointer(context, builder, signature.args[0], args), "release", 8)
+        return context.get_dummy_value()
+    return types.void(array, index, value), codegen
+
+
+def _item_pointer(context, builder, array_type, args):
+    array = context.make_array(array_type)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+
+
+@intrinsic
+def _spin_pause(typingctx):
+    """x86's pause: a spinning thread yields the core's resources to its sibling (nothing elsewhere)."""
+    def codegen(context, builder, signature, args):
+        if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+            pause = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                   "llvm.x86.sse2.pause")
+            builder.call(pause, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+_sched_yield = types.ExternalFunction("sched_yield", types.int32())  # POSIX: give the core to another thread
+SPINS = 4000  # ~100 us of pauses before a waiting thread yields its core (a step takes 30-400 us)
+
+
+@jit
+def meet(flags, part, count):
+    """Store count in this part's slot, then wait until every part's slot reads count or more."""
+    _store_release(flags, part * FLAG_STRIDE, count)
+    for other in range(0, flags.size, FLAG_STRIDE):
+        spins = 0
+        while _load_acquire(flags, other) < count:
+            spins += 1
+            if spins < SPINS:
+                _spin_pause()
+            else:  # the other thread is not running (another program took its core): let it run
+                _sched_yield()
 
 
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------

@@ -69,8 +69,7 @@ class Lookup(NamedTuple):
     def projected(self, W_ih: np.ndarray) -> np.ndarray:
         """P = table W_ih^T (V, G*H): row v is the input side of every step whose id is v (the compiled
         steps read it by id, so nothing is gathered)."""
-        with threads.gemm(*self.table.shape, len(W_ih)):
-            return self.table @ W_ih.T
+        return threads.matmul(self.table, W_ih.T)
 
     def input_side(self, dXW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(dax, x) with dW_ih = dax^T x and dtable from dax W_ih (table_grad), from dXW (T*B, G*H):

@@ -1,7 +1,12 @@
-"""How many BLAS threads each GEMM of the time loop gets: the driver's thread policy.
+"""How many threads each GEMM and time loop gets, and whose: the driver's thread policy.
 
-    with threads.time_loop(B, H, G):      # around the per-step recurrence of one sequence
+    with threads.time_loop(B, H, G, shared) as parts:  # around the per-step recurrence of one sequence
         for t in range(T): h @ W_hh^T ...  # (B, H) x (H, G*H): threads by its size
+    threads.matmul(a, b)                   # an all-steps GEMM (input projection, output layer)
+
+Under no_grad() the threads are rnnlab's own helpers: a time loop's hidden units shared among them
+(`parts`, each part a whole loop over its units, driver.py), a GEMM's rows; BLAS runs on one thread
+in each. With gradients they are BLAS's threads (see "one thread pool at a time" below).
 
 A GEMM gets one thread per THREAD_FLOPS of work, no more than the cores other programs leave free
 (the 1-minute load average), at most `allowed()`. On a quiet machine a second thread pays from about
@@ -25,9 +30,15 @@ import functools
 import math
 import os
 import statistics
+import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+
+import numpy as np
+
+from .module import is_grad_enabled
 
 THREAD_FLOPS = 1 << 20  # ~1 MFLOP, ~20 us of one core: below it a second thread does not pay (measured on 2 cores)
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -209,9 +220,100 @@ def limit(n: int):
         _set(saved)
 
 
-def time_loop(B: int, H: int, G: int):
-    """The limit for a time loop whose step GEMM is h (B, H) x W_hh^T (H, G*H)."""
-    return limit(for_gemm(B, H, G * H))
+# --- one thread pool at a time --------------------------------------------------------------------
+# Two pools can serve a GEMM or a time loop on several cores: BLAS's own workers, and rnnlab's helper
+# threads (run_parts: the time loop's hidden units shared among threads, a GEMM's rows). OpenBLAS's
+# workers spin for ~0.1 s after each call before they sleep, and rnnlab's threads started within that
+# time find a core taken: an LSTM forward at (32, 64, 128) in two parts took 15-23 ms then, 6.2-6.6 ms
+# once they slept. So the two never take turns call by call: under no_grad() (inference, generation,
+# evaluation) rnnlab's helpers do the work and BLAS runs on one thread; with gradients BLAS's threads
+# do, for the backward's per-step GEMMs run there. Only the first ~0.1 s of inference after training
+# finds BLAS's workers still spinning.
+def helpers_for(n: int) -> int:
+    """n threads of rnnlab's own under no_grad(), else 1 (BLAS's threads do the work). POSIX only: a
+    part waiting for a partner that lost its core gives its own away (sched_yield, fused.meet)."""
+    return n if n > 1 and os.name == "posix" and not is_grad_enabled() else 1
+
+
+MIN_PART_UNITS = 16  # hidden units per thread at least: two AVX2 vectors of float32
+
+
+def step_parts(B: int, H: int, G: int) -> int:
+    """How many threads share a time loop's hidden units, each running the whole loop for its own units
+    with a one-thread GEMM (driver.py): as many as the per-step GEMM (B, H) x (H, G*H) would get, where
+    rnnlab's helpers may run (helpers_for). A per-step GEMM of few rows gains little from a second BLAS
+    thread, while the gate arithmetic runs on one; shared by units, both are halved: LSTM inference at
+    (32, 64, 128), loop alone, 5.2 ms on two BLAS threads, 4.1 in two parts; (64, 100, 256): 50 and 44.
+    POSIX only: a thread whose partner lost its core gives its own away (sched_yield, fused.meet)."""
+    return helpers_for(max(1, min(for_gemm(B, H, G * H), H // MIN_PART_UNITS)))
+
+
+@contextmanager
+def time_loop(B: int, H: int, G: int, shared: bool = False):
+    """Around a time loop whose step GEMM is h (B, H) x W_hh^T (H, G*H): yields how many threads share
+    its units (step_parts, with `shared`: the loop can run in parts), BLAS on one thread each; else 1,
+    BLAS on the threads the GEMM gets."""
+    parts = step_parts(B, H, G) if shared else 1
+    with limit(1 if parts > 1 else for_gemm(B, H, G * H)):
+        yield parts
+
+
+def matmul(a, b, out=None):
+    """out = a @ b for 2-D a (M, K), b (K, N) on for_gemm's threads: rnnlab's helpers, each a block of
+    rows on one BLAS thread, where BLAS's pool sleeps (helpers_for), else BLAS's threads."""
+    (M, K), N = a.shape, b.shape[1]
+    if out is None:
+        out = np.empty((M, N), np.result_type(a, b))
+    n = for_gemm(M, K, N)
+    parts = helpers_for(n)
+    if parts > 1:
+        ends = [p * M // parts for p in range(parts + 1)]
+        run_parts(lambda p: np.matmul(a[ends[p]:ends[p + 1]], b, out=out[ends[p]:ends[p + 1]]), parts)
+    else:
+        with limit(n):
+            np.matmul(a, b, out=out)
+    return out
+
+
+_helpers = (None, 0)  # (rnnlab's helper threads, which run the parts after the first; how many)
+_helpers_lock = threading.Lock()
+_meeting = threading.Lock()  # held by the call whose parts wait for each other
+
+
+def _forget_helpers() -> None:
+    """In a forked child the helper threads are gone: a part handed to them would never run."""
+    global _helpers, _helpers_lock, _meeting
+    _helpers, _helpers_lock, _meeting = (None, 0), threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helpers)
+
+
+def run_parts(part, parts: int, flags=None) -> None:
+    """part(p) for each p in 0..parts-1 at once, p = 0 in the calling thread, BLAS on one thread each.
+    The helpers sleep between calls (a queue), so they never spin beside BLAS's pool. Parts that wait
+    for each other (fused.meet) pass their `flags`; such calls run one at a time, so that two callers'
+    parts never hold every helper while waiting for their partners still queued behind. Should part(0)
+    fail before it finishes, the others are let through every wait (flags at their maximum), so that no
+    helper waits for it forever."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers[1] < parts - 1:
+            size = max(parts - 1, cores() - 1)
+            _helpers = (ThreadPoolExecutor(max_workers=size, thread_name_prefix="rnnlab-part"), size)
+        helpers = _helpers[0]
+    with (_meeting if flags is not None else nullcontext()), limit(1):
+        others = [helpers.submit(part, p) for p in range(1, parts)]
+        try:
+            part(0)
+        except BaseException:
+            if flags is not None:
+                flags[:] = np.iinfo(flags.dtype).max
+            raise
+        finally:
+            for other in others:
+                other.result()
 
 
 def describe() -> str:
