@@ -151,11 +151,16 @@ def test_rows_shared_among_helpers_give_numpys_product(monkeypatch):
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((37, 11)), rng.standard_normal((5, 11)).T  # b: a transposed view, as W.T
     monkeypatch.setattr(threads, "for_gemm", lambda m, k, n: 3)
+    monkeypatch.setattr(threads, "HELPER_FLOPS", 1)
+    split = []
+    monkeypatch.setattr(threads, "run_parts", lambda part, parts, flags=None: [split.append(parts), *map(part, range(parts))])
     with rnnlab.no_grad():
         assert threads.helpers_for(3) == (3 if threads.os.name == "posix" else 1)
         np.testing.assert_allclose(threads.matmul(a, b), a @ b, rtol=1e-13)
+    assert split == ([3] if threads.os.name == "posix" else [])
     assert threads.helpers_for(3) == 1  # with gradients, BLAS's own threads
     np.testing.assert_allclose(threads.matmul(a, b), a @ b, rtol=1e-13)
+    assert len(split) <= 1
 
 
 @needs_numba

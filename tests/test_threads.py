@@ -100,6 +100,18 @@ def test_running_elsewhere_sees_a_spinning_neighbour():
         neighbour.wait()
 
 
+def test_own_running_threads_are_not_counted_as_elsewhere(monkeypatch):
+    """A thread of this process that stops running between the own count and the system-wide count
+    (a helper finishing its part) still counts as its own: the own threads are those running at
+    either of two counts, one before and one after."""
+    import io
+
+    counts = iter([{"1", "2"}, {"1"}])  # before the system-wide count: main and a helper; after: main
+    monkeypatch.setattr(threads, "_own_running", lambda: next(counts))
+    monkeypatch.setattr(threads, "open", lambda path: io.StringIO("0.52 0.58 0.59 3/412 12345"), raising=False)
+    assert threads._running_elsewhere() == 1  # 3 running system-wide, 2 of them this process's
+
+
 def test_own_cores_is_a_one_minute_mean_of_this_process_cpu_use(monkeypatch):
     clock = {"wall": 100.0, "cpu": 5.0}
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])

@@ -138,21 +138,32 @@ def busy_elsewhere() -> float:
 
 
 def _running_elsewhere() -> int | None:
-    """Threads of other programs running or runnable now (Linux), None where /proc cannot say."""
+    """Threads of other programs running or runnable now (Linux), None where /proc cannot say. This
+    process's own running threads are counted just before and just after the system-wide count, and
+    each counts as its own if it ran at either moment: one that went to sleep in between (a helper
+    finishing its part, a BLAS worker) would otherwise count as another program's."""
     try:
+        before = _own_running()
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])  # "0.52 0.58 0.59 3/412 12345"
-        own = 0
-        for task in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{task}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:  # the thread ended meanwhile
-                continue
-            own += stat[stat.rindex(b")") + 2:][:1] == b"R"  # the state follows the name in parentheses
+        own = len(before | _own_running())
     except (OSError, ValueError, IndexError):
         return None
     return max(0, running - own)
+
+
+def _own_running() -> set:
+    """The ids of this process's threads running or runnable now (Linux's /proc)."""
+    running = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if stat[stat.rindex(b")") + 2:][:1] == b"R":  # the state follows the name in parentheses
+            running.add(task)
+    return running
 
 
 def own_cores() -> float:
@@ -258,20 +269,27 @@ def time_loop(B: int, H: int, G: int, shared: bool = False):
         yield parts
 
 
+HELPER_FLOPS = 1 << 26  # ~64 MFLOP: a smaller GEMM split among helpers loses to one thread (~70 us a round trip)
+
+
 def matmul(a, b, out=None):
-    """out = a @ b for 2-D a (M, K), b (K, N) on for_gemm's threads: rnnlab's helpers, each a block of
-    rows on one BLAS thread, where BLAS's pool sleeps (helpers_for), else BLAS's threads."""
+    """out = a @ b for 2-D a (M, K), b (K, N) on for_gemm's threads: with gradients BLAS's; under
+    no_grad() rnnlab's helpers, each a block of rows on one BLAS thread, from HELPER_FLOPS of work on
+    (below it, one BLAS thread: (65, 128) x (128, 512) took 123 us on one, 246 split in two)."""
     (M, K), N = a.shape, b.shape[1]
     if out is None:
         out = np.empty((M, N), np.result_type(a, b))
     n = for_gemm(M, K, N)
     parts = helpers_for(n)
-    if parts > 1:
-        ends = [p * M // parts for p in range(parts + 1)]
-        run_parts(lambda p: np.matmul(a[ends[p]:ends[p + 1]], b, out=out[ends[p]:ends[p + 1]]), parts)
-    else:
+    if parts == 1:
         with limit(n):
             np.matmul(a, b, out=out)
+    elif 2 * M * K * N < HELPER_FLOPS:
+        with limit(1):  # BLAS's pool stays asleep beside rnnlab's helpers
+            np.matmul(a, b, out=out)
+    else:
+        ends = [p * M // parts for p in range(parts + 1)]
+        run_parts(lambda p: np.matmul(a[ends[p]:ends[p + 1]], b, out=out[ends[p]:ends[p + 1]]), parts)
     return out
 
 
