@@ -291,3 +291,18 @@ def _env_with_src() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def test_parts_write_no_cache_line_in_common():
+    """The driver's buffers start on a cache line and each part's first unit lies a whole number of
+    lines into its row (where H allows), so that two threads never write one line (false sharing)."""
+    for shape, dtype in [((65, 32, 128), np.float32), ((3, 5), np.float64), ((7,), np.float32)]:
+        a = driver.aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % driver.CACHE_LINE == 0
+    assert driver._part_ends(128, 2, 4) == [0, 64, 128]
+    assert driver._part_ends(100, 2, 4) == [0, 48, 100]  # 48 floats: three lines
+    assert driver._part_ends(256, 3, 8) == [0, 80, 168, 256]  # float64: lines of 8
+    assert driver._part_ends(6, 3, 4) == [0, 2, 4, 6]  # too few units to align: an even split
+    order = driver._part_order(2, [0, 1, 3])  # G = 2 gates, H = 3 units in parts {0}, {1, 2}
+    assert order.tolist() == [0, 3, 1, 2, 4, 5]

@@ -90,15 +90,29 @@ class Workspace:
         """An uninitialised array, the one of the last call where its shape and dtype are the same."""
         array = self._arrays.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._arrays[name] = np.empty(shape, dtype)
+            array = self._arrays[name] = aligned_empty(shape, dtype)
         return array
 
 
 def _buffers(workspace: Workspace | None, dtype):
     """empty(name, shape): the workspace's buffer, or a new array where there is no workspace."""
     if workspace is None:
-        return lambda name, shape: np.empty(shape, dtype)
+        return lambda name, shape: aligned_empty(shape, dtype)
     return lambda name, shape: workspace.empty(name, shape, dtype)
+
+
+CACHE_LINE = 64  # bytes
+
+
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised C-ordered array that starts on a cache line. Threads running the time loop in
+    parts write neighbouring units of each row; NumPy's arrays start 16 bytes past a line, so that a
+    line would hold both parts' units and move between their cores at every write (false sharing)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(size + CACHE_LINE, np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + size].view(dtype).reshape(shape)
 
 
 # --- the sequence: forward ------------------------------------------------------------------------
@@ -117,8 +131,9 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     H, G = state[0].shape[1], cell.G
     empty = _buffers(workspace, x.dtype)
     dense = cell.recurrence == "dense"
+    ends = _part_ends(H, parts, x.dtype.itemsize)
     if parts > 1:  # each thread's gate rows together, so that its GEMM is one block of columns
-        order = _part_order(G, H, parts)
+        order = _part_order(G, ends)
         params = tuple(None if p is None else p[order] for p in params)
     W_ih, W_hh, b_ih, b_hh = params
     xw, rows = _input_side(x, W_ih, compiled is not None, empty)
@@ -150,8 +165,7 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
         elif parts > 1:  # the units shared among threads, each running the whole loop for its own
-            part = loops.forward_part_lean if lean else loops.forward_part
-            ends, flags = [p * H // parts for p in range(parts + 1)], compiled.meet_flags(parts)
+            part, flags = (loops.forward_part_lean if lean else loops.forward_part), compiled.meet_flags(parts)
             threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], W_hh_T, *args), parts, flags)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
             (loops.forward_blas_lean if lean else loops.forward_blas)(W_hh_T, *args)
@@ -164,11 +178,19 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
 
 
-def _part_order(G: int, H: int, parts: int) -> np.ndarray:
-    """The G*H gate rows reordered part by part: part p (units j0..j1-1, j0 = p*H//parts) has its G gates'
+def _part_ends(H: int, parts: int, itemsize: int) -> list[int]:
+    """Where each thread's units begin: part p has units ends[p]..ends[p+1]-1, each part's first unit a
+    whole number of cache lines into its row where H allows (then, with arrays that start on a line,
+    aligned_empty, and rows of whole lines, no line is written by two parts)."""
+    step = CACHE_LINE // itemsize if H >= parts * CACHE_LINE // itemsize else 1
+    return [0] + [p * H // parts // step * step for p in range(1, parts)] + [H]
+
+
+def _part_order(G: int, ends: list[int]) -> np.ndarray:
+    """The G*H gate rows reordered part by part: part p (units ends[p]..ends[p+1]-1) has its G gates'
     rows together, gate by gate (units 0..H-1 in one part: PyTorch's order itself). Only the rows of the
     weights and biases move; h and the other states keep their units in order."""
-    ends = [p * H // parts for p in range(parts + 1)]
+    H = ends[-1]
     return np.concatenate([np.arange(g * H + j0, g * H + j1) for j0, j1 in zip(ends, ends[1:]) for g in range(G)])
 
 
