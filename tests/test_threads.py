@@ -109,7 +109,18 @@ def test_own_running_threads_are_not_counted_as_elsewhere(monkeypatch):
     counts = iter([{"1", "2"}, {"1"}])  # before the system-wide count: main and a helper; after: main
     monkeypatch.setattr(threads, "_own_running", lambda: next(counts))
     monkeypatch.setattr(threads, "open", lambda path: io.StringIO("0.52 0.58 0.59 3/412 12345"), raising=False)
-    assert threads._running_elsewhere() == 1  # 3 running system-wide, 2 of them this process's
+    assert threads._instant_elsewhere() == 1  # 3 running system-wide, 2 of them this process's
+
+
+def test_a_reading_of_other_programs_is_taken_twice(monkeypatch):
+    """A count above zero is taken again a moment later, the smaller kept: a program caught finishing a
+    system call is not a neighbour, one that keeps a core busy is."""
+    pauses = []
+    monkeypatch.setattr(threads.time, "sleep", pauses.append)
+    for counts, reading in [([0], 0), ([1, 0], 0), ([2, 1], 1), ([1, 1], 1), ([None], None), ([1, None], 1)]:
+        monkeypatch.setattr(threads, "_instant_elsewhere", lambda counts=iter(counts): next(counts))
+        assert threads._running_elsewhere() == reading, counts
+    assert pauses == [threads.RECHECK] * 4  # only where the first count saw another program
 
 
 def test_own_cores_is_a_one_minute_mean_of_this_process_cpu_use(monkeypatch):
