@@ -304,12 +304,18 @@ class Worker:
 
 def time_in_turns(workers: list[Worker], task: str, seconds: float, warmup: int = 1, **fields) -> dict:
     """Median seconds per call of `task` on each worker: blocks of calls taking turns in alternating
-    order (A B B A ...), each block >= 0.2 s and >= 3 calls, its first call not counted."""
+    order (A B B A ...), each block >= 0.2 s and >= 3 calls, its first call not counted. Before the
+    timed blocks each worker runs one untimed block: both sides' first block after another task (the
+    training step before inference) ran 20-40% slower for a second or so, and the first worker's
+    first block would otherwise count it."""
     per_call = {}
     for w in workers:
         times = w.ask("time", task=task, calls=warmup + 1, **fields)["times"]
         per_call[w.name] = max(times[-1], 1e-6)
     block = {name: int(min(50, max(3, 0.2 / s))) for name, s in per_call.items()}
+    for w in workers:
+        w.ask("time", task=task, calls=block[w.name], **fields)
+        w.settle()
     longest = max(block[name] * per_call[name] for name in per_call)
     rounds = int(min(20, max(2, seconds / longest)))
     times = {w.name: [] for w in workers}
