@@ -56,24 +56,21 @@ def random_problem(mode, dtype, use_lengths, seed=5, B=4):
 @pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("mode", list(MAKERS))
-@pytest.mark.parametrize("kernel,B,variant", [pytest.param("numba", 4, "", marks=needs_numba),
-                                              pytest.param("numba", 4, "per-step", marks=needs_numba),
-                                              pytest.param("numba", 4, "parts", marks=needs_numba),
-                                              pytest.param("numba", 1, "", marks=needs_numba), ("numpy", 4, "")],
-                         ids=["numba", "numba-per-step", "numba-parts", "numba-B1", "numpy"])
-def test_time_loop_equals_reference(kernel, B, variant, mode, use_lengths, dtype, tol, monkeypatch):
+@pytest.mark.parametrize("kernel,B,per_step", [pytest.param("numba", 4, False, marks=needs_numba),
+                                               pytest.param("numba", 4, True, marks=needs_numba),
+                                               pytest.param("numba", 1, False, marks=needs_numba), ("numpy", 4, False)],
+                         ids=["numba", "numba-per-step", "numba-B1", "numpy"])
+def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtype, tol, monkeypatch):
     """Each time loop (Numba's whole loop calling NumPy's BLAS; one compiled call per step where that
-    BLAS cannot be called; the forward's hidden units shared among 3 threads, 2 units each, as the
-    thread policy does under no_grad() where cores are free; B = 1: the whole-loop sweep with its GEMM
-    in Numba), 2 layers, both directions, random states and state gradients, against the reference."""
+    BLAS cannot be called; B = 1: the whole-loop sweep with its GEMM in Numba), 2 layers, both
+    directions, random states and state gradients, against the reference. (The forward in parts,
+    under no_grad() only: test_no_grad.py.)"""
     problem = random_problem(mode, dtype, use_lengths, B=B)
     make = MAKERS[mode]
-    if variant == "per-step":
+    if per_step:
         loops = backend.fused_or_none().loops_for(make().kind)
-        for name in ("forward_blas", "forward_blas_lean", "backward_blas", "forward_part", "forward_part_lean"):
+        for name in ("forward_blas", "forward_blas_lean", "backward_blas", "forward_part_lean"):
             monkeypatch.setattr(loops, name, None)
-    if variant == "parts":
-        monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 3)
     ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
     ref = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel="reference"), *problem)
     assert ours.keys() == ref.keys()

@@ -23,12 +23,12 @@ KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available
                          ids=["uni", "bi-lengths"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
 def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol, monkeypatch):
-    """numba-parts: the hidden units shared among two threads (2 and 3 units), as the thread policy
-    does under no_grad() where cores are free."""
+    """numba-parts: the hidden units shared among three threads (1, 2 and 2 units), as the thread
+    policy does under no_grad() where cores are free."""
     if kernel == "numba-parts":
         from rnnlab.nn import threads
 
-        monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 2)
+        monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 3)
         kernel = "numba"
     seed = zlib.crc32(f"nograd-{mode}-{layers}-{kernel}".encode())
     rng = np.random.default_rng(seed)

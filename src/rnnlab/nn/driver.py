@@ -121,7 +121,8 @@ def forward(cell, params, x, state, mask=None, backend=None, workspace=None):
     B, H, G = x.shape[1], state[0].shape[1], cell.G
     compiled = sweeps_for(backend, x, *params)
     stepwise = compiled is not None and cell.recurrence == "dense" and not whole_loop(B, G, H)  # a GEMM per step
-    shared = stepwise and compiled.loops_for(cell).forward_part is not None  # the loop can run in parts
+    # the loop can run in parts: a lean forward (under no_grad()) where the loops can call BLAS
+    shared = stepwise and not is_grad_enabled() and compiled.loops_for(cell).forward_part_lean is not None
     with threads.time_loop(B, H, G, shared) as parts:  # per-step GEMMs (threads.py)
         return _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
 
@@ -165,7 +166,7 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
         elif parts > 1:  # the units shared among threads, each running the whole loop for its own
-            part, flags = (loops.forward_part_lean if lean else loops.forward_part), compiled.meet_flags(parts)
+            part, flags = loops.forward_part_lean, compiled.meet_flags(parts)
             threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], W_hh_T, *args), parts, flags)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
             (loops.forward_blas_lean if lean else loops.forward_blas)(W_hh_T, *args)

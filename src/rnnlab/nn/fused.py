@@ -3,8 +3,8 @@
 For each cell definition this module writes the source of its loop functions (forward_step, its
 forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
 the GEMM in Numba for one small sequence, and forward_blas, forward_blas_lean, backward_blas, which
-call NumPy's own BLAS for each step's GEMM, for any batch; forward_part and forward_part_lean, one
-thread's share of the hidden units, which meet() after each step), specialised to its number of
+call NumPy's own BLAS for each step's GEMM, for any batch; forward_part_lean, one thread's share of
+the hidden units, the threads meeting after each step), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
@@ -238,31 +238,30 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         out += [f"# NumPy's BLAS: {blas}", ""]
         out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS",
                       ("forward_step", "forward_step_lean"))
-        for step in ("forward_step", "forward_step_lean"):  # the units shared among threads
-            out += [
-                "@jit",
-                f"def {step.replace('forward_step', 'forward_part')}(part, flags, j0, j1, W_hh_T, {fwd_args}):",
-                '    """This thread\'s part of the forward loop: units j0..j1-1 (their G*(j1-j0) columns, together',
-                "    in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0)) on this thread; then it waits",
-                '    at meet() until every part has finished the step, since each reads all of h_t next."""',
-                f"    W_part, hw_part = W_hh_T[:, {G} * j0:{G} * j1], hw[:, {G} * j0:{G} * j1]",
-                "    for t in range(rows.shape[0]):",
-                "        blas_matmul(s0[t], W_part, hw_part)",
-                f"        {step}(t, j0, j1, {fwd_args})",
-                "        meet(flags, part, t + 1)",
-                "",
-            ]
+        out += [  # the units shared among threads (under no_grad(): threads.py)
+            "@jit",
+            f"def forward_part_lean(part, flags, j0, j1, W_hh_T, {fwd_args}):",
+            '    """This thread\'s part of the lean forward loop: units j0..j1-1 (their G*(j1-j0) columns,',
+            "    together in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0)) on this thread; then it",
+            '    waits at meet() until every part has finished the step, since each reads all of h_t next."""',
+            f"    W_part, hw_part = W_hh_T[:, {G} * j0:{G} * j1], hw[:, {G} * j0:{G} * j1]",
+            "    for t in range(rows.shape[0]):",
+            "        blas_matmul(s0[t], W_part, hw_part)",
+            f"        forward_step_lean(t, j0, j1, {fwd_args})",
+            "        meet(flags, part, t + 1)",
+            "",
+        ]
     return "\n".join(out)
 
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
-    forward_blas, forward_blas_lean, backward_blas, forward_part and forward_part_lean are None where
-    NumPy's BLAS cannot be called)."""
+    forward_blas, forward_blas_lean, backward_blas and forward_part_lean are None where NumPy's BLAS
+    cannot be called)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
-                     "forward_blas", "forward_blas_lean", "backward_blas", "forward_part", "forward_part_lean"):
+                     "forward_blas", "forward_blas_lean", "backward_blas", "forward_part_lean"):
             setattr(self, name, namespace.get(name))
 
 
