@@ -254,8 +254,9 @@ def limit(n: int):
 # time find a core taken: an LSTM forward at (32, 64, 128) in two parts took 15-23 ms then, 6.2-6.6 ms
 # once they slept. So the two never take turns call by call: under no_grad() (inference, generation,
 # evaluation) rnnlab's helpers do the work and BLAS runs on one thread; with gradients BLAS's threads
-# do, for the backward's per-step GEMMs run there. Only the first ~0.1 s of inference after training
-# finds BLAS's workers still spinning.
+# do, for the backward's per-step GEMMs run there (a training step in parts measured no faster at
+# (32, 64, 128): BENCHMARKS.md). Only the first 0.1-0.2 s of inference after training finds BLAS's
+# workers still spinning.
 def helpers_for(n: int) -> int:
     """n threads of rnnlab's own under no_grad(), else 1 (BLAS's threads do the work). POSIX only: a
     part waiting for a partner that lost its core gives its own away (sched_yield, fused.meet)."""
