@@ -82,6 +82,28 @@ def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtyp
 @pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("mode", list(MAKERS))
+def test_no_grad_forward_in_parts_equals_reference(mode, use_lengths, dtype, tol, monkeypatch):
+    """Under no_grad() the hidden units shared among 3 threads (2 units each), as the thread policy
+    shares them where cores are free: outputs and final states equal the reference's, 2 layers, both
+    directions, random states."""
+    x, state, lengths, _, _ = random_problem(mode, dtype, use_lengths)
+    make = MAKERS[mode]
+    pack = (lambda s: s) if len(state) == 2 else (lambda s: s[0])
+    monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 3)
+    results = {}
+    for kernel in ("numba", "reference"):
+        layer = make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel)
+        with rnnlab.no_grad():
+            y, final = layer(x, pack(state), lengths=lengths)
+        results[kernel] = (y, np.stack(final if len(state) == 2 else [final]))
+    for name, ours, ref in zip(("y", "final"), results["numba"], results["reference"]):
+        assert_close(f"parts {name}", ours, ref, tol)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
+@pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("mode", list(MAKERS))
 @pytest.mark.parametrize("B", [4, 1])
 def test_numba_records_the_same_gradient_flow(B, mode, use_lengths, dtype, tol):
     """dL/dh_t (and dL/dc_t) per step, as diagnostics read it: Numba's record equals NumPy's."""
