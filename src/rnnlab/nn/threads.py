@@ -271,8 +271,7 @@ def step_parts(B: int, H: int, G: int) -> int:
     with a one-thread GEMM (driver.py): as many as the per-step GEMM (B, H) x (H, G*H) would get, where
     rnnlab's helpers may run (helpers_for). A per-step GEMM of few rows gains little from a second BLAS
     thread, while the gate arithmetic runs on one; shared by units, both are halved: LSTM inference at
-    (32, 64, 128), loop alone, 5.2 ms on two BLAS threads, 4.1 in two parts; (64, 100, 256): 50 and 44.
-    POSIX only: a thread whose partner lost its core gives its own away (sched_yield, fused.meet)."""
+    (32, 64, 128), loop alone, 5.2 ms on two BLAS threads, 4.1 in two parts; (64, 100, 256): 50 and 44."""
     return helpers_for(max(1, min(for_gemm(B, H, G * H), H // MIN_PART_UNITS)))
 
 
