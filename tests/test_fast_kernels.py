@@ -69,7 +69,7 @@ def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtyp
     make = MAKERS[mode]
     if per_step:
         loops = backend.fused_or_none().loops_for(make().kind)
-        for name in ("forward_blas", "forward_blas_lean", "backward_blas", "forward_part_lean"):
+        for name in ("forward_blas", "backward_blas"):
             monkeypatch.setattr(loops, name, None)
     ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
     ref = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel="reference"), *problem)
@@ -163,6 +163,47 @@ def test_parts_that_wait_for_a_failed_partner_are_let_through():
     caller.start()
     caller.join(timeout=30)
     assert not caller.is_alive()
+
+
+@needs_numba
+@pytest.mark.parametrize("vector_bytes,tile_rows", [(None, None), (32, 4), (16, 6)], ids=["host", "avx2", "sse"])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["f64", "f32"])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 17, 64), (13, 5, 33), (7, 100, 200), (32, 128, 256), (30, 40, 96)])
+def test_packed_gemm_gives_numpys_product(M, K, N, dtype, rtol, vector_bytes, tile_rows):
+    """packed.packed_matmul: W^T packed once, tiles of rows and column blocks, with rows and columns
+    left over (M not a multiple of the tile's rows, N not of a block's columns); into a block of
+    columns of a wider array, as each part's share of hw, without a write outside it. With this
+    CPU's vectors (what the loops call), and with the narrower ones other CPUs get."""
+    import numba
+
+    from rnnlab.nn import packed
+
+    rng = np.random.default_rng(M * 1000 + N)
+    a, W = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
+    hw = np.full((M, N + 24), np.nan, dtype)
+    if vector_bytes is None:  # the loops' own: packed_matmul inside compiled code
+        matmul, vector_bytes = numba.njit(lambda a, p, out, s: packed.packed_matmul(a, p, out, s)), packed.VECTOR_BYTES
+    else:
+        matmul = packed.matmul_for(vector_bytes, tile_rows)
+    scratch = np.empty((M, packed.block_width(dtype, vector_bytes)), dtype)
+    matmul(a, packed.pack(W, vector_bytes=vector_bytes), hw[:, 8:8 + N], scratch)
+    want = a.astype(np.float64) @ W.T.astype(np.float64)
+    np.testing.assert_allclose(hw[:, 8:8 + N], want, rtol=rtol, atol=rtol * np.abs(want).max())
+    assert np.isnan(hw[:, :8]).all() and np.isnan(hw[:, 8 + N:]).all()
+
+
+@needs_numba
+def test_packed_blocks_hold_the_transposed_weights_zero_padded():
+    """packed.pack: block c, row k, column l is W[c*NR + l, k], zero past the last row of W."""
+    from rnnlab.nn import packed
+
+    W = np.arange(70 * 3, dtype=np.float32).reshape(70, 3)
+    NR = packed.block_width(np.float32)
+    p = packed.pack(W)
+    assert p.shape == packed.packed_shape(70, 3, np.float32) == (-(-70 // NR), 3, NR)
+    unpacked = p.transpose(0, 2, 1).reshape(-1, 3)
+    np.testing.assert_array_equal(unpacked[:70], W)
+    assert not unpacked[70:].any()
 
 
 def test_rows_shared_among_helpers_give_numpys_product(monkeypatch):

@@ -147,14 +147,10 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
         s[0] = s0
     lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
     saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
-    W_hh_T = None
-    if dense:  # (H, G*H): BLAS is fastest on C order
-        W_hh_T = empty("W_hh_T", (H, G * H))
-        np.copyto(W_hh_T, W_hh.T)
     if compiled is None:
         if has_bias:
             xw += bias_x
-        _forward_sweep(cell, xw, W_hh_T if dense else W_hh, bias_h, states, saved, mask)
+        _forward_sweep(cell, xw, _transposed(W_hh, empty) if dense else W_hh, bias_h, states, saved, mask)
     else:
         loops = compiled.loops_for(cell)
         live = live_mask(mask, T, B, x.dtype)
@@ -164,19 +160,36 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
             bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
         args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live, *states, *saved)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
-            loops.forward_sweep(W_hh_T if dense else np.empty((0, 0), x.dtype), *args)
-        elif parts > 1:  # the units shared among threads, each running the whole loop for its own
-            part, flags = loops.forward_part_lean, compiled.meet_flags(parts)
-            threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], W_hh_T, *args), parts, flags)
+            loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *args)
+        elif lean:  # W_hh^T packed once (packed.py), each thread's share of its columns alone
+            packs = [_packed(compiled, W_hh[G * j0:G * j1], B, p, empty) for p, (j0, j1) in enumerate(zip(ends, ends[1:]))]
+            if parts > 1:  # the units shared among threads, each running the whole loop for its own
+                part, flags = loops.forward_part_lean, compiled.meet_flags(parts)
+                threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *packs[p], *args), parts, flags)
+            else:
+                loops.forward_packed_lean(*packs[0], *args)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
-            (loops.forward_blas_lean if lean else loops.forward_blas)(W_hh_T, *args)
+            loops.forward_blas(_transposed(W_hh, empty), *args)
         else:
-            step = loops.forward_step_lean if lean else loops.forward_step
+            W_hh_T = _transposed(W_hh, empty)
             for t in range(T):
                 np.matmul(states[0][t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                step(t, 0, H, *args)  # the rest of the step
+                loops.forward_step(t, 0, H, *args)  # the rest of the step
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
+
+
+def _transposed(W_hh, empty):
+    """W_hh^T (H, G*H) in C order, where BLAS is fastest."""
+    W_hh_T = empty("W_hh_T", W_hh.shape[::-1])
+    np.copyto(W_hh_T, W_hh.T)
+    return W_hh_T
+
+
+def _packed(compiled, W_rows, B: int, p: int, empty) -> tuple:
+    """W_rows^T packed for the compiled loops' GEMM (packed.py), and the scratch (B, NR) of its last block."""
+    shape = compiled.packed_shape(*W_rows.shape, W_rows.dtype)
+    return compiled.pack(W_rows, empty(f"packed{p}", shape)), empty(f"scratch{p}", (B, shape[2]))
 
 
 def _part_ends(H: int, parts: int, itemsize: int) -> list[int]:

@@ -2,9 +2,10 @@
 
 For each cell definition this module writes the source of its loop functions (forward_step, its
 forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
-the GEMM in Numba for one small sequence, and forward_blas, forward_blas_lean, backward_blas, which
-call NumPy's own BLAS for each step's GEMM, for any batch; forward_part_lean, one thread's share of
-the hidden units, the threads meeting after each step), specialised to its number of
+the GEMM in Numba for one small sequence; forward_blas, backward_blas, which call NumPy's own BLAS
+for each step's GEMM, for any batch; forward_packed, forward_packed_lean, whose GEMM reads W_hh^T
+packed once (packed.py); forward_part_lean, one thread's share of the hidden units, the threads
+meeting after each step), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
@@ -45,7 +46,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
-from . import functional
+from . import functional, packed
+from .packed import pack, packed_matmul, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 # The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
@@ -236,17 +238,27 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     out += sweeps("sweep", "matmul", "one small sequence at a time: the GEMM in Numba", ("forward_step",))
     if dense and blas:  # the GEMM by NumPy's own BLAS, called from the loop: no Python between steps
         out += [f"# NumPy's BLAS: {blas}", ""]
-        out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS",
-                      ("forward_step", "forward_step_lean"))
+        out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS", ("forward_step",))
+    if dense:  # the GEMM on W_hh^T packed once per sequence (packed.py): no BLAS, one thread
+        for step in ("forward_step", "forward_step_lean"):
+            out += [
+                "@jit",
+                f"def {step.replace('forward_step', 'forward_packed')}(packed, scratch, {fwd_args}):",
+                '    """The whole forward loop in one call, each step\'s GEMM on the packed W_hh^T (any batch)."""',
+                "    for t in range(rows.shape[0]):",
+                "        packed_matmul(s0[t], packed, hw, scratch)",
+                f"        {step}(t, 0, s0.shape[2], {fwd_args})",
+                "",
+            ]
         out += [  # the units shared among threads (under no_grad(): threads.py)
             "@jit",
-            f"def forward_part_lean(part, flags, j0, j1, W_hh_T, {fwd_args}):",
-            '    """This thread\'s part of the lean forward loop: units j0..j1-1 (their G*(j1-j0) columns,',
-            "    together in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0)) on this thread; then it",
-            '    waits at meet() until every part has finished the step, since each reads all of h_t next."""',
-            f"    W_part, hw_part = W_hh_T[:, {G} * j0:{G} * j1], hw[:, {G} * j0:{G} * j1]",
+            f"def forward_part_lean(part, flags, j0, j1, packed, scratch, {fwd_args}):",
+            '    """This thread\'s part of the lean forward loop: units j0..j1-1, their G*(j1-j0) columns of',
+            "    W_hh^T packed alone (together in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0));",
+            '    then it waits at meet() until every part has finished the step, since each reads all of h_t next."""',
+            f"    hw_part = hw[:, {G} * j0:{G} * j1]",
             "    for t in range(rows.shape[0]):",
-            "        blas_matmul(s0[t], W_part, hw_part)",
+            "        packed_matmul(s0[t], packed, hw_part, scratch)",
             f"        forward_step_lean(t, j0, j1, {fwd_args})",
             "        meet(flags, part, t + 1)",
             "",
@@ -256,12 +268,13 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
-    forward_blas, forward_blas_lean, backward_blas and forward_part_lean are None where NumPy's BLAS
-    cannot be called)."""
+    forward_blas and backward_blas are None where NumPy's BLAS cannot be called,
+    forward_packed, forward_packed_lean and forward_part_lean where the recurrence has no GEMM)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
-                     "forward_blas", "forward_blas_lean", "backward_blas", "forward_part_lean"):
+                     "forward_blas", "backward_blas", "forward_packed", "forward_packed_lean",
+                     "forward_part_lean"):
             setattr(self, name, namespace.get(name))
 
 
@@ -275,7 +288,7 @@ def loops_for(cell) -> Loops:
         source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
                              cell.h_side_apart, " ".join(blas[:2]) if blas else "")
         module = generated_module(cell, source, "loops", {
-            "matmul": matmul, "blas_matmul": blas_matmul, "meet": meet, "_copy": _copy, "_fill": _fill,
+            "matmul": matmul, "blas_matmul": blas_matmul, "packed_matmul": packed_matmul, "meet": meet, "_copy": _copy, "_fill": _fill,
             "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
             "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
             fastmath=LOOP_FASTMATH)
@@ -301,7 +314,7 @@ def generated_module(cell, source: str, kind: str, namespace: dict, fastmath=fro
 def _source_file(cell, source: str) -> str:
     """A file holding `source`, named after a hash of it and of the code it inlines, for Numba's
     on-disk cache; "<generated>" (no disk cache) where no cache directory can be written."""
-    parts = [source, numba.__version__, sys.version, inspect.getsource(sys.modules[__name__])]
+    parts = [source, numba.__version__, sys.version, inspect.getsource(sys.modules[__name__]), inspect.getsource(packed)]
     for fn in (cell.forward, cell.backward, *vars(functional).values()):
         if inspect.isfunction(fn):
             try:

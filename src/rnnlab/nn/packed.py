@@ -1,0 +1,177 @@
+"""The time loop's recurrent GEMM, h_{t-1} W_hh^T, with W_hh^T packed once per sequence.
+
+BLAS packs both operands on every call, and W_hh^T is the same at every step. Here it is packed
+once per forward (pack): column blocks of NR, each block's K rows of NR in a row, read in order by
+a micro-kernel that computes a tile of RB rows x NR columns of the product with its RB * NV vector
+accumulators held in registers over the whole sum over k (the GotoBLAS scheme without its repacking).
+On this project's 2-core Zen 5 VM, one thread: (32, 128) x (128, 256), one of two threads' per-step
+GEMM at H = 128, 8.9 us (235 GFLOP/s) against OpenBLAS's 15.9; (32, 128) x (128, 512) 17.6 against
+27.5 (BENCHMARKS.md).
+
+The micro-kernel is written in LLVM IR (a Numba intrinsic) on vectors of the CPU's widest width
+(llvmlite's view of the host): the same tile written as Python on scalars is not vectorized by
+LLVM (9 GFLOP/s). RB and NV keep the accumulators within the registers: 8 x 2 vectors of 16 floats
+on AVX-512 (32 registers), 4 x 2 on AVX2 (16).
+
+Shapes: a (M, K) (h_{t-1}: M = B rows), W^T (K, N) (N = G*H columns, or one thread's share),
+packed (ceil(N / NR), K, NR), zero past column N; out (M, N), any row stride.
+"""
+from __future__ import annotations
+
+import llvmlite.binding
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+VECTOR_BYTES = 64 if "+avx512f" in llvmlite.binding.get_host_cpu_features().flatten() else 32
+TILE_ROWS = 8 if VECTOR_BYTES == 64 else 4  # RB: 16 or 8 accumulators, half the vector registers
+TILE_VECTORS = 2  # NV: vectors per tile row
+
+
+def block_width(dtype, vector_bytes: int = VECTOR_BYTES) -> int:
+    """NR: the columns of one packed block (and of one tile) for this dtype."""
+    return TILE_VECTORS * vector_bytes // np.dtype(dtype).itemsize
+
+
+def packed_shape(N: int, K: int, dtype, vector_bytes: int = VECTOR_BYTES) -> tuple[int, int, int]:
+    """The shape of W^T (K, N) packed: (ceil(N / NR), K, NR)."""
+    NR = block_width(dtype, vector_bytes)
+    return -(-N // NR), K, NR
+
+
+def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTOR_BYTES) -> np.ndarray:
+    """W (N, K), the rows of W_hh whose product h W^T is wanted -> W^T packed (ceil(N / NR), K, NR),
+    into `out` where given (of that shape)."""
+    N, K = W.shape
+    blocks, _, NR = shape = packed_shape(N, K, W.dtype, vector_bytes)
+    if out is None:
+        out = np.empty(shape, W.dtype)
+    full = N // NR
+    out[:full] = W[:full * NR].reshape(full, NR, K).transpose(0, 2, 1)
+    if full < blocks:  # the last block: its columns past N are zeros, never stored
+        out[full] = 0
+        out[full, :, :N - full * NR] = W[full * NR:].T
+    return out
+
+
+def _tile(rows: int, vector_bytes: int):
+    """An intrinsic tile(a, r, packed, block, out, i, j): out[i:i+rows, j:j+NR] = a[r:r+rows] @ the
+    packed block `block`: the accumulators as LLVM vector values (phi nodes), one FMA per vector and k."""
+    @intrinsic
+    def tile(typingctx, a, r, packed, block, out, i, j):
+        def codegen(context, builder, signature, args):
+            a_type, _, p_type, _, o_type = signature.args[:5]
+            A = context.make_array(a_type)(context, builder, args[0])
+            P = context.make_array(p_type)(context, builder, args[2])
+            C = context.make_array(o_type)(context, builder, args[4])
+            r, block, i, j = args[1], args[3], args[5], args[6]
+            real = context.get_value_type(a_type.dtype)
+            size = context.get_abi_sizeof(real)
+            width = vector_bytes // size
+            vector = ir.VectorType(real, width)
+            i64 = ir.IntType(64)
+
+            def const(value):
+                return ir.Constant(i64, value)
+
+            lda = builder.sdiv(cgutils.unpack_tuple(builder, A.strides, 2)[0], const(size))
+            ldc = builder.sdiv(cgutils.unpack_tuple(builder, C.strides, 2)[0], const(size))
+            K = cgutils.unpack_tuple(builder, P.shape, 3)[1]
+            NR = TILE_VECTORS * width
+            a0 = builder.gep(A.data, [builder.mul(r, lda)])  # row r of a
+            p0 = builder.gep(P.data, [builder.mul(builder.mul(block, K), const(NR))])  # the block's row 0
+            c0 = builder.gep(C.data, [builder.add(builder.mul(i, ldc), j)])
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                                 f"llvm.fma.v{width}{'f32' if size == 4 else 'f64'}")
+            entry = builder.basic_block
+            loop, done = builder.append_basic_block("tile.k"), builder.append_basic_block("tile.done")
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            k = builder.phi(i64)
+            zero = ir.Constant(vector, [0.0] * width)
+            acc = [[builder.phi(vector) for _ in range(TILE_VECTORS)] for _ in range(rows)]
+            k.add_incoming(const(0), entry)
+            for phi in (p for row in acc for p in row):
+                phi.add_incoming(zero, entry)
+            p_k = builder.gep(p0, [builder.mul(k, const(NR))])  # row k of the block: NR values
+            w = [builder.load(builder.bitcast(builder.gep(p_k, [const(v * width)]), vector.as_pointer()), align=size)
+                 for v in range(TILE_VECTORS)]
+            undef = ir.Constant(vector, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+            new = []
+            for row in range(rows):  # a[r + row, k] broadcast, times the block's row k
+                value = builder.load(builder.gep(a0, [builder.add(builder.mul(const(row), lda), k)]))
+                broadcast = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)),
+                                                   undef, splat)
+                new.append([builder.call(fma, [broadcast, w[v], acc[row][v]]) for v in range(TILE_VECTORS)])
+            k_next = builder.add(k, const(1))
+            k.add_incoming(k_next, loop)
+            for row in range(rows):
+                for v in range(TILE_VECTORS):
+                    acc[row][v].add_incoming(new[row][v], loop)
+            builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
+            builder.position_at_end(done)
+            for row in range(rows):
+                c_row = builder.gep(c0, [builder.mul(const(row), ldc)])
+                for v in range(TILE_VECTORS):
+                    builder.store(new[row][v], builder.bitcast(builder.gep(c_row, [const(v * width)]),
+                                                               vector.as_pointer()), align=size)
+            return context.get_dummy_value()
+        return types.void(a, r, packed, block, out, i, j), codegen
+    return tile
+
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+def matmul_for(vector_bytes: int = VECTOR_BYTES, tile_rows: int = TILE_ROWS):
+    """The compiled packed_matmul(a, packed, out, scratch) with tiles of tile_rows rows and vectors of
+    vector_bytes (the host's by default; tests build the others' too)."""
+    full, four, two, one = (_tile(n, vector_bytes) for n in (tile_rows, 4, 2, 1))
+
+    @jit
+    def rows(a, packed, block, out, j):
+        """out[:, j:j+NR] = a @ block `block` of packed, every row: whole tiles, then 4, 2, 1 rows."""
+        M, r = a.shape[0], 0
+        while r + tile_rows <= M:
+            full(a, r, packed, block, out, r, j)
+            r += tile_rows
+        if tile_rows > 4 and r + 4 <= M:
+            four(a, r, packed, block, out, r, j)
+            r += 4
+        if r + 2 <= M:
+            two(a, r, packed, block, out, r, j)
+            r += 2
+        if r < M:
+            one(a, r, packed, block, out, r, j)
+
+    @jit
+    def matmul(a, packed, out, scratch):
+        N, NR = out.shape[1], packed.shape[2]
+        for block in range(packed.shape[0]):  # the block's K x NR stays in L1 while every row passes
+            j = block * NR
+            if j + NR <= N:
+                rows(a, packed, block, out, j)
+            else:  # the last block, partly past N: whole tiles into scratch, its first columns copied
+                rows(a, packed, block, scratch, 0)
+                for i in range(out.shape[0]):
+                    for n in range(N - j):
+                        out[i, j + n] = scratch[i, n]
+    return matmul
+
+
+_host_matmul = matmul_for()
+
+
+def packed_matmul(a, packed, out, scratch):
+    """out = a @ W^T for a (M, K) and W^T packed by pack() (N = out.shape[1] columns); `scratch`
+    (M, NR) holds the last block where N is not a multiple of NR (in compiled code)."""
+    raise NotImplementedError("packed_matmul runs only inside compiled loops")
+
+
+@overload(packed_matmul)
+def _packed_matmul(a, packed, out, scratch):
+    return lambda a, packed, out, scratch: _host_matmul(a, packed, out, scratch)
