@@ -56,18 +56,19 @@ def random_problem(mode, dtype, use_lengths, seed=5, B=4):
 @pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
 @pytest.mark.parametrize("use_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("mode", list(MAKERS))
-@pytest.mark.parametrize("kernel,B,per_step", [pytest.param("numba", 4, False, marks=needs_numba),
-                                               pytest.param("numba", 4, True, marks=needs_numba),
-                                               pytest.param("numba", 1, False, marks=needs_numba), ("numpy", 4, False)],
-                         ids=["numba", "numba-per-step", "numba-B1", "numpy"])
-def test_time_loop_equals_reference(kernel, B, per_step, mode, use_lengths, dtype, tol, monkeypatch):
-    """Each time loop (Numba's whole loop calling NumPy's BLAS; one compiled call per step where that
-    BLAS cannot be called; B = 1: the whole-loop sweep with its GEMM in Numba), 2 layers, both
+@pytest.mark.parametrize("kernel,B,packed", [pytest.param("numba", 4, False, marks=needs_numba),
+                                             pytest.param("numba", 4, True, marks=needs_numba),
+                                             pytest.param("numba", 1, False, marks=needs_numba), ("numpy", 4, False)],
+                         ids=["numba-blas", "numba-packed", "numba-B1", "numpy"])
+def test_time_loop_equals_reference(kernel, B, packed, mode, use_lengths, dtype, tol, monkeypatch):
+    """Each time loop (Numba's whole loop calling NumPy's BLAS for each step's GEMM, or, where that BLAS
+    cannot be called, its own GEMM on the weights packed once; B = 1: the whole-loop sweep with its
+    GEMM in Numba), 2 layers, both
     directions, random states and state gradients, against the reference. (The forward in parts,
     under no_grad() only: test_no_grad.py.)"""
     problem = random_problem(mode, dtype, use_lengths, B=B)
     make = MAKERS[mode]
-    if per_step:
+    if packed:  # as where NumPy's BLAS cannot be called from the loops
         loops = backend.fused_or_none().loops_for(make().kind)
         for name in ("forward_blas", "backward_blas"):
             monkeypatch.setattr(loops, name, None)
@@ -184,12 +185,38 @@ def test_packed_gemm_gives_numpys_product(M, K, N, dtype, rtol, vector_bytes, ti
     if vector_bytes is None:  # the loops' own: packed_matmul inside compiled code
         matmul, vector_bytes = numba.njit(lambda a, p, out, s: packed.packed_matmul(a, p, out, s)), packed.VECTOR_BYTES
     else:
-        matmul = packed.matmul_for(vector_bytes, tile_rows)
+        matmul = lambda a, p, out, s, mm=packed.matmul_for(vector_bytes, tile_rows): mm((a, p), out, s)  # noqa: E731
     scratch = np.empty((M, packed.block_width(dtype, vector_bytes)), dtype)
     matmul(a, packed.pack(W, vector_bytes=vector_bytes), hw[:, 8:8 + N], scratch)
     want = a.astype(np.float64) @ W.T.astype(np.float64)
     np.testing.assert_allclose(hw[:, 8:8 + N], want, rtol=rtol, atol=rtol * np.abs(want).max())
     assert np.isnan(hw[:, :8]).all() and np.isnan(hw[:, 8 + N:]).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("vector_bytes,tile_rows", [(None, None), (32, 4)], ids=["host", "avx2"])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["f64", "f32"])
+@pytest.mark.parametrize("M,D,H,N", [(1, 3, 1, 2), (13, 7, 40, 70), (32, 128, 128, 256)])
+def test_packed_gemm_of_two_sources_sums_both_products(M, D, H, N, dtype, rtol, vector_bytes, tile_rows):
+    """packed.packed_matmul2: x W_ih^T + h W_hh^T in one pass (x (M, D), h (M, H)), the second sum
+    continuing the first's accumulators."""
+    import numba
+
+    from rnnlab.nn import packed
+
+    rng = np.random.default_rng(M + D + H)
+    x, W_ih = rng.standard_normal((M, D)).astype(dtype), rng.standard_normal((N, D)).astype(dtype)
+    h, W_hh = rng.standard_normal((M, H)).astype(dtype), rng.standard_normal((N, H)).astype(dtype)
+    if vector_bytes is None:
+        matmul = numba.njit(lambda *args: packed.packed_matmul2(*args))
+        vector_bytes = packed.VECTOR_BYTES
+    else:
+        matmul = lambda x, p, h, p2, out, s, mm=packed.matmul_for(vector_bytes, tile_rows, 2): mm((x, p, h, p2), out, s)  # noqa: E731
+    out = np.full((M, N), np.nan, dtype)
+    scratch = np.empty((M, packed.block_width(dtype, vector_bytes)), dtype)
+    matmul(x, packed.pack(W_ih, vector_bytes=vector_bytes), h, packed.pack(W_hh, vector_bytes=vector_bytes), out, scratch)
+    want = x.astype(np.float64) @ W_ih.T.astype(np.float64) + h.astype(np.float64) @ W_hh.T.astype(np.float64)
+    np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 @needs_numba

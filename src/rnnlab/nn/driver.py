@@ -9,7 +9,8 @@ pointwise step; after the backward sweep dW_ih, dW_hh and dx are one GEMM each o
 The time loop runs in NumPy (below, the cell's step on (B, H) arrays) or in Numba (fused.py, the
 same step compiled on scalars, the whole loop one call with each step's GEMM by NumPy's own BLAS;
 under no_grad() the hidden units shared among threads, each running the whole loop for its own,
-threads.step_parts); `backend` picks (backend.py). The reference path, one whole cell
+threads.step_parts, its GEMM on W_hh^T packed once (packed.py), x_t W_ih^T in that same GEMM where
+the cell needs only a_x + a_h); `backend` picks (backend.py). The reference path, one whole cell
 step at a time with its own GEMMs (the test oracle, kernel="reference"), is at the end.
 
 Shapes: T = time, B = batch, D = input features, H = hidden units, G = gates, S = state variables,
@@ -137,7 +138,14 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
         order = _part_order(G, ends)
         params = tuple(None if p is None else p[order] for p in params)
     W_ih, W_hh, b_ih, b_hh = params
-    xw, rows = _input_side(x, W_ih, compiled is not None, empty)
+    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
+    # x_t W_ih^T in each step's GEMM, beside h_{t-1} W_hh^T, where only their sum matters: no all-steps GEMM
+    x_in_step = (lean and compiled.loops_for(cell).forward_part_lean_x is not None
+                 and not (isinstance(x, Lookup) and x.folded))
+    if x_in_step:  # xw is a row of zeros, which every step reads
+        xw, rows = np.zeros((1, G * H), x.dtype), np.zeros((T, B), np.intp)
+    else:
+        xw, rows = _input_side(x, W_ih, compiled is not None, empty)
     has_bias = b_ih is not None
     # where only a_x + a_h matters, both biases go to the x side: one add less per gate and step
     bias_x = np.zeros(G * H, x.dtype) if not has_bias else (b_ih if cell.h_side_apart else b_ih + b_hh)
@@ -145,7 +153,6 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     states = [empty(f"state{k}", (T + 1, B, H)) for k in range(len(cell.state_names))]  # each s_0 .. s_T
     for s, s0 in zip(states, state):
         s[0] = s0
-    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
     saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
     if compiled is None:
         if has_bias:
@@ -161,20 +168,24 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
         args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live, *states, *saved)
         if not stepwise:  # no GEMM per step, or a small one: the loop in one call
             loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *args)
-        elif lean:  # W_hh^T packed once (packed.py), each thread's share of its columns alone
-            packs = [_packed(compiled, W_hh[G * j0:G * j1], B, p, empty) for p, (j0, j1) in enumerate(zip(ends, ends[1:]))]
-            if parts > 1:  # the units shared among threads, each running the whole loop for its own
-                part, flags = loops.forward_part_lean, compiled.meet_flags(parts)
-                threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *packs[p], *args), parts, flags)
-            else:
-                loops.forward_packed_lean(*packs[0], *args)
+        elif lean:  # the units shared among threads (or one), each running the whole loop for its own
+            # with its columns of W_hh^T (and W_ih^T) packed once (packed.py)
+            inputs = (x.rows() if isinstance(x, Lookup) else x) if x_in_step else None  # (T, B, D)
+            operands = []
+            for p, (j0, j1) in enumerate(zip(ends, ends[1:])):
+                packed_h = _packed(compiled, W_hh[G * j0:G * j1], f"packed{p}", empty)
+                scratch = empty(f"scratch{p}", (B, packed_h.shape[2]))  # the last block where it is partial
+                if x_in_step:
+                    operands.append((inputs, _packed(compiled, W_ih[G * j0:G * j1], f"packed_x{p}", empty), packed_h, scratch))
+                else:
+                    operands.append((packed_h, scratch))
+            part, flags = loops.forward_part_lean_x if x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
+            threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *operands[p], *args), parts, flags)
         elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
             loops.forward_blas(_transposed(W_hh, empty), *args)
-        else:
-            W_hh_T = _transposed(W_hh, empty)
-            for t in range(T):
-                np.matmul(states[0][t], W_hh_T, out=hw)  # h_{t-1} W_hh^T: the one GEMM per step
-                loops.forward_step(t, 0, H, *args)  # the rest of the step
+        else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
+            packed = _packed(compiled, W_hh, "packed", empty)
+            loops.forward_packed(packed, empty("scratch", (B, packed.shape[2])), *args)
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
 
@@ -186,10 +197,9 @@ def _transposed(W_hh, empty):
     return W_hh_T
 
 
-def _packed(compiled, W_rows, B: int, p: int, empty) -> tuple:
-    """W_rows^T packed for the compiled loops' GEMM (packed.py), and the scratch (B, NR) of its last block."""
-    shape = compiled.packed_shape(*W_rows.shape, W_rows.dtype)
-    return compiled.pack(W_rows, empty(f"packed{p}", shape)), empty(f"scratch{p}", (B, shape[2]))
+def _packed(compiled, W_rows, name: str, empty):
+    """W_rows^T packed for the compiled loops' GEMM (packed.py), into the buffer `name`."""
+    return compiled.pack(W_rows, empty(name, compiled.packed_shape(*W_rows.shape, W_rows.dtype)))
 
 
 def _part_ends(H: int, parts: int, itemsize: int) -> list[int]:
@@ -291,10 +301,9 @@ def _backward(cell, params, cache, dy, dstate, flow, backend, workspace):
             loops.backward_sweep(W_hh, *args)
         elif loops.backward_blas is not None:
             loops.backward_blas(W_hh, *args)
-        else:
-            for t in reversed(range(T)):
-                loops.backward_step(t, *args)
-                np.matmul(dHW[t], W_hh, out=dh)  # dL/dh_{t-1} through W_hh: the one GEMM per step
+        else:  # dh = dA W_hh on W_hh packed once (as forward)
+            packed = _packed(compiled, W_hh.T, "packed_T", empty)
+            loops.backward_packed(packed, empty("scratch", (B, packed.shape[2])), *args)
         dh += carry
         if flow is not None:
             flow.update(zip(cell.state_names, flows))

@@ -3,9 +3,9 @@
 For each cell definition this module writes the source of its loop functions (forward_step, its
 forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
 the GEMM in Numba for one small sequence; forward_blas, backward_blas, which call NumPy's own BLAS
-for each step's GEMM, for any batch; forward_packed, forward_packed_lean, whose GEMM reads W_hh^T
-packed once (packed.py); forward_part_lean, one thread's share of the hidden units, the threads
-meeting after each step), specialised to its number of
+for each step's GEMM, for any batch; forward_part_lean, under no_grad(), one thread's share of the
+hidden units, the threads meeting after each step, its GEMM on W_hh^T packed once (packed.py), and
+forward_part_lean_x, which adds x_t W_ih^T in the same GEMM), specialised to its number of
 gates G, state variables S and saved activations K, and compiles them with the definition's own
 `forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
 restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
@@ -47,7 +47,7 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from . import functional, packed
-from .packed import pack, packed_matmul, packed_shape
+from .packed import pack, packed_matmul, packed_matmul2, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 # The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
@@ -212,53 +212,57 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         *[f"            fl{k}[j] = dall[{k}]" for k in range(S)],
         "",
     ]
-    def sweeps(suffix: str, mm: str, doc: str, forward_steps: tuple[str, ...]) -> list[str]:
-        """The whole loops, each step's GEMM done by `mm`, forward (with each of `forward_steps`) and backward."""
-        lines = []
-        for step in forward_steps:
-            lines += [
-                "@jit",
-                f"def {step.replace('forward_step', 'forward_' + suffix)}(W_hh_T, {fwd_args}):",
-                f'    """The whole forward loop in one call ({doc})."""',
-                "    for t in range(rows.shape[0]):",
-                *([f"        {mm}(s0[t], W_hh_T, hw)"] if dense else []),
-                f"        {step}(t, 0, s0.shape[2], {fwd_args})",
-                "",
-            ]
-        return lines + [
+    def sweeps(suffix: str, weights: str, gemm: str, doc: str) -> list[str]:
+        """The whole loops, forward and backward, each step's GEMM `gemm` (of {a} into {out}) on the
+        `weights` arguments (W_hh^T in the forward, W_hh in the backward, or their packed forms)."""
+        return [
             "@jit",
-            f"def backward_{suffix}(W_hh, {bwd_args.replace('t, ', '', 1)}):",
+            f"def forward_{suffix}({weights.format(W='W_hh_T')}, {fwd_args}):",
+            f'    """The whole forward loop in one call ({doc})."""',
+            "    for t in range(rows.shape[0]):",
+            *([f"        {gemm.format(a='s0[t]', W='W_hh_T', out='hw')}"] if dense else []),
+            f"        forward_step(t, 0, s0.shape[2], {fwd_args})",
+            "",
+            "@jit",
+            f"def backward_{suffix}({weights.format(W='W_hh')}, {bwd_args.replace('t, ', '', 1)}):",
             f'    """The whole backward loop in one call ({doc})."""',
             "    for t in range(dXW.shape[0] - 1, -1, -1):",
             f"        backward_step({bwd_args})",
-            *([f"        {mm}(dHW[t], W_hh, dh)"] if dense else []),
+            *([f"        {gemm.format(a='dHW[t]', W='W_hh', out='dh')}"] if dense else []),
             "",
         ]
 
-    out += sweeps("sweep", "matmul", "one small sequence at a time: the GEMM in Numba", ("forward_step",))
+    out += sweeps("sweep", "{W}", "matmul({a}, {W}, {out})", "one small sequence at a time: the GEMM in Numba")
     if dense and blas:  # the GEMM by NumPy's own BLAS, called from the loop: no Python between steps
         out += [f"# NumPy's BLAS: {blas}", ""]
-        out += sweeps("blas", "blas_matmul", "any batch: each step's GEMM one call of NumPy's BLAS", ("forward_step",))
-    if dense:  # the GEMM on W_hh^T packed once per sequence (packed.py): no BLAS, one thread
-        for step in ("forward_step", "forward_step_lean"):
-            out += [
-                "@jit",
-                f"def {step.replace('forward_step', 'forward_packed')}(packed, scratch, {fwd_args}):",
-                '    """The whole forward loop in one call, each step\'s GEMM on the packed W_hh^T (any batch)."""',
-                "    for t in range(rows.shape[0]):",
-                "        packed_matmul(s0[t], packed, hw, scratch)",
-                f"        {step}(t, 0, s0.shape[2], {fwd_args})",
-                "",
-            ]
-        out += [  # the units shared among threads (under no_grad(): threads.py)
+        out += sweeps("blas", "{W}", "blas_matmul({a}, {W}, {out})", "any batch: each step's GEMM one call of NumPy's BLAS")
+    if dense:  # the GEMM on the weights packed once, one thread (packed.py)
+        out += sweeps("packed", "{W}_packed, scratch", "packed_matmul({a}, {W}_packed, {out}, scratch)",
+                      "any batch: each step's GEMM on the weights packed once")
+    if dense:  # under no_grad(): the GEMM on W_hh^T packed once (packed.py), units shared among threads
+        out += [
             "@jit",
             f"def forward_part_lean(part, flags, j0, j1, packed, scratch, {fwd_args}):",
             '    """This thread\'s part of the lean forward loop: units j0..j1-1, their G*(j1-j0) columns of',
             "    W_hh^T packed alone (together in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0));",
-            '    then it waits at meet() until every part has finished the step, since each reads all of h_t next."""',
+            "    then it waits at meet() until every part has finished the step, since each reads all of h_t",
+            '    next (one part: units 0..H-1, nobody to wait for)."""',
             f"    hw_part = hw[:, {G} * j0:{G} * j1]",
             "    for t in range(rows.shape[0]):",
             "        packed_matmul(s0[t], packed, hw_part, scratch)",
+            f"        forward_step_lean(t, j0, j1, {fwd_args})",
+            "        meet(flags, part, t + 1)",
+            "",
+        ]
+    if dense and not apart:  # x_t W_ih^T in the same pass (only a_x + a_h matters): no all-steps GEMM
+        out += [
+            "@jit",
+            f"def forward_part_lean_x(part, flags, j0, j1, x, packed_x, packed, scratch, {fwd_args}):",
+            '    """forward_part_lean with x_t W_ih^T + h_{t-1} W_hh^T in one GEMM per step, x (T, B, D), both',
+            '    packed; xw then holds nothing but a row of zeros."""',
+            f"    hw_part = hw[:, {G} * j0:{G} * j1]",
+            "    for t in range(rows.shape[0]):",
+            "        packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)",
             f"        forward_step_lean(t, j0, j1, {fwd_args})",
             "        meet(flags, part, t + 1)",
             "",
@@ -268,13 +272,13 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
-    forward_blas and backward_blas are None where NumPy's BLAS cannot be called,
-    forward_packed, forward_packed_lean and forward_part_lean where the recurrence has no GEMM)."""
+    forward_blas and backward_blas are None where NumPy's BLAS cannot be called, forward_part_lean
+    where the recurrence has no GEMM, forward_part_lean_x also where the x and h sides are apart)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
-                     "forward_blas", "backward_blas", "forward_packed", "forward_packed_lean",
-                     "forward_part_lean"):
+                     "forward_blas", "backward_blas", "forward_packed", "backward_packed", "forward_part_lean",
+                     "forward_part_lean_x"):
             setattr(self, name, namespace.get(name))
 
 
@@ -288,7 +292,8 @@ def loops_for(cell) -> Loops:
         source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
                              cell.h_side_apart, " ".join(blas[:2]) if blas else "")
         module = generated_module(cell, source, "loops", {
-            "matmul": matmul, "blas_matmul": blas_matmul, "packed_matmul": packed_matmul, "meet": meet, "_copy": _copy, "_fill": _fill,
+            "matmul": matmul, "blas_matmul": blas_matmul, "packed_matmul": packed_matmul,
+            "packed_matmul2": packed_matmul2, "meet": meet, "_copy": _copy, "_fill": _fill,
             "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
             "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
             fastmath=LOOP_FASTMATH)

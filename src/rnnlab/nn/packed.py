@@ -57,121 +57,141 @@ def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTO
     return out
 
 
-def _tile(rows: int, vector_bytes: int):
-    """An intrinsic tile(a, r, packed, block, out, i, j): out[i:i+rows, j:j+NR] = a[r:r+rows] @ the
-    packed block `block`: the accumulators as LLVM vector values (phi nodes), one FMA per vector and k."""
-    @intrinsic
-    def tile(typingctx, a, r, packed, block, out, i, j):
-        def codegen(context, builder, signature, args):
-            a_type, _, p_type, _, o_type = signature.args[:5]
-            A = context.make_array(a_type)(context, builder, args[0])
-            P = context.make_array(p_type)(context, builder, args[2])
-            C = context.make_array(o_type)(context, builder, args[4])
-            r, block, i, j = args[1], args[3], args[5], args[6]
-            real = context.get_value_type(a_type.dtype)
-            size = context.get_abi_sizeof(real)
-            width = vector_bytes // size
-            vector = ir.VectorType(real, width)
-            i64 = ir.IntType(64)
+def _tile(rows: int, vector_bytes: int, sources: int):
+    """An intrinsic tile(a, packed, [a2, packed2,] r, block, out, i, j): out[i:i+rows, j:j+NR] =
+    a[r:r+rows] @ block `block` of packed (+ a2[r:r+rows] @ block `block` of packed2): the accumulators
+    are LLVM vector values (phi nodes) through every k of each source in turn, one FMA per vector and k."""
+    def codegen(context, builder, signature, args):
+        operands = [(context.make_array(signature.args[2 * n])(context, builder, args[2 * n]),
+                     context.make_array(signature.args[2 * n + 1])(context, builder, args[2 * n + 1]))
+                    for n in range(sources)]
+        r, block, i, j = args[2 * sources:2 * sources + 2] + args[2 * sources + 3:]
+        C = context.make_array(signature.args[2 * sources + 2])(context, builder, args[2 * sources + 2])
+        real = context.get_value_type(signature.args[0].dtype)
+        size = context.get_abi_sizeof(real)
+        width = vector_bytes // size
+        NR = TILE_VECTORS * width
+        vector, i64, i32 = ir.VectorType(real, width), ir.IntType(64), ir.IntType(32)
 
-            def const(value):
-                return ir.Constant(i64, value)
+        def const(value):
+            return ir.Constant(i64, value)
 
-            lda = builder.sdiv(cgutils.unpack_tuple(builder, A.strides, 2)[0], const(size))
-            ldc = builder.sdiv(cgutils.unpack_tuple(builder, C.strides, 2)[0], const(size))
-            K = cgutils.unpack_tuple(builder, P.shape, 3)[1]
-            NR = TILE_VECTORS * width
+        def row_stride(array):
+            return builder.sdiv(cgutils.unpack_tuple(builder, array.strides, 2)[0], const(size))
+
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                             f"llvm.fma.v{width}{'f32' if size == 4 else 'f64'}")
+        undef = ir.Constant(vector, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
+        acc = [[ir.Constant(vector, [0.0] * width)] * TILE_VECTORS for _ in range(rows)]
+        for A, P in operands:  # the sum over k of one source, continuing the accumulators
+            lda, K = row_stride(A), cgutils.unpack_tuple(builder, P.shape, 3)[1]
             a0 = builder.gep(A.data, [builder.mul(r, lda)])  # row r of a
             p0 = builder.gep(P.data, [builder.mul(builder.mul(block, K), const(NR))])  # the block's row 0
-            c0 = builder.gep(C.data, [builder.add(builder.mul(i, ldc), j)])
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
-                                                 f"llvm.fma.v{width}{'f32' if size == 4 else 'f64'}")
-            entry = builder.basic_block
-            loop, done = builder.append_basic_block("tile.k"), builder.append_basic_block("tile.done")
+            before = builder.basic_block
+            loop, done = builder.append_basic_block("tile.k"), builder.append_basic_block("tile.k.done")
             builder.branch(loop)
             builder.position_at_end(loop)
             k = builder.phi(i64)
-            zero = ir.Constant(vector, [0.0] * width)
-            acc = [[builder.phi(vector) for _ in range(TILE_VECTORS)] for _ in range(rows)]
-            k.add_incoming(const(0), entry)
-            for phi in (p for row in acc for p in row):
-                phi.add_incoming(zero, entry)
+            k.add_incoming(const(0), before)
+            phis = [[builder.phi(vector) for _ in range(TILE_VECTORS)] for _ in range(rows)]
+            for phi_row, start in zip(phis, acc):
+                for phi, value in zip(phi_row, start):
+                    phi.add_incoming(value, before)
             p_k = builder.gep(p0, [builder.mul(k, const(NR))])  # row k of the block: NR values
             w = [builder.load(builder.bitcast(builder.gep(p_k, [const(v * width)]), vector.as_pointer()), align=size)
                  for v in range(TILE_VECTORS)]
-            undef = ir.Constant(vector, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
-            new = []
+            acc = []
             for row in range(rows):  # a[r + row, k] broadcast, times the block's row k
                 value = builder.load(builder.gep(a0, [builder.add(builder.mul(const(row), lda), k)]))
-                broadcast = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)),
-                                                   undef, splat)
-                new.append([builder.call(fma, [broadcast, w[v], acc[row][v]]) for v in range(TILE_VECTORS)])
+                broadcast = builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(i32, 0)), undef, splat)
+                acc.append([builder.call(fma, [broadcast, w[v], phis[row][v]]) for v in range(TILE_VECTORS)])
             k_next = builder.add(k, const(1))
             k.add_incoming(k_next, loop)
-            for row in range(rows):
-                for v in range(TILE_VECTORS):
-                    acc[row][v].add_incoming(new[row][v], loop)
+            for phi_row, new_row in zip(phis, acc):
+                for phi, value in zip(phi_row, new_row):
+                    phi.add_incoming(value, loop)
             builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
             builder.position_at_end(done)
-            for row in range(rows):
-                c_row = builder.gep(c0, [builder.mul(const(row), ldc)])
-                for v in range(TILE_VECTORS):
-                    builder.store(new[row][v], builder.bitcast(builder.gep(c_row, [const(v * width)]),
-                                                               vector.as_pointer()), align=size)
-            return context.get_dummy_value()
-        return types.void(a, r, packed, block, out, i, j), codegen
+        ldc = row_stride(C)
+        c0 = builder.gep(C.data, [builder.add(builder.mul(i, ldc), j)])
+        for row in range(rows):
+            c_row = builder.gep(c0, [builder.mul(const(row), ldc)])
+            for v in range(TILE_VECTORS):
+                builder.store(acc[row][v], builder.bitcast(builder.gep(c_row, [const(v * width)]), vector.as_pointer()),
+                              align=size)
+        return context.get_dummy_value()
+
+    if sources == 1:
+        @intrinsic
+        def tile(typingctx, a, packed, r, block, out, i, j):
+            return types.void(a, packed, r, block, out, i, j), codegen
+    else:
+        @intrinsic
+        def tile(typingctx, a, packed, a2, packed2, r, block, out, i, j):
+            return types.void(a, packed, a2, packed2, r, block, out, i, j), codegen
     return tile
 
 
 jit = numba.njit(cache=True, nogil=True)
 
 
-def matmul_for(vector_bytes: int = VECTOR_BYTES, tile_rows: int = TILE_ROWS):
-    """The compiled packed_matmul(a, packed, out, scratch) with tiles of tile_rows rows and vectors of
-    vector_bytes (the host's by default; tests build the others' too)."""
-    full, four, two, one = (_tile(n, vector_bytes) for n in (tile_rows, 4, 2, 1))
+def matmul_for(vector_bytes: int = VECTOR_BYTES, tile_rows: int = TILE_ROWS, sources: int = 1):
+    """The compiled matmul(operands, out, scratch), operands = (a, packed) or (a, packed, a2, packed2):
+    out = a @ W^T (+ a2 @ W2^T), with tiles of tile_rows rows and vectors of vector_bytes (the host's
+    by default; tests build the others' too). `scratch` (M, NR) holds the last block where N (out's
+    columns) is not a multiple of NR."""
+    full, four, two, one = (_tile(n, vector_bytes, sources) for n in (tile_rows, 4, 2, 1))
 
     @jit
-    def rows(a, packed, block, out, j):
-        """out[:, j:j+NR] = a @ block `block` of packed, every row: whole tiles, then 4, 2, 1 rows."""
-        M, r = a.shape[0], 0
+    def rows(operands, block, out, j):
+        """out[:, j:j+NR] from block `block`, every row: whole tiles, then 4, 2, 1 rows."""
+        M, r = operands[0].shape[0], 0
         while r + tile_rows <= M:
-            full(a, r, packed, block, out, r, j)
+            full(*operands, r, block, out, r, j)
             r += tile_rows
         if tile_rows > 4 and r + 4 <= M:
-            four(a, r, packed, block, out, r, j)
+            four(*operands, r, block, out, r, j)
             r += 4
         if r + 2 <= M:
-            two(a, r, packed, block, out, r, j)
+            two(*operands, r, block, out, r, j)
             r += 2
         if r < M:
-            one(a, r, packed, block, out, r, j)
+            one(*operands, r, block, out, r, j)
 
     @jit
-    def matmul(a, packed, out, scratch):
-        N, NR = out.shape[1], packed.shape[2]
-        for block in range(packed.shape[0]):  # the block's K x NR stays in L1 while every row passes
+    def matmul(operands, out, scratch):
+        N, (blocks, _, NR) = out.shape[1], operands[1].shape
+        for block in range(blocks):  # the block's K x NR stays in L1 while every row passes
             j = block * NR
             if j + NR <= N:
-                rows(a, packed, block, out, j)
+                rows(operands, block, out, j)
             else:  # the last block, partly past N: whole tiles into scratch, its first columns copied
-                rows(a, packed, block, scratch, 0)
+                rows(operands, block, scratch, 0)
                 for i in range(out.shape[0]):
                     for n in range(N - j):
                         out[i, j + n] = scratch[i, n]
     return matmul
 
 
-_host_matmul = matmul_for()
+_host_matmul, _host_matmul2 = matmul_for(sources=1), matmul_for(sources=2)
 
 
 def packed_matmul(a, packed, out, scratch):
-    """out = a @ W^T for a (M, K) and W^T packed by pack() (N = out.shape[1] columns); `scratch`
-    (M, NR) holds the last block where N is not a multiple of NR (in compiled code)."""
+    """out = a @ W^T for a (M, K) and W^T packed by pack() (in compiled code)."""
     raise NotImplementedError("packed_matmul runs only inside compiled loops")
+
+
+def packed_matmul2(a, packed, a2, packed2, out, scratch):
+    """out = a @ W^T + a2 @ W2^T, each W^T packed by pack(), in one pass (in compiled code)."""
+    raise NotImplementedError("packed_matmul2 runs only inside compiled loops")
 
 
 @overload(packed_matmul)
 def _packed_matmul(a, packed, out, scratch):
-    return lambda a, packed, out, scratch: _host_matmul(a, packed, out, scratch)
+    return lambda a, packed, out, scratch: _host_matmul((a, packed), out, scratch)
+
+
+@overload(packed_matmul2)
+def _packed_matmul2(a, packed, a2, packed2, out, scratch):
+    return lambda a, packed, a2, packed2, out, scratch: _host_matmul2((a, packed, a2, packed2), out, scratch)
