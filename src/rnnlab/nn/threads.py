@@ -356,7 +356,10 @@ def describe() -> str:
         source = "--threads"
     else:
         source = next((var for var in ENV_VARS if os.environ.get(var, "").strip().isdigit()), "cores available")
-    return f"BLAS threads <= {allowed()} ({source}), one per MFLOP of a GEMM, {free_cores()} core(s) free of other programs"
+    kernels = ", ".join(f"{info['internal_api']} {info['version']} {info['architecture']} kernels"
+                        for info in (lib.info() for lib in blas_libraries()) if info.get("architecture"))
+    return (f"BLAS threads <= {allowed()} ({source}), one per MFLOP of a GEMM, {free_cores()} core(s) free of "
+            f"other programs" + (f"; {kernels}" if kernels else ""))
 
 
 def speed_line() -> str:
