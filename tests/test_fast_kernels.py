@@ -233,6 +233,27 @@ def test_packed_blocks_hold_the_transposed_weights_zero_padded():
     assert not unpacked[70:].any()
 
 
+def test_a_helpers_error_reaches_the_caller_and_the_helpers_serve_on():
+    """run_parts: a part that fails in a helper thread raises in the caller once every part has
+    returned; the next call runs on the same helper threads."""
+    import threading
+
+    seen = []
+
+    def part(p):
+        seen.append((p, threading.get_ident()))
+        if p == 2:
+            raise ValueError("part 2 failed")
+
+    with pytest.raises(ValueError, match="part 2 failed"):
+        threads.run_parts(part, 3)
+    assert sorted(p for p, _ in seen) == [0, 1, 2]
+    helpers = {ident for p, ident in seen if p > 0}
+    seen.clear()
+    threads.run_parts(part, 2)
+    assert sorted(p for p, _ in seen) == [0, 1] and {ident for p, ident in seen if p > 0} <= helpers
+
+
 def test_rows_shared_among_helpers_give_numpys_product(monkeypatch):
     """threads.matmul under no_grad() splits the rows among rnnlab's helpers: the same product."""
     rng = np.random.default_rng(3)

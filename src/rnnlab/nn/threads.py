@@ -33,8 +33,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -309,15 +308,47 @@ def matmul(a, b, out=None):
     return out
 
 
-_helpers = (None, 0)  # (rnnlab's helper threads, which run the parts after the first; how many)
-_helpers_lock = threading.Lock()
-_meeting = threading.Lock()  # held by the call whose parts wait for each other
+class _Helper:
+    """One of rnnlab's helper threads: it runs one part at a time, handed over by releasing a lock and
+    handed back by another, and sleeps in between, so that it never spins beside BLAS's pool. (A lock
+    wakes a thread in ~15 us here; a ThreadPoolExecutor's future took ~80 us a round trip.)"""
+
+    def __init__(self):
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._work, self._error = None, None
+        threading.Thread(target=self._serve, name="rnnlab-part", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._go.acquire()
+            try:
+                self._work()
+            except BaseException as error:  # noqa: BLE001 - handed to the caller by wait()
+                self._error = error
+            self._done.release()
+
+    def start(self, work) -> None:
+        self._work, self._error = work, None
+        self._go.release()
+
+    def wait(self) -> None:
+        """Until the part handed over has finished; its error, if it failed, raised here."""
+        self._done.acquire()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
+_helpers: list = []  # rnnlab's helper threads, which run the parts after the first
+_running = threading.Lock()  # held by the call whose parts the helpers run
 
 
 def _forget_helpers() -> None:
     """In a forked child the helper threads are gone: a part handed to them would never run."""
-    global _helpers, _helpers_lock, _meeting
-    _helpers, _helpers_lock, _meeting = (None, 0), threading.Lock(), threading.Lock()
+    global _helpers, _running
+    _helpers, _running = [], threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -326,19 +357,16 @@ if hasattr(os, "register_at_fork"):
 
 def run_parts(part, parts: int, flags=None) -> None:
     """part(p) for each p in 0..parts-1 at once, p = 0 in the calling thread, BLAS on one thread each.
-    The helpers sleep between calls (a queue), so they never spin beside BLAS's pool. Parts that wait
-    for each other (fused.meet) pass their `flags`; such calls run one at a time, so that two callers'
-    parts never hold every helper while waiting for their partners still queued behind. Should part(0)
-    fail before it finishes, the others are let through every wait (flags at their maximum), so that no
-    helper waits for it forever."""
-    global _helpers
-    with _helpers_lock:
-        if _helpers[1] < parts - 1:
-            size = max(parts - 1, cores() - 1)
-            _helpers = (ThreadPoolExecutor(max_workers=size, thread_name_prefix="rnnlab-part"), size)
-        helpers = _helpers[0]
-    with (_meeting if flags is not None else nullcontext()), limit(1):
-        others = [helpers.submit(part, p) for p in range(1, parts)]
+    Calls run one at a time (two callers' parts would otherwise wait for helpers the other holds).
+    Should part(0) fail before it finishes, parts that wait for each other (fused.meet, with their
+    `flags`) are let through every wait (flags at their maximum), so that no helper waits for it
+    forever; the first error is raised once every part has returned."""
+    with _running, limit(1):
+        while len(_helpers) < parts - 1:
+            _helpers.append(_Helper())
+        helpers = _helpers[:parts - 1]
+        for p, helper in enumerate(helpers, start=1):
+            helper.start(functools.partial(part, p))
         try:
             part(0)
         except BaseException:
@@ -346,8 +374,14 @@ def run_parts(part, parts: int, flags=None) -> None:
                 flags[:] = np.iinfo(flags.dtype).max
             raise
         finally:
-            for other in others:
-                other.result()
+            errors = []
+            for helper in helpers:
+                try:
+                    helper.wait()
+                except BaseException as error:  # noqa: BLE001 - raised below, after every part has returned
+                    errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 def describe() -> str:
