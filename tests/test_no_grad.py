@@ -19,12 +19,13 @@ KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available
 
 @pytest.mark.parametrize("kernel", KERNELS + (["numba-parts"] if backend.numba_available() else []))
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
-@pytest.mark.parametrize("layers, bidirectional, use_lengths", [(1, False, False), (2, True, True)],
-                         ids=["uni", "bi-lengths"])
+@pytest.mark.parametrize("layers, bidirectional, use_lengths", [(1, False, False), (2, True, True), (3, False, True)],
+                         ids=["uni", "bi-lengths", "uni3-lengths"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
 def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol, monkeypatch):
     """numba-parts: the hidden units shared among three threads (1, 2 and 2 units), as the thread
-    policy does under no_grad() where cores are free."""
+    policy does under no_grad() where cores are free. uni3: one direction, 3 layers, so that the
+    compiled kernels run layers 0 and 1 as one loop (driver.forward_pair, not for GRU) and layer 2 alone."""
     if kernel == "numba-parts":
         from rnnlab.nn import threads
 

@@ -122,26 +122,31 @@ def forward(cell, params, x, state, mask=None, backend=None, workspace=None):
     B, H, G = x.shape[1], state[0].shape[1], cell.G
     compiled = sweeps_for(backend, x, *params)
     stepwise = compiled is not None and cell.recurrence == "dense" and not whole_loop(B, G, H)  # a GEMM per step
-    # the loop can run in parts: a lean forward (under no_grad()) where the loops can call BLAS
-    shared = stepwise and not is_grad_enabled() and compiled.loops_for(cell).forward_part_lean is not None
-    with threads.time_loop(B, H, G, shared) as parts:  # per-step GEMMs (threads.py)
+    # the loop can run in parts: a lean forward (under no_grad()) with a GEMM per step
+    with threads.time_loop(B, H, G, stepwise and not is_grad_enabled()) as parts:  # per-step GEMMs (threads.py)
         return _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
 
 
-def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace):
+class _Loop(NamedTuple):
+    """One layer's time loop made ready (_prepare): the compiled step's arguments and what else it reads."""
+
+    args: tuple  # the compiled steps' arguments (fused.py's fwd_args)
+    states: list  # each state variable s_0 .. s_T (T+1, B, H)
+    saved: list  # the saved activations (T, B, H), or empty under no_grad()
+    W_ih: np.ndarray  # the weights, their gate rows in the parts' order
+    W_hh: np.ndarray
+    x_in_step: bool  # x_t W_ih^T in each step's GEMM (xw then a row of zeros)
+
+
+def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, empty, x_in_step: bool) -> _Loop:
+    """Everything a time loop reads and writes besides its per-step GEMM's operands: the input side
+    (xw, rows: each step's x_t W_ih^T, or nothing with x_in_step), the biases, the states' buffers."""
     T, B = x.shape[:2]
     H, G = state[0].shape[1], cell.G
-    empty = _buffers(workspace, x.dtype)
-    dense = cell.recurrence == "dense"
-    ends = _part_ends(H, parts, x.dtype.itemsize)
-    if parts > 1:  # each thread's gate rows together, so that its GEMM is one block of columns
+    if len(ends) > 2:  # each thread's gate rows together, so that its GEMM is one block of columns
         order = _part_order(G, ends)
         params = tuple(None if p is None else p[order] for p in params)
     W_ih, W_hh, b_ih, b_hh = params
-    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
-    # x_t W_ih^T in each step's GEMM, beside h_{t-1} W_hh^T, where only their sum matters: no all-steps GEMM
-    x_in_step = (lean and compiled.loops_for(cell).forward_part_lean_x is not None
-                 and not (isinstance(x, Lookup) and x.folded))
     if x_in_step:  # xw is a row of zeros, which every step reads
         xw, rows = np.zeros((1, G * H), x.dtype), np.zeros((T, B), np.intp)
     else:
@@ -154,40 +159,105 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     for s, s0 in zip(states, state):
         s[0] = s0
     saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
-    if compiled is None:
+    if compiled is None:  # NumPy's sweep: the biases added to xw here
         if has_bias:
             xw += bias_x
-        _forward_sweep(cell, xw, _transposed(W_hh, empty) if dense else W_hh, bias_h, states, saved, mask)
-    else:
+        return _Loop((xw, bias_h), states, saved, W_ih, W_hh, x_in_step)
+    hw = empty("hw", (B, G * H))  # h_{t-1} W_hh^T, reused every step
+    u = np.ascontiguousarray(W_hh) if cell.recurrence != "dense" else np.empty(0, x.dtype)
+    if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
+        bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
+    args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live_mask(mask, T, B, x.dtype), *states, *saved)
+    return _Loop(args, states, saved, W_ih, W_hh, x_in_step)
+
+
+def _x_in_step(cell, x, compiled) -> bool:
+    """Whether a lean loop takes x_t W_ih^T into each step's GEMM: where the cell needs only a_x + a_h
+    and x is not an embedding folded into a table (lookup.py), whose rows the step reads instead."""
+    return compiled.loops_for(cell).forward_part_lean_x is not None and not (isinstance(x, Lookup) and x.folded)
+
+
+def _lean_operands(compiled, loop: _Loop, x, ends: list, B: int, empty, name: str = "") -> list:
+    """Per part p: its columns of W_hh^T (and W_ih^T, with x (T, B, D), where loop.x_in_step) packed
+    (packed.py), and the scratch of the last block."""
+    G = len(loop.W_hh) // ends[-1]
+    inputs = (x.rows() if isinstance(x, Lookup) else x) if loop.x_in_step else None
+    operands = []
+    for p, (j0, j1) in enumerate(zip(ends, ends[1:])):
+        packed_h = _packed(compiled, loop.W_hh[G * j0:G * j1], f"packed{name}{p}", empty)
+        scratch = empty(f"scratch{name}{p}", (B, packed_h.shape[2]))  # the last block, where it is partial
+        packed_x = _packed(compiled, loop.W_ih[G * j0:G * j1], f"packed_x{name}{p}", empty) if loop.x_in_step else None
+        operands.append(((inputs, packed_x) if inputs is not None else ()) + (packed_h, scratch))
+    return operands
+
+
+def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace):
+    T, B = x.shape[:2]
+    H, G = state[0].shape[1], cell.G
+    empty = _buffers(workspace, x.dtype)
+    dense = cell.recurrence == "dense"
+    ends = _part_ends(H, parts, x.dtype.itemsize)
+    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
+    loop = _prepare(cell, params, x, state, mask, compiled, lean, ends, empty, lean and _x_in_step(cell, x, compiled))
+    states, W_hh = loop.states, loop.W_hh
+    if compiled is None:
+        _forward_sweep(cell, loop.args[0], _transposed(W_hh, empty) if dense else W_hh, loop.args[1], states,
+                       loop.saved, mask)
+    elif not stepwise:  # no GEMM per step, or a small one: the loop in one call
+        compiled.loops_for(cell).forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype),
+                                                *loop.args)
+    elif lean:  # the units shared among threads (or one), each running the whole loop for its own
+        operands = _lean_operands(compiled, loop, x, ends, B, empty)
         loops = compiled.loops_for(cell)
-        live = live_mask(mask, T, B, x.dtype)
-        hw = empty("hw", (B, G * H))  # h_{t-1} W_hh^T, reused every step
-        u = np.ascontiguousarray(W_hh) if not dense else np.empty(0, x.dtype)
-        if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
-            bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
-        args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live, *states, *saved)
-        if not stepwise:  # no GEMM per step, or a small one: the loop in one call
-            loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *args)
-        elif lean:  # the units shared among threads (or one), each running the whole loop for its own
-            # with its columns of W_hh^T (and W_ih^T) packed once (packed.py)
-            inputs = (x.rows() if isinstance(x, Lookup) else x) if x_in_step else None  # (T, B, D)
-            operands = []
-            for p, (j0, j1) in enumerate(zip(ends, ends[1:])):
-                packed_h = _packed(compiled, W_hh[G * j0:G * j1], f"packed{p}", empty)
-                scratch = empty(f"scratch{p}", (B, packed_h.shape[2]))  # the last block where it is partial
-                if x_in_step:
-                    operands.append((inputs, _packed(compiled, W_ih[G * j0:G * j1], f"packed_x{p}", empty), packed_h, scratch))
-                else:
-                    operands.append((packed_h, scratch))
-            part, flags = loops.forward_part_lean_x if x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
-            threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *operands[p], *args), parts, flags)
-        elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
-            loops.forward_blas(_transposed(W_hh, empty), *args)
-        else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
-            packed = _packed(compiled, W_hh, "packed", empty)
-            loops.forward_packed(packed, empty("scratch", (B, packed.shape[2])), *args)
+        part, flags = loops.forward_part_lean_x if loop.x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
+        threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *operands[p], *loop.args), parts, flags)
+    elif compiled.loops_for(cell).forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
+        compiled.loops_for(cell).forward_blas(_transposed(W_hh, empty), *loop.args)
+    else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
+        packed = _packed(compiled, W_hh, "packed", empty)
+        compiled.loops_for(cell).forward_packed(packed, empty("scratch", (B, packed.shape[2])), *loop.args)
     y = outputs(states[0], mask)
-    return y, tuple(s[T].copy() for s in states), (x, states, saved, mask)
+    return y, tuple(s[T].copy() for s in states), (x, states, loop.saved, mask)
+
+
+PAIR_BYTES = 1 << 21  # the three weight matrices a pair's steps read, at most: ~the cores' L2 together
+
+
+def pairs(cell, x, params_a, params_b, backend=None) -> bool:
+    """Whether two stacked layers of this cell run as one lean loop (forward_pair): under no_grad(),
+    with the compiled loops and a GEMM per step, where the cell needs only a_x + a_h, and where the
+    weights both layers' steps read (W_hh of a, W_ih and W_hh of b) fit in PAIR_BYTES. Measured (LSTM,
+    2 layers, the two ways alternating in one process): (32, 64, 128) 5.46 -> 4.81 ms (0.8 MB of
+    weights), (64, 100, 256) 32.8 -> 32.4 (3 MB), (64, 100, 512) 121 -> 140 (13 MB: each step streams
+    both layers' weights from L3)."""
+    if is_grad_enabled() or cell.recurrence != "dense" or 3 * params_a[1].nbytes > PAIR_BYTES:
+        return False
+    compiled = sweeps_for(backend, x, *params_a, *params_b)
+    return (compiled is not None and not whole_loop(x.shape[1], cell.G, params_a[1].shape[1])
+            and compiled.loops_for(cell).forward_pair_lean is not None)
+
+
+def forward_pair(cell, params_a, params_b, x, state_a, state_b, mask=None, backend=None, workspaces=(None, None)):
+    """Two stacked layers a, b under no_grad() in one loop (pairs() says where): x (T, B, D) -> y of b
+    (T, B, H), final states of a and of b. Between two meetings of the threads, a's step t and b's step
+    t-1 (fused.forward_pair_lean): one meeting and one hand-over to the helpers for both layers, and
+    b's input projection inside its steps' GEMM."""
+    T, B = x.shape[:2]
+    H = state_a[0].shape[1]
+    compiled = sweeps_for(backend, x, *params_a, *params_b)
+    with threads.time_loop(B, H, cell.G, True) as parts:
+        ends = _part_ends(H, parts, x.dtype.itemsize)
+        empty_a, empty_b = (_buffers(w, x.dtype) for w in workspaces)
+        a = _prepare(cell, params_a, x, state_a, mask, compiled, True, ends, empty_a, _x_in_step(cell, x, compiled))
+        y_a = a.states[0][1:]  # b's input: a's h (past a sequence's end b holds its state, whatever it reads)
+        b = _prepare(cell, params_b, y_a, state_b, mask, compiled, True, ends, empty_b, True)
+        operands_a = _lean_operands(compiled, a, x, ends, B, empty_a)
+        operands_b = [ops[1:] for ops in _lean_operands(compiled, b, y_a, ends, B, empty_b)]  # a's h is in a.args
+        loops = compiled.loops_for(cell)
+        pair, flags = loops.forward_pair_lean_x if a.x_in_step else loops.forward_pair_lean, compiled.meet_flags(parts)
+        threads.run_parts(lambda p: pair(p, flags, ends[p], ends[p + 1], *operands_a[p], *operands_b[p], *a.args,
+                                         *b.args), parts, flags)
+    return outputs(b.states[0], mask), tuple(s[T].copy() for s in a.states), tuple(s[T].copy() for s in b.states)
 
 
 def _transposed(W_hh, empty):

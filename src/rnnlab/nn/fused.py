@@ -239,46 +239,62 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     if dense:  # the GEMM on the weights packed once, one thread (packed.py)
         out += sweeps("packed", "{W}_packed, scratch", "packed_matmul({a}, {W}_packed, {out}, scratch)",
                       "any batch: each step's GEMM on the weights packed once")
-    if dense:  # under no_grad(): the GEMM on W_hh^T packed once (packed.py), units shared among threads
+    # under no_grad(): the units shared among threads (threads.py), the GEMM on W_hh^T packed once
+    # (packed.py); with x_t W_ih^T in that GEMM ("_x") where only a_x + a_h matters; and two stacked
+    # layers in one loop ("pair"), layer b's step t-1 after layer a's step t between the same meetings
+    fwd_args_b = ", ".join(f"{name}_b" for name in fwd_args.split(", "))
+    first = {"": ("packed, scratch", "packed_matmul(s0[t], packed, hw_part, scratch)"),
+             "_x": ("x, packed_x, packed, scratch", "packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)")}
+    for suffix, (operands, gemm) in first.items() if dense else ():
+        if suffix and apart:
+            continue
         out += [
             "@jit",
-            f"def forward_part_lean(part, flags, j0, j1, packed, scratch, {fwd_args}):",
+            f"def forward_part_lean{suffix}(part, flags, j0, j1, {operands}, {fwd_args}):",
             '    """This thread\'s part of the lean forward loop: units j0..j1-1, their G*(j1-j0) columns of',
-            "    W_hh^T packed alone (together in the weights' order), each step's GEMM (B, H) x (H, G*(j1-j0));",
-            "    then it waits at meet() until every part has finished the step, since each reads all of h_t",
-            '    next (one part: units 0..H-1, nobody to wait for)."""',
+            "    W_hh^T (and W_ih^T, x (T, B, D): then xw is a row of zeros) packed alone, together in the",
+            "    weights' order; each step's GEMM on them, then the wait at meet() until every part has",
+            '    finished the step, since each reads all of h_t next (one part: units 0..H-1, no wait)."""',
             f"    hw_part = hw[:, {G} * j0:{G} * j1]",
             "    for t in range(rows.shape[0]):",
-            "        packed_matmul(s0[t], packed, hw_part, scratch)",
+            f"        {gemm}",
             f"        forward_step_lean(t, j0, j1, {fwd_args})",
             "        meet(flags, part, t + 1)",
             "",
         ]
-    if dense and not apart:  # x_t W_ih^T in the same pass (only a_x + a_h matters): no all-steps GEMM
-        out += [
-            "@jit",
-            f"def forward_part_lean_x(part, flags, j0, j1, x, packed_x, packed, scratch, {fwd_args}):",
-            '    """forward_part_lean with x_t W_ih^T + h_{t-1} W_hh^T in one GEMM per step, x (T, B, D), both',
-            '    packed; xw then holds nothing but a row of zeros."""',
-            f"    hw_part = hw[:, {G} * j0:{G} * j1]",
-            "    for t in range(rows.shape[0]):",
-            "        packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)",
-            f"        forward_step_lean(t, j0, j1, {fwd_args})",
-            "        meet(flags, part, t + 1)",
-            "",
-        ]
+        if not apart:
+            out += [
+                "@jit",
+                f"def forward_pair_lean{suffix}(part, flags, j0, j1, {operands}, packed_x_b, packed_b, scratch_b, "
+                f"{fwd_args}, {fwd_args_b}):",
+                '    """forward_part_lean for two stacked layers a and b (b reads a\'s h, its x_t W_ih^T in its',
+                "    GEMM): between two meetings, layer a's step t and layer b's step t-1, whose input h_t of a",
+                '    is whole since the last meeting: one meeting a step for both."""',
+                f"    hw_part, hw_part_b = hw[:, {G} * j0:{G} * j1], hw_b[:, {G} * j0:{G} * j1]",
+                "    T = rows.shape[0]",
+                "    for t in range(T + 1):",
+                "        if t < T:",
+                f"            {gemm}",
+                f"            forward_step_lean(t, j0, j1, {fwd_args})",
+                "        if t > 0:",
+                "            packed_matmul2(s0[t], packed_x_b, s0_b[t - 1], packed_b, hw_part_b, scratch_b)",
+                f"            forward_step_lean(t - 1, j0, j1, {fwd_args_b})",
+                "        meet(flags, part, t + 1)",
+                "",
+            ]
     return "\n".join(out)
 
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
     forward_blas and backward_blas are None where NumPy's BLAS cannot be called, forward_part_lean
-    where the recurrence has no GEMM, forward_part_lean_x also where the x and h sides are apart)."""
+    where the recurrence has no GEMM, forward_part_lean_x and the forward_pair_lean loops also where
+    the x and h sides are apart)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
                      "forward_blas", "backward_blas", "forward_packed", "backward_packed", "forward_part_lean",
-                     "forward_part_lean_x"):
+                     "forward_part_lean_x", "forward_pair_lean", "forward_pair_lean_x"):
             setattr(self, name, namespace.get(name))
 
 

@@ -209,9 +209,22 @@ class Recurrent(Layer):
         """(forward, backward) of this layer's cell with the chosen kernel."""
         if self.kernel == "reference":
             return (partial(driver.reference_forward, self.kind), partial(driver.reference_backward, self.kind))
-        time_loop = None if self.kernel == "fast" else self.kernel
-        return (partial(driver.forward, self.kind, backend=time_loop),
-                partial(driver.backward, self.kind, backend=time_loop))
+        return (partial(driver.forward, self.kind, backend=self._time_loop()),
+                partial(driver.backward, self.kind, backend=self._time_loop()))
+
+    def _time_loop(self) -> str | None:
+        """The time loop's backend for the driver: None (Numba where it runs) for "fast", else by name."""
+        return None if self.kernel == "fast" else self.kernel
+
+    def _pairs(self, layer: int, layer_input) -> bool:
+        """Whether `layer` and the next run as one loop (driver.forward_pair): under no_grad(), one
+        direction, no dropout between them, the compiled kernels, a cell that needs only a_x + a_h."""
+        if layer + 1 >= self.num_layers or self.bidirectional or self.kernel not in ("fast", "numba"):
+            return False
+        if self.dropout > 0 and self.training:
+            return False
+        return driver.pairs(self.kind, layer_input, self._params(f"_l{layer}"), self._params(f"_l{layer + 1}"),
+                            self._time_loop())
 
     def _buffers(self, index: int, grad: bool) -> dict:
         """The driver's workspace for one layer and direction: the cache of this layer's previous
@@ -268,13 +281,27 @@ class Recurrent(Layer):
         layer_input = self._first_input(x, grad)  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
+        paired = False  # this layer ran with the one before it (_pairs)
         for layer in range(self.num_layers):
+            if paired:
+                paired = False
+                continue
             if layer > 0 and self.dropout > 0 and self.training:  # between layers, as PyTorch
                 keep = (self.rng.random(layer_input.shape) >= self.dropout) / (1.0 - self.dropout)
                 drop_masks.append(keep.astype(self.dtype))
                 layer_input = layer_input * drop_masks[-1]
             else:
                 drop_masks.append(None)
+            if self._pairs(layer, layer_input):  # this layer and the next in one loop, no cache
+                y, *pair_finals = driver.forward_pair(self.kind, self._params(f"_l{layer}"), self._params(f"_l{layer + 1}"),
+                                                      layer_input, tuple(s[layer] for s in state0),
+                                                      tuple(s[layer + 1] for s in state0), mask, self._time_loop(),
+                                                      (workspace(self, layer, False), workspace(self, layer + 1, False)))
+                for index, final in zip((layer, layer + 1), pair_finals):
+                    for f, part in zip(finals, final):
+                        f[index] = part
+                layer_input, paired = y, True
+                continue
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 index = layer * self.num_directions + direction
