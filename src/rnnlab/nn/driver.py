@@ -177,16 +177,16 @@ def _x_in_step(cell, x, compiled) -> bool:
     return compiled.loops_for(cell).forward_part_lean_x is not None and not (isinstance(x, Lookup) and x.folded)
 
 
-def _lean_operands(compiled, loop: _Loop, x, ends: list, B: int, empty, name: str = "") -> list:
+def _lean_operands(compiled, loop: _Loop, x, ends: list, B: int, empty) -> list:
     """Per part p: its columns of W_hh^T (and W_ih^T, with x (T, B, D), where loop.x_in_step) packed
     (packed.py), and the scratch of the last block."""
     G = len(loop.W_hh) // ends[-1]
     inputs = (x.rows() if isinstance(x, Lookup) else x) if loop.x_in_step else None
     operands = []
     for p, (j0, j1) in enumerate(zip(ends, ends[1:])):
-        packed_h = _packed(compiled, loop.W_hh[G * j0:G * j1], f"packed{name}{p}", empty)
-        scratch = empty(f"scratch{name}{p}", (B, packed_h.shape[2]))  # the last block, where it is partial
-        packed_x = _packed(compiled, loop.W_ih[G * j0:G * j1], f"packed_x{name}{p}", empty) if loop.x_in_step else None
+        packed_h = _packed(compiled, loop.W_hh[G * j0:G * j1], f"packed{p}", empty)
+        scratch = empty(f"scratch{p}", (B, packed_h.shape[2]))  # the last block, where it is partial
+        packed_x = _packed(compiled, loop.W_ih[G * j0:G * j1], f"packed_x{p}", empty) if loop.x_in_step else None
         operands.append(((inputs, packed_x) if inputs is not None else ()) + (packed_h, scratch))
     return operands
 
