@@ -293,11 +293,12 @@ class Recurrent(Layer):
             else:
                 drop_masks.append(None)
             if self._pairs(layer, layer_input):  # this layer and the next in one loop, no cache
-                y, *pair_finals = driver.forward_pair(self.kind, self._params(f"_l{layer}"), self._params(f"_l{layer + 1}"),
-                                                      layer_input, tuple(s[layer] for s in state0),
-                                                      tuple(s[layer + 1] for s in state0), mask, self._time_loop(),
-                                                      (workspace(self, layer, False), workspace(self, layer + 1, False)))
-                for index, final in zip((layer, layer + 1), pair_finals):
+                pair = (layer, layer + 1)
+                y, *pair_finals = driver.forward_pair(
+                    self.kind, *(self._params(f"_l{k}") for k in pair), layer_input,
+                    *(tuple(s[k] for s in state0) for k in pair), mask, self._time_loop(),
+                    tuple(workspace(self, k, False) for k in pair))
+                for index, final in zip(pair, pair_finals):
                     for f, part in zip(finals, final):
                         f[index] = part
                 layer_input, paired = y, True
