@@ -200,22 +200,21 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
     loop = _prepare(cell, params, x, state, mask, compiled, lean, ends, empty, lean and _x_in_step(cell, x, compiled))
     states, W_hh = loop.states, loop.W_hh
+    loops = compiled.loops_for(cell) if compiled is not None else None
     if compiled is None:
         _forward_sweep(cell, loop.args[0], _transposed(W_hh, empty) if dense else W_hh, loop.args[1], states,
                        loop.saved, mask)
     elif not stepwise:  # no GEMM per step, or a small one: the loop in one call
-        compiled.loops_for(cell).forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype),
-                                                *loop.args)
+        loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *loop.args)
     elif lean:  # the units shared among threads (or one), each running the whole loop for its own
         operands = _lean_operands(compiled, loop, x, ends, B, empty)
-        loops = compiled.loops_for(cell)
         part, flags = loops.forward_part_lean_x if loop.x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
         threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *operands[p], *loop.args), parts, flags)
-    elif compiled.loops_for(cell).forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
-        compiled.loops_for(cell).forward_blas(_transposed(W_hh, empty), *loop.args)
+    elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
+        loops.forward_blas(_transposed(W_hh, empty), *loop.args)
     else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
         packed = _packed(compiled, W_hh, "packed", empty)
-        compiled.loops_for(cell).forward_packed(packed, empty("scratch", (B, packed.shape[2])), *loop.args)
+        loops.forward_packed(packed, empty("scratch", (B, packed.shape[2])), *loop.args)
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, loop.saved, mask)
 

@@ -58,14 +58,14 @@ def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTO
 
 
 def _tile(rows: int, vector_bytes: int, sources: int):
-    """An intrinsic tile(a, packed, [a2, packed2,] r, block, out, i, j): out[i:i+rows, j:j+NR] =
+    """An intrinsic tile(a, packed, [a2, packed2,] r, block, out, j): out[r:r+rows, j:j+NR] =
     a[r:r+rows] @ block `block` of packed (+ a2[r:r+rows] @ block `block` of packed2): the accumulators
     are LLVM vector values (phi nodes) through every k of each source in turn, one FMA per vector and k."""
     def codegen(context, builder, signature, args):
         operands = [(context.make_array(signature.args[2 * n])(context, builder, args[2 * n]),
                      context.make_array(signature.args[2 * n + 1])(context, builder, args[2 * n + 1]))
                     for n in range(sources)]
-        r, block, i, j = args[2 * sources:2 * sources + 2] + args[2 * sources + 3:]
+        r, block, j = args[2 * sources], args[2 * sources + 1], args[2 * sources + 3]
         C = context.make_array(signature.args[2 * sources + 2])(context, builder, args[2 * sources + 2])
         real = context.get_value_type(signature.args[0].dtype)
         size = context.get_abi_sizeof(real)
@@ -114,7 +114,7 @@ def _tile(rows: int, vector_bytes: int, sources: int):
             builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
             builder.position_at_end(done)
         ldc = row_stride(C)
-        c0 = builder.gep(C.data, [builder.add(builder.mul(i, ldc), j)])
+        c0 = builder.gep(C.data, [builder.add(builder.mul(r, ldc), j)])
         for row in range(rows):
             c_row = builder.gep(c0, [builder.mul(const(row), ldc)])
             for v in range(TILE_VECTORS):
@@ -124,12 +124,12 @@ def _tile(rows: int, vector_bytes: int, sources: int):
 
     if sources == 1:
         @intrinsic
-        def tile(typingctx, a, packed, r, block, out, i, j):
-            return types.void(a, packed, r, block, out, i, j), codegen
+        def tile(typingctx, a, packed, r, block, out, j):
+            return types.void(a, packed, r, block, out, j), codegen
     else:
         @intrinsic
-        def tile(typingctx, a, packed, a2, packed2, r, block, out, i, j):
-            return types.void(a, packed, a2, packed2, r, block, out, i, j), codegen
+        def tile(typingctx, a, packed, a2, packed2, r, block, out, j):
+            return types.void(a, packed, a2, packed2, r, block, out, j), codegen
     return tile
 
 
@@ -148,16 +148,16 @@ def matmul_for(vector_bytes: int = VECTOR_BYTES, tile_rows: int = TILE_ROWS, sou
         """out[:, j:j+NR] from block `block`, every row: whole tiles, then 4, 2, 1 rows."""
         M, r = operands[0].shape[0], 0
         while r + tile_rows <= M:
-            full(*operands, r, block, out, r, j)
+            full(*operands, r, block, out, j)
             r += tile_rows
         if tile_rows > 4 and r + 4 <= M:
-            four(*operands, r, block, out, r, j)
+            four(*operands, r, block, out, j)
             r += 4
         if r + 2 <= M:
-            two(*operands, r, block, out, r, j)
+            two(*operands, r, block, out, j)
             r += 2
         if r < M:
-            one(*operands, r, block, out, r, j)
+            one(*operands, r, block, out, j)
 
     @jit
     def matmul(operands, out, scratch):
