@@ -145,20 +145,22 @@ def test_parts_meet_after_each_step():
 
 
 @needs_numba
-def test_parts_that_wait_for_a_failed_partner_are_let_through():
-    """run_parts: should part 0 fail, a helper waiting for it at fused.meet is released, not left
-    spinning forever; the error reaches the caller."""
+@pytest.mark.parametrize("failing", [0, 1], ids=["caller's part", "helper's part"])
+def test_parts_that_wait_for_a_failed_partner_are_let_through(failing):
+    """run_parts: should a part fail (the caller's, or a helper's while making its operands, as
+    driver._part_operands does), a part waiting for it at fused.meet is released, not left spinning
+    forever; the error reaches the caller."""
     import threading
 
     fused = backend.fused_or_none()
     flags = fused.meet_flags(2)
-    fused.meet(fused.meet_flags(1), 0, 1)  # compiled before the helper waits in it
+    fused.meet(fused.meet_flags(1), 0, 1)  # compiled before a part waits in it
 
     def part(p):
-        if p == 0:
-            raise KeyError("part 0 failed")
+        if p == failing:
+            raise KeyError(f"part {p} failed")
         for step in range(1, 4):
-            fused.meet(flags, 1, step)  # would wait for part 0's step forever
+            fused.meet(flags, p, step)  # would wait for the failed part's step forever
 
     caller = threading.Thread(target=lambda: pytest.raises(KeyError, threads.run_parts, part, 2, flags))
     caller.start()
@@ -231,6 +233,12 @@ def test_packed_blocks_hold_the_transposed_weights_zero_padded():
     unpacked = p.transpose(0, 2, 1).reshape(-1, 3)
     np.testing.assert_array_equal(unpacked[:70], W)
     assert not unpacked[70:].any()
+    rows = np.array([5, 69, 0, 33, 34])  # one thread's gate rows, taken where they lie
+    p = packed.pack(W, rows=rows)
+    assert p.shape == packed.packed_shape(5, 3, np.float32)
+    unpacked = p.transpose(0, 2, 1).reshape(-1, 3)
+    np.testing.assert_array_equal(unpacked[:5], W[rows])
+    assert not unpacked[5:].any()
 
 
 def test_a_helpers_error_reaches_the_caller_and_the_helpers_serve_on():
@@ -412,5 +420,5 @@ def test_parts_write_no_cache_line_in_common():
     assert driver._part_ends(100, 2, 4) == [0, 48, 100]  # 48 floats: three lines
     assert driver._part_ends(256, 3, 8) == [0, 80, 168, 256]  # float64: lines of 8
     assert driver._part_ends(6, 3, 4) == [0, 2, 4, 6]  # too few units to align: an even split
-    order = driver._part_order(2, [0, 1, 3])  # G = 2 gates, H = 3 units in parts {0}, {1, 2}
+    order = driver._part_order(2, (0, 1, 3))  # G = 2 gates, H = 3 units in parts {0}, {1, 2}
     assert order.tolist() == [0, 3, 1, 2, 4, 5]

@@ -28,6 +28,7 @@ call: the layer's cache is replaced by that call anyway, and the layer copies wh
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -133,22 +134,30 @@ class _Loop(NamedTuple):
     args: tuple  # the compiled steps' arguments (fused.py's fwd_args)
     states: list  # each state variable s_0 .. s_T (T+1, B, H)
     saved: list  # the saved activations (T, B, H), or empty under no_grad()
-    W_ih: np.ndarray  # the weights, their gate rows in the parts' order
+    W_ih: np.ndarray  # the weights, as given (a lean loop's parts read their own rows)
     W_hh: np.ndarray
     x_in_step: bool  # x_t W_ih^T in each step's GEMM (xw then a row of zeros)
+    inputs: np.ndarray | None  # lean: what the parts multiply by W_ih^T (x, or an embedding's table)
 
 
 def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, empty, x_in_step: bool) -> _Loop:
     """Everything a time loop reads and writes besides its per-step GEMM's operands: the input side
-    (xw, rows: each step's x_t W_ih^T, or nothing with x_in_step), the biases, the states' buffers."""
+    (xw, rows: each step's x_t W_ih^T, or nothing with x_in_step), the biases, the states' buffers.
+    A lean loop's parts fill their own columns of xw and pack their own weights (_part_operands)."""
     T, B = x.shape[:2]
     H, G = state[0].shape[1], cell.G
-    if len(ends) > 2:  # each thread's gate rows together, so that its GEMM is one block of columns
-        order = _part_order(G, ends)
-        params = tuple(None if p is None else p[order] for p in params)
     W_ih, W_hh, b_ih, b_hh = params
+    if len(ends) > 2:  # a lean loop in parts: each part's gate columns together (its weight rows: _part_operands)
+        order = _part_order(G, tuple(ends))
+        b_ih, b_hh = (None if b is None else b[order] for b in (b_ih, b_hh))
+    inputs = None
     if x_in_step:  # xw is a row of zeros, which every step reads
-        xw, rows = np.zeros((1, G * H), x.dtype), np.zeros((T, B), np.intp)
+        xw, rows, inputs = np.zeros((1, G * H), x.dtype), np.zeros((T, B), np.intp), _rows(x)
+    elif lean and isinstance(x, Lookup) and x.folded:  # the projected table (V, G*H), by id
+        xw, rows, inputs = empty("xw", (len(x.table), G * H)), x.ids, x.table
+    elif lean:  # (T*B, G*H), each step its own row
+        xw, rows = empty("xw", (T * B, G * H)), np.arange(T * B, dtype=np.intp).reshape(T, B)
+        inputs = _rows(x).reshape(T * B, -1)
     else:
         xw, rows = _input_side(x, W_ih, compiled is not None, empty)
     has_bias = b_ih is not None
@@ -162,13 +171,18 @@ def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, emp
     if compiled is None:  # NumPy's sweep: the biases added to xw here
         if has_bias:
             xw += bias_x
-        return _Loop((xw, bias_h), states, saved, W_ih, W_hh, x_in_step)
+        return _Loop((xw, bias_h), states, saved, W_ih, W_hh, x_in_step, inputs)
     hw = empty("hw", (B, G * H))  # h_{t-1} W_hh^T, reused every step
     u = np.ascontiguousarray(W_hh) if cell.recurrence != "dense" else np.empty(0, x.dtype)
     if bias_h is None:  # the compiled step reads it wherever the h side has its own bias
         bias_h = np.zeros(G * H if cell.h_side_apart else 0, x.dtype)
     args = (xw.reshape(-1, G * H), rows, hw, bias_x, bias_h, u, live_mask(mask, T, B, x.dtype), *states, *saved)
-    return _Loop(args, states, saved, W_ih, W_hh, x_in_step)
+    return _Loop(args, states, saved, W_ih, W_hh, x_in_step, inputs)
+
+
+def _rows(x) -> np.ndarray:
+    """x (T, B, D) as an array: an embedding's rows gathered."""
+    return x.rows() if isinstance(x, Lookup) else x
 
 
 def _x_in_step(cell, x, compiled) -> bool:
@@ -177,18 +191,22 @@ def _x_in_step(cell, x, compiled) -> bool:
     return compiled.loops_for(cell).forward_part_lean_x is not None and not (isinstance(x, Lookup) and x.folded)
 
 
-def _lean_operands(compiled, loop: _Loop, x, ends: list, B: int, empty) -> list:
-    """Per part p: its columns of W_hh^T (and W_ih^T, with x (T, B, D), where loop.x_in_step) packed
-    (packed.py), and the scratch of the last block."""
+def _part_operands(compiled, loop: _Loop, ends: list, p: int, empty) -> tuple:
+    """Part p's own operands, made in its own thread as its loop starts (so that the parts make theirs
+    at once): its columns of xw, inputs W_ih^T for its gate rows, unless x_t W_ih^T is in its GEMM;
+    its gate rows of W_hh^T (and of W_ih^T with x_in_step) packed (packed.py), read where they lie;
+    the scratch of its last block."""
     G = len(loop.W_hh) // ends[-1]
-    inputs = (x.rows() if isinstance(x, Lookup) else x) if loop.x_in_step else None
-    operands = []
-    for p, (j0, j1) in enumerate(zip(ends, ends[1:])):
-        packed_h = _packed(compiled, loop.W_hh[G * j0:G * j1], f"packed{p}", empty)
-        scratch = empty(f"scratch{p}", (B, packed_h.shape[2]))  # the last block, where it is partial
-        packed_x = _packed(compiled, loop.W_ih[G * j0:G * j1], f"packed_x{p}", empty) if loop.x_in_step else None
-        operands.append(((inputs, packed_x) if inputs is not None else ()) + (packed_h, scratch))
-    return operands
+    lo, hi = G * ends[p], G * ends[p + 1]
+    rows = None if len(ends) == 2 else _part_order(G, tuple(ends))[lo:hi]  # one part: every row in order
+    packed_x = ()
+    if loop.x_in_step:
+        packed_x = (_packed(compiled, loop.W_ih, rows, f"packed_x{p}", empty),)
+    else:  # BLAS on one thread here (threads.run_parts)
+        W_ih = loop.W_ih if rows is None else loop.W_ih[rows]
+        np.matmul(loop.inputs, W_ih.T, out=loop.args[0][:, lo:hi])
+    packed_h = _packed(compiled, loop.W_hh, rows, f"packed{p}", empty)
+    return packed_x + (packed_h, empty(f"scratch{p}", (loop.states[0].shape[1], packed_h.shape[2])))
 
 
 def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace):
@@ -207,13 +225,14 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     elif not stepwise:  # no GEMM per step, or a small one: the loop in one call
         loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *loop.args)
     elif lean:  # the units shared among threads (or one), each running the whole loop for its own
-        operands = _lean_operands(compiled, loop, x, ends, B, empty)
         part, flags = loops.forward_part_lean_x if loop.x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
-        threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *operands[p], *loop.args), parts, flags)
+        inputs = (loop.inputs,) if loop.x_in_step else ()
+        threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *inputs,
+                                         *_part_operands(compiled, loop, ends, p, empty), *loop.args), parts, flags)
     elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
         loops.forward_blas(_transposed(W_hh, empty), *loop.args)
     else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
-        packed = _packed(compiled, W_hh, "packed", empty)
+        packed = _packed(compiled, W_hh, None, "packed", empty)
         loops.forward_packed(packed, empty("scratch", (B, packed.shape[2])), *loop.args)
     y = outputs(states[0], mask)
     return y, tuple(s[T].copy() for s in states), (x, states, loop.saved, mask)
@@ -250,12 +269,13 @@ def forward_pair(cell, params_a, params_b, x, state_a, state_b, mask=None, backe
         a = _prepare(cell, params_a, x, state_a, mask, compiled, True, ends, empty_a, _x_in_step(cell, x, compiled))
         y_a = a.states[0][1:]  # b's input: a's h (past a sequence's end b holds its state, whatever it reads)
         b = _prepare(cell, params_b, y_a, state_b, mask, compiled, True, ends, empty_b, True)
-        operands_a = _lean_operands(compiled, a, x, ends, B, empty_a)
-        operands_b = [ops[1:] for ops in _lean_operands(compiled, b, y_a, ends, B, empty_b)]  # a's h is in a.args
         loops = compiled.loops_for(cell)
         pair, flags = loops.forward_pair_lean_x if a.x_in_step else loops.forward_pair_lean, compiled.meet_flags(parts)
-        threads.run_parts(lambda p: pair(p, flags, ends[p], ends[p + 1], *operands_a[p], *operands_b[p], *a.args,
-                                         *b.args), parts, flags)
+        inputs = (a.inputs,) if a.x_in_step else ()  # b's input, a's h, is in a.args
+        threads.run_parts(lambda p: pair(p, flags, ends[p], ends[p + 1], *inputs,
+                                         *_part_operands(compiled, a, ends, p, empty_a),
+                                         *_part_operands(compiled, b, ends, p, empty_b), *a.args, *b.args),
+                          parts, flags)
     return outputs(b.states[0], mask), tuple(s[T].copy() for s in a.states), tuple(s[T].copy() for s in b.states)
 
 
@@ -266,9 +286,11 @@ def _transposed(W_hh, empty):
     return W_hh_T
 
 
-def _packed(compiled, W_rows, name: str, empty):
-    """W_rows^T packed for the compiled loops' GEMM (packed.py), into the buffer `name`."""
-    return compiled.pack(W_rows, empty(name, compiled.packed_shape(*W_rows.shape, W_rows.dtype)))
+def _packed(compiled, W, rows, name: str, empty):
+    """W^T packed for the compiled loops' GEMM (packed.py), into the buffer `name`: the rows W[rows]
+    where rows are given, else every row of W."""
+    N, K = (len(W) if rows is None else len(rows)), W.shape[1]
+    return compiled.pack(W, empty(name, compiled.packed_shape(N, K, W.dtype)), rows=rows)
 
 
 def _part_ends(H: int, parts: int, itemsize: int) -> list[int]:
@@ -279,12 +301,16 @@ def _part_ends(H: int, parts: int, itemsize: int) -> list[int]:
     return [0] + [p * H // parts // step * step for p in range(1, parts)] + [H]
 
 
-def _part_order(G: int, ends: list[int]) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _part_order(G: int, ends: tuple[int, ...]) -> np.ndarray:
     """The G*H gate rows reordered part by part: part p (units ends[p]..ends[p+1]-1) has its G gates'
     rows together, gate by gate (units 0..H-1 in one part: PyTorch's order itself). Only the rows of the
-    weights and biases move; h and the other states keep their units in order."""
+    weights and biases move; h and the other states keep their units in order. (Kept per (G, ends):
+    read-only.)"""
     H = ends[-1]
-    return np.concatenate([np.arange(g * H + j0, g * H + j1) for j0, j1 in zip(ends, ends[1:]) for g in range(G)])
+    order = np.concatenate([np.arange(g * H + j0, g * H + j1) for j0, j1 in zip(ends, ends[1:]) for g in range(G)])
+    order.flags.writeable = False
+    return order
 
 
 def _input_side(x, W_ih, by_row: bool, empty):
@@ -371,7 +397,7 @@ def _backward(cell, params, cache, dy, dstate, flow, backend, workspace):
         elif loops.backward_blas is not None:
             loops.backward_blas(W_hh, *args)
         else:  # dh = dA W_hh on W_hh packed once (as forward)
-            packed = _packed(compiled, W_hh.T, "packed_T", empty)
+            packed = _packed(compiled, W_hh.T, None, "packed_T", empty)
             loops.backward_packed(packed, empty("scratch", (B, packed.shape[2])), *args)
         dh += carry
         if flow is not None:

@@ -42,18 +42,17 @@ def packed_shape(N: int, K: int, dtype, vector_bytes: int = VECTOR_BYTES) -> tup
     return -(-N // NR), K, NR
 
 
-def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTOR_BYTES) -> np.ndarray:
+def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTOR_BYTES,
+         rows: np.ndarray | None = None) -> np.ndarray:
     """W (N, K), the rows of W_hh whose product h W^T is wanted -> W^T packed (ceil(N / NR), K, NR),
-    into `out` where given (of that shape)."""
-    N, K = W.shape
-    blocks, _, NR = shape = packed_shape(N, K, W.dtype, vector_bytes)
+    into `out` where given (of that shape). With `rows` (N indices), the rows W[rows] instead, taken
+    where they lie (one thread's gate rows, in its own order: no permuted copy of W first)."""
+    N = len(W) if rows is None else len(rows)
+    K = W.shape[1]
+    shape = packed_shape(N, K, W.dtype, vector_bytes)
     if out is None:
         out = np.empty(shape, W.dtype)
-    full = N // NR
-    out[:full] = W[:full * NR].reshape(full, NR, K).transpose(0, 2, 1)
-    if full < blocks:  # the last block: its columns past N are zeros, never stored
-        out[full] = 0
-        out[full, :, :N - full * NR] = W[full * NR:].T
+    _pack_rows(W, np.arange(N) if rows is None else rows, out)
     return out
 
 
@@ -134,6 +133,22 @@ def _tile(rows: int, vector_bytes: int, sources: int):
 
 
 jit = numba.njit(cache=True, nogil=True)
+
+
+@jit
+def _pack_rows(W, rows, out):
+    """out[c, k, l] = W[rows[c*NR + l], k], 0 past the last of rows (pack)."""
+    NR, K = out.shape[2], out.shape[1]
+    for c in range(out.shape[0]):
+        for l in range(NR):
+            n = c * NR + l
+            if n < rows.size:
+                source = W[rows[n]]
+                for k in range(K):
+                    out[c, k, l] = source[k]
+            else:
+                for k in range(K):
+                    out[c, k, l] = 0
 
 
 def matmul_for(vector_bytes: int = VECTOR_BYTES, tile_rows: int = TILE_ROWS, sources: int = 1):

@@ -358,28 +358,33 @@ if hasattr(os, "register_at_fork"):
 def run_parts(part, parts: int, flags=None) -> None:
     """part(p) for each p in 0..parts-1 at once, p = 0 in the calling thread, BLAS on one thread each.
     Calls run one at a time (two callers' parts would otherwise wait for helpers the other holds).
-    Should part(0) fail before it finishes, parts that wait for each other (fused.meet, with their
-    `flags`) are let through every wait (flags at their maximum), so that no helper waits for it
-    forever; the first error is raised once every part has returned."""
+    Should a part fail before it finishes, parts that wait for each other (fused.meet, with their
+    `flags`) are let through every wait (flags at their maximum), so that none waits for it forever;
+    the first error is raised once every part has returned."""
+    def guarded(p: int) -> None:
+        try:
+            part(p)
+        except BaseException:
+            if flags is not None:
+                flags[:] = np.iinfo(flags.dtype).max
+            raise
+
     with _running, limit(1):
         while len(_helpers) < parts - 1:
             _helpers.append(_Helper())
         helpers = _helpers[:parts - 1]
         for p, helper in enumerate(helpers, start=1):
-            helper.start(functools.partial(part, p))
+            helper.start(functools.partial(guarded, p))
+        errors = []
         try:
-            part(0)
-        except BaseException:
-            if flags is not None:
-                flags[:] = np.iinfo(flags.dtype).max
-            raise
-        finally:
-            errors = []
-            for helper in helpers:
-                try:
-                    helper.wait()
-                except BaseException as error:  # noqa: BLE001 - raised below, after every part has returned
-                    errors.append(error)
+            guarded(0)
+        except BaseException as error:  # noqa: BLE001 - raised below, after every part has returned
+            errors.append(error)
+        for helper in helpers:
+            try:
+                helper.wait()
+            except BaseException as error:  # noqa: BLE001 - as above
+                errors.append(error)
         if errors:
             raise errors[0]
 
