@@ -191,22 +191,25 @@ def _x_in_step(cell, x, compiled) -> bool:
     return compiled.loops_for(cell).forward_part_lean_x is not None and not (isinstance(x, Lookup) and x.folded)
 
 
-def _part_operands(compiled, loop: _Loop, ends: list, p: int, empty) -> tuple:
-    """Part p's own operands, made in its own thread as its loop starts (so that the parts make theirs
-    at once): its columns of xw, inputs W_ih^T for its gate rows, unless x_t W_ih^T is in its GEMM;
-    its gate rows of W_hh^T (and of W_ih^T with x_in_step) packed (packed.py), read where they lie;
-    the scratch of its last block."""
-    G = len(loop.W_hh) // ends[-1]
+def _part_operands(compiled, loop: _Loop, ends: list, p: int, empty) -> tuple[tuple, tuple]:
+    """Part p's operands: what compiled.pack_part makes in p's own thread as its loop starts (so that
+    the parts make theirs at once: its gate rows of W_hh^T and W_ih^T packed where they lie, and its
+    columns of xw unless x_t W_ih^T is in its GEMM), and the loop's operands among them (packed.py):
+    (packed W_ih^T, with x_in_step), packed W_hh^T, the scratch of its last block."""
+    G, dtype = len(loop.W_hh) // ends[-1], loop.W_hh.dtype
     lo, hi = G * ends[p], G * ends[p + 1]
-    rows = None if len(ends) == 2 else _part_order(G, tuple(ends))[lo:hi]  # one part: every row in order
-    packed_x = ()
-    if loop.x_in_step:
-        packed_x = (_packed(compiled, loop.W_ih, rows, f"packed_x{p}", empty),)
-    else:  # BLAS on one thread here (threads.run_parts)
-        W_ih = loop.W_ih if rows is None else loop.W_ih[rows]
-        np.matmul(loop.inputs, W_ih.T, out=loop.args[0][:, lo:hi])
-    packed_h = _packed(compiled, loop.W_hh, rows, f"packed{p}", empty)
-    return packed_x + (packed_h, empty(f"scratch{p}", (loop.states[0].shape[1], packed_h.shape[2])))
+    packed_h = empty(f"packed{p}", compiled.packed_shape(hi - lo, loop.W_hh.shape[1], dtype))
+    packed_x = empty(f"packed_x{p}", compiled.packed_shape(hi - lo, loop.W_ih.shape[1], dtype))
+    NR = packed_h.shape[2]
+    scratch = empty(f"scratch{p}", (loop.states[0].shape[1], NR))
+    if loop.x_in_step:  # no columns of xw to make
+        inputs, xw_part, scratch_x = np.empty((0, loop.W_ih.shape[1]), dtype), np.empty((0, hi - lo), dtype), scratch
+        operands = (packed_x, packed_h, scratch)
+    else:
+        inputs, xw_part, operands = loop.inputs, loop.args[0][:, lo:hi], (packed_h, scratch)
+        scratch_x = empty(f"scratch_x{p}", (len(inputs) if (hi - lo) % NR else 0, NR))  # a partial last block
+    rows = _part_order(G, tuple(ends))[lo:hi]
+    return (loop.W_hh, loop.W_ih, rows, packed_h, packed_x, inputs, xw_part, scratch_x), operands
 
 
 def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace):
@@ -227,8 +230,12 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     elif lean:  # the units shared among threads (or one), each running the whole loop for its own
         part, flags = loops.forward_part_lean_x if loop.x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
         inputs = (loop.inputs,) if loop.x_in_step else ()
-        threads.run_parts(lambda p: part(p, flags, ends[p], ends[p + 1], *inputs,
-                                         *_part_operands(compiled, loop, ends, p, empty), *loop.args), parts, flags)
+        made, operands = zip(*(_part_operands(compiled, loop, ends, p, empty) for p in range(parts)))
+
+        def run(p: int) -> None:
+            compiled.pack_part(*made[p])
+            part(p, flags, ends[p], ends[p + 1], *inputs, *operands[p], *loop.args)
+        threads.run_parts(run, parts, flags)
     elif loops.forward_blas is not None:  # the loop in one call, its GEMMs NumPy's BLAS's
         loops.forward_blas(_transposed(W_hh, empty), *loop.args)
     else:  # BLAS cannot be called from the loop: one thread on W_hh^T packed once
@@ -272,10 +279,14 @@ def forward_pair(cell, params_a, params_b, x, state_a, state_b, mask=None, backe
         loops = compiled.loops_for(cell)
         pair, flags = loops.forward_pair_lean_x if a.x_in_step else loops.forward_pair_lean, compiled.meet_flags(parts)
         inputs = (a.inputs,) if a.x_in_step else ()  # b's input, a's h, is in a.args
-        threads.run_parts(lambda p: pair(p, flags, ends[p], ends[p + 1], *inputs,
-                                         *_part_operands(compiled, a, ends, p, empty_a),
-                                         *_part_operands(compiled, b, ends, p, empty_b), *a.args, *b.args),
-                          parts, flags)
+        made_a, operands_a = zip(*(_part_operands(compiled, a, ends, p, empty_a) for p in range(parts)))
+        made_b, operands_b = zip(*(_part_operands(compiled, b, ends, p, empty_b) for p in range(parts)))
+
+        def run(p: int) -> None:
+            compiled.pack_part(*made_a[p])
+            compiled.pack_part(*made_b[p])
+            pair(p, flags, ends[p], ends[p + 1], *inputs, *operands_a[p], *operands_b[p], *a.args, *b.args)
+        threads.run_parts(run, parts, flags)
     return outputs(b.states[0], mask), tuple(s[T].copy() for s in a.states), tuple(s[T].copy() for s in b.states)
 
 

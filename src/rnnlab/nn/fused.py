@@ -47,7 +47,7 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from . import functional, packed
-from .packed import pack, packed_matmul, packed_matmul2, packed_shape
+from .packed import block_width, pack, pack_rows, packed_matmul, packed_matmul2, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 # The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
@@ -520,6 +520,18 @@ def meet(flags, part, count):
                 _spin_pause()
             else:  # the other thread is not running (another program took its core): let it run
                 _sched_yield()
+
+
+# --- a part's operands, made in its own thread as its loop starts (driver._part_operands) ---------
+@jit
+def pack_part(W_hh, W_ih, rows, packed_h, packed_x, inputs, xw_part, scratch):
+    """Its gate rows of W_hh and W_ih packed; where xw_part has rows, its columns of xw as well:
+    inputs W_ih[rows]^T (the embedding's projected table, or x W_ih^T over all steps). One compiled
+    call, so that the parts' threads never wait for each other's Python."""
+    pack_rows(W_hh, rows, packed_h)
+    pack_rows(W_ih, rows, packed_x)
+    if xw_part.shape[0] > 0:
+        packed_matmul(inputs, packed_x, xw_part, scratch)
 
 
 # --- helpers: loops, not slices (a slice assignment costs seconds of compile time) --------------

@@ -52,7 +52,7 @@ def pack(W: np.ndarray, out: np.ndarray | None = None, vector_bytes: int = VECTO
     shape = packed_shape(N, K, W.dtype, vector_bytes)
     if out is None:
         out = np.empty(shape, W.dtype)
-    _pack_rows(W, np.arange(N) if rows is None else rows, out)
+    pack_rows(W, np.arange(N) if rows is None else rows, out)
     return out
 
 
@@ -136,7 +136,7 @@ jit = numba.njit(cache=True, nogil=True)
 
 
 @jit
-def _pack_rows(W, rows, out):
+def pack_rows(W, rows, out):
     """out[c, k, l] = W[rows[c*NR + l], k], 0 past the last of rows (pack)."""
     NR, K = out.shape[2], out.shape[1]
     for c in range(out.shape[0]):
