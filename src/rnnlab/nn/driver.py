@@ -192,10 +192,10 @@ def _x_in_step(cell, x, compiled) -> bool:
 
 
 def _part_operands(compiled, loop: _Loop, ends: list, p: int, empty) -> tuple[tuple, tuple]:
-    """Part p's operands: what compiled.pack_part makes in p's own thread as its loop starts (so that
-    the parts make theirs at once: its gate rows of W_hh^T and W_ih^T packed where they lie, and its
-    columns of xw unless x_t W_ih^T is in its GEMM), and the loop's operands among them (packed.py):
-    (packed W_ih^T, with x_in_step), packed W_hh^T, the scratch of its last block."""
+    """Part p's buffers, in two tuples: the arguments of compiled.pack_part, which fills them in p's own
+    thread as its loop starts (the parts at once): its gate rows of W_hh and W_ih packed where they lie
+    (packed.py) and, unless x_t W_ih^T is in its GEMM, its columns of xw; and the loop's operands among
+    them: (packed W_ih^T, with x_in_step), packed W_hh^T, the scratch of its last block."""
     G, dtype = len(loop.W_hh) // ends[-1], loop.W_hh.dtype
     lo, hi = G * ends[p], G * ends[p + 1]
     packed_h = empty(f"packed{p}", compiled.packed_shape(hi - lo, loop.W_hh.shape[1], dtype))

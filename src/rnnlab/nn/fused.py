@@ -47,7 +47,7 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from . import functional, packed
-from .packed import block_width, pack, pack_rows, packed_matmul, packed_matmul2, packed_shape
+from .packed import pack, pack_rows, packed_matmul, packed_matmul2, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 # The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
