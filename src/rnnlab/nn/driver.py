@@ -342,7 +342,7 @@ def _input_side(x, W_ih, by_row: bool, empty):
     else:
         xw = empty("xw", (T, B, GH))
         # the all-steps GEMM gets its own threads back
-        threads.matmul((x.rows() if isinstance(x, Lookup) else x).reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, GH))
+        threads.matmul(_rows(x).reshape(T * B, D), W_ih.T, out=xw.reshape(T * B, GH))
     return xw, np.arange(T * B, dtype=np.intp).reshape(T, B)  # each step its own row
 
 
