@@ -230,20 +230,26 @@ def _set(n: int) -> None:
         lib.set_num_threads(n)  # one ctypes call: ~5 us, against ~100 us for threadpoolctl's limit()
 
 
-@contextmanager
-def limit(n: int):
-    """BLAS runs on at most n threads inside the block; the setting in force before comes back after
-    (read from the library each time: someone else, e.g. threadpoolctl in the caller, may have set it)."""
-    libs = blas_libraries()
-    saved = min((lib.get_num_threads() for lib in libs), default=n)
-    if n == saved:
-        yield
-        return
-    _set(n)
-    try:
-        yield
-    finally:
-        _set(saved)
+class limit:
+    """with limit(n): BLAS runs on at most n threads inside the block; the setting in force before comes
+    back after (read from the library each time: someone else, e.g. threadpoolctl in the caller, may
+    have set it). A class, not a generator: every GEMM enters one, and @contextmanager's generator
+    took ~2 us a block, three blocks a batch-1 forward."""
+
+    __slots__ = ("n", "saved")
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.saved = min((lib.get_num_threads() for lib in blas_libraries()), default=self.n)
+        if self.saved != self.n:
+            _set(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved != self.n:
+            _set(self.saved)
 
 
 # --- one thread pool at a time --------------------------------------------------------------------
@@ -274,14 +280,20 @@ def step_parts(B: int, H: int, G: int) -> int:
     return helpers_for(max(1, min(for_gemm(B, H, G * H), H // MIN_PART_UNITS)))
 
 
-@contextmanager
-def time_loop(B: int, H: int, G: int, shared: bool = False):
-    """Around a time loop whose step GEMM is h (B, H) x W_hh^T (H, G*H): yields how many threads share
-    its units (step_parts, with `shared`: the loop can run in parts), BLAS on one thread each; else 1,
-    BLAS on the threads the GEMM gets."""
-    parts = step_parts(B, H, G) if shared else 1
-    with limit(1 if parts > 1 else for_gemm(B, H, G * H)):
-        yield parts
+class time_loop(limit):
+    """with time_loop(B, H, G, shared) as parts: around a time loop whose step GEMM is h (B, H) x W_hh^T
+    (H, G*H): `parts`, how many threads share its units (step_parts, with `shared`: the loop can run in
+    parts), BLAS on one thread each; else 1, BLAS on the threads the GEMM gets."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, B: int, H: int, G: int, shared: bool = False):
+        self.parts = step_parts(B, H, G) if shared else 1
+        super().__init__(1 if self.parts > 1 else for_gemm(B, H, G * H))
+
+    def __enter__(self) -> int:
+        super().__enter__()
+        return self.parts
 
 
 HELPER_FLOPS = 1 << 26  # ~64 MFLOP: a smaller GEMM split among helpers loses to one thread (~70 us a round trip)
