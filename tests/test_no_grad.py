@@ -19,13 +19,15 @@ KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available
 
 @pytest.mark.parametrize("kernel", KERNELS + (["numba-parts"] if backend.numba_available() else []))
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
-@pytest.mark.parametrize("layers, bidirectional, use_lengths", [(1, False, False), (2, True, True), (3, False, True)],
-                         ids=["uni", "bi-lengths", "uni3-lengths"])
+@pytest.mark.parametrize("layers, bidirectional, use_lengths, B", [(1, False, False, 3), (2, True, True, 3),
+                                                                  (3, False, True, 3), (2, False, False, 1)],
+                         ids=["uni", "bi-lengths", "uni3-lengths", "uni2-batch1"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
-def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, dtype, tol, monkeypatch):
+def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, B, dtype, tol, monkeypatch):
     """numba-parts: the hidden units shared among three threads (1, 2 and 2 units), as the thread
     policy does under no_grad() where cores are free. uni3: one direction, 3 layers, so that the
-    compiled kernels run layers 0 and 1 as one loop (driver.forward_pair, not for GRU) and layer 2 alone."""
+    compiled kernels run layers 0 and 1 as one loop (driver.forward_pair, not for GRU) and layer 2 alone.
+    batch1: one sequence, each layer's whole loop in one compiled call (fused.forward_sweep_lean)."""
     if kernel == "numba-parts":
         from rnnlab.nn import threads
 
@@ -33,7 +35,7 @@ def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_
         kernel = "numba"
     seed = zlib.crc32(f"nograd-{mode}-{layers}-{kernel}".encode())
     rng = np.random.default_rng(seed)
-    B, T, D, H = 3, 6, 4, 5
+    T, D, H = 6, 4, 5
     ours, theirs = make_pair(mode, D, H, layers, bidirectional, dtype, seed)
     ours.kernel = kernel
     K, n_states = (2 if bidirectional else 1), (2 if mode == "lstm" else 1)

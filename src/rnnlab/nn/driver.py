@@ -140,10 +140,12 @@ class _Loop(NamedTuple):
     inputs: np.ndarray | None  # lean: what the parts multiply by W_ih^T (x, or an embedding's table)
 
 
-def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, empty, x_in_step: bool) -> _Loop:
+def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, empty, x_in_step: bool,
+             save: bool = True) -> _Loop:
     """Everything a time loop reads and writes besides its per-step GEMM's operands: the input side
-    (xw, rows: each step's x_t W_ih^T, or nothing with x_in_step), the biases, the states' buffers.
-    A lean loop's parts fill their own columns of xw and pack their own weights (_part_operands)."""
+    (xw, rows: each step's x_t W_ih^T, or nothing with x_in_step), the biases, the states' buffers,
+    and, with `save`, those of the saved activations. A lean loop's parts fill their own columns of xw and
+    pack their own weights (_part_operands)."""
     T, B = x.shape[:2]
     H, G = state[0].shape[1], cell.G
     W_ih, W_hh, b_ih, b_hh = params
@@ -167,7 +169,7 @@ def _prepare(cell, params, x, state, mask, compiled, lean: bool, ends: list, emp
     states = [empty(f"state{k}", (T + 1, B, H)) for k in range(len(cell.state_names))]  # each s_0 .. s_T
     for s, s0 in zip(states, state):
         s[0] = s0
-    saved = [empty(f"saved{k}", (0, 0, 0) if lean else (T, B, H)) for k in range(len(cell.saved))]  # for backward
+    saved = [empty(f"saved{k}", (T, B, H) if save else (0, 0, 0)) for k in range(len(cell.saved))]  # for backward
     if compiled is None:  # NumPy's sweep: the biases added to xw here
         if has_bias:
             xw += bias_x
@@ -218,15 +220,19 @@ def _forward(cell, params, x, state, mask, compiled, stepwise, parts, workspace)
     empty = _buffers(workspace, x.dtype)
     dense = cell.recurrence == "dense"
     ends = _part_ends(H, parts, x.dtype.itemsize)
-    lean = stepwise and not is_grad_enabled()  # under no_grad(): the step writes no saved activations
-    loop = _prepare(cell, params, x, state, mask, compiled, lean, ends, empty, lean and _x_in_step(cell, x, compiled))
+    # under no_grad() the compiled steps write no saved activations; lean: the loop in parts
+    save = compiled is None or is_grad_enabled()
+    lean = stepwise and not save
+    loop = _prepare(cell, params, x, state, mask, compiled, lean, ends, empty, lean and _x_in_step(cell, x, compiled),
+                    save)
     states, W_hh = loop.states, loop.W_hh
     loops = compiled.loops_for(cell) if compiled is not None else None
     if compiled is None:
         _forward_sweep(cell, loop.args[0], _transposed(W_hh, empty) if dense else W_hh, loop.args[1], states,
                        loop.saved, mask)
     elif not stepwise:  # no GEMM per step, or a small one: the loop in one call
-        loops.forward_sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *loop.args)
+        sweep = loops.forward_sweep if save else loops.forward_sweep_lean
+        sweep(_transposed(W_hh, empty) if dense else np.empty((0, 0), x.dtype), *loop.args)
     elif lean:  # the units shared among threads (or one), each running the whole loop for its own
         part, flags = loops.forward_part_lean_x if loop.x_in_step else loops.forward_part_lean, compiled.meet_flags(parts)
         inputs = (loop.inputs,) if loop.x_in_step else ()
@@ -273,9 +279,10 @@ def forward_pair(cell, params_a, params_b, x, state_a, state_b, mask=None, backe
     with threads.time_loop(B, H, cell.G, True) as parts:
         ends = _part_ends(H, parts, x.dtype.itemsize)
         empty_a, empty_b = (_buffers(w, x.dtype) for w in workspaces)
-        a = _prepare(cell, params_a, x, state_a, mask, compiled, True, ends, empty_a, _x_in_step(cell, x, compiled))
+        a = _prepare(cell, params_a, x, state_a, mask, compiled, True, ends, empty_a, _x_in_step(cell, x, compiled),
+                     False)
         y_a = a.states[0][1:]  # b's input: a's h (past a sequence's end b holds its state, whatever it reads)
-        b = _prepare(cell, params_b, y_a, state_b, mask, compiled, True, ends, empty_b, True)
+        b = _prepare(cell, params_b, y_a, state_b, mask, compiled, True, ends, empty_b, True, False)
         loops = compiled.loops_for(cell)
         pair, flags = loops.forward_pair_lean_x if a.x_in_step else loops.forward_pair_lean, compiled.meet_flags(parts)
         inputs = (a.inputs,) if a.x_in_step else ()  # b's input, a's h, is in a.args

@@ -1,16 +1,17 @@
 """The Numba backend of the time-loop driver: any cell definition's step, compiled inside one loop.
 
 For each cell definition this module writes the source of its loop functions (forward_step, its
-forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep, backward_sweep with
-the GEMM in Numba for one small sequence; forward_blas, backward_blas, which call NumPy's own BLAS
-for each step's GEMM, for any batch; forward_part_lean, under no_grad(), one thread's share of the
-hidden units, the threads meeting after each step, its GEMM on W_hh^T packed once (packed.py), and
-forward_part_lean_x, which adds x_t W_ih^T in the same GEMM), specialised to its number of
-gates G, state variables S and saved activations K, and compiles them with the definition's own
-`forward` and `backward` inlined (numba.njit(inline="always")): the cell's equations are never
-restated here. A step is one compiled loop over the batch and the hidden units: no temporaries,
-nothing allocated per step; a whole sequence is one compiled call, its GEMMs included, where NumPy's
-BLAS can be called from Numba (numpy_blas()), else one call per step beside the driver's GEMM.
+forward_step_lean for no_grad(), backward_step; the whole loops forward_sweep (forward_sweep_lean
+under no_grad()), backward_sweep with the GEMM in Numba for one small sequence; forward_blas,
+backward_blas, which call NumPy's own BLAS for each step's GEMM, for any batch; forward_part_lean,
+under no_grad(), one thread's share of the hidden units, the threads meeting after each step, its
+GEMM on W_hh^T packed once (packed.py), and forward_part_lean_x, which adds x_t W_ih^T in the same
+GEMM), specialised to its number of gates G, state variables S and saved activations K, and
+compiles them with the definition's own `forward` and `backward` inlined
+(numba.njit(inline="always")): the cell's equations are never restated here. A step is one
+compiled loop over the batch and the hidden units: no temporaries, nothing allocated per step; a
+whole sequence is one compiled call, its GEMMs included, where NumPy's BLAS can be called from
+Numba (numpy_blas()), else one call per step beside the driver's GEMM.
 
 This module imports numba, so it is imported only on first use (see backend.py). The generated
 source is written to a file named after a hash of itself and of the cell's code, under the cache
@@ -233,6 +234,15 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         ]
 
     out += sweeps("sweep", "{W}", "matmul({a}, {W}, {out})", "one small sequence at a time: the GEMM in Numba")
+    out += [  # its lean twin, under no_grad(): batch 1's inference
+        "@jit",
+        f"def forward_sweep_lean(W_hh_T, {fwd_args}):",
+        '    """forward_sweep without the saved activations (under no_grad(): v0.. are not read)."""',
+        "    for t in range(rows.shape[0]):",
+        *(["        matmul(s0[t], W_hh_T, hw)"] if dense else []),
+        f"        forward_step_lean(t, 0, s0.shape[2], {fwd_args})",
+        "",
+    ]
     if dense and blas:  # the GEMM by NumPy's own BLAS, called from the loop: no Python between steps
         out += [f"# NumPy's BLAS: {blas}", ""]
         out += sweeps("blas", "{W}", "blas_matmul({a}, {W}, {out})", "any batch: each step's GEMM one call of NumPy's BLAS")
@@ -292,9 +302,9 @@ class Loops:
     the x and h sides are apart)."""
 
     def __init__(self, namespace: dict):
-        for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "backward_sweep",
-                     "forward_blas", "backward_blas", "forward_packed", "backward_packed", "forward_part_lean",
-                     "forward_part_lean_x", "forward_pair_lean", "forward_pair_lean_x"):
+        for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "forward_sweep_lean",
+                     "backward_sweep", "forward_blas", "backward_blas", "forward_packed", "backward_packed",
+                     "forward_part_lean", "forward_part_lean_x", "forward_pair_lean", "forward_pair_lean_x"):
             setattr(self, name, namespace.get(name))
 
 
