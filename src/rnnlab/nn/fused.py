@@ -142,14 +142,15 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     fl = [f"flow{k}" for k in range(S)]  # recorded gradient flow (T or 1, B, H)
     d = [f"d{k}" for k in range(1, S)]  # running gradients of the state variables after h (B, H)
     a_x = [f"{_at('ax', g)} + {_at('bias_x', g)}" for g in range(G)]
+    a_x_bias = [_at("bias_x", g) for g in range(G)]  # x_t W_ih^T in hw
     a_h = [_at("ah", g) if dense else f"{_at('u', g)} * p0[j]" for g in range(G)]
     if apart:
         a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
     fwd_args = ", ".join(["xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
 
-    def forward_step(name: str, doc: str, save: bool) -> list[str]:
+    def forward_step(name: str, doc: str, save: bool, x_in_hw: bool = False) -> list[str]:
         """Step t's source for hidden units j0..j1-1; with save, it writes the saved activations v[t] too
-        (else v0.. are not read)."""
+        (else v0.. are not read); with x_in_hw, hw holds x_t W_ih^T + h W_hh^T and xw is not read."""
         return [
             "@jit",
             f"def {name}(t, j0, j1, {fwd_args}):",
@@ -157,11 +158,12 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
             f"    B, H, lo, hi = rows.shape[1], j1 - j0, {G} * j0, {G} * j1  # the units' G*H columns: lo..hi-1",
             "    bias_x, bias_h, u = bias_x[lo:hi], bias_h[lo:hi], u[lo:hi]",
             "    for b in range(B):",
-            "        ax, ah = xw[rows[t, b]][lo:hi], hw[b][lo:hi]",
+            "        ah = hw[b][lo:hi]" if x_in_hw else "        ax, ah = xw[rows[t, b]][lo:hi], hw[b][lo:hi]",
             *[f"        p{k}, n{k} = s{k}[t, b][j0:j1], s{k}[t + 1, b][j0:j1]" for k in range(S)],
             *([f"        w{k} = v{k}[t, b][j0:j1]" for k in range(K)] if save else []),
             "        for j in range(H):",
-            f"            new, saved = step({_tuple(a_x)}, {_tuple(a_h)}, {_tuple([f'p{k}[j]' for k in range(S)])})",
+            f"            new, saved = step({_tuple(a_x_bias if x_in_hw else a_x)}, {_tuple(a_h)}, "
+            f"{_tuple([f'p{k}[j]' for k in range(S)])})",
             *[f"            n{k}[j] = new[{k}]" for k in range(S)],
             *([f"            w{k}[j] = saved[{k}]" for k in range(K)] if save else []),
             "    for b in range(B):",
@@ -176,6 +178,10 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
                        save=True)
     out += forward_step("forward_step_lean", "forward_step without the saved activations (under no_grad(): "
                         "no backward will need them).", save=False)
+    if dense and not apart:  # the _x loops' step: only a_x + a_h matters, and hw holds both sides
+        out += forward_step("forward_step_lean_x", "forward_step_lean where hw holds x_t W_ih^T + h W_hh^T: a_x is "
+                            "the bias alone (reading a row of zeros from xw took 1.1x as long).", save=False,
+                            x_in_hw=True)
     bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
     dh_side = "dah" if apart else "dax"
     carry = "dprev[0]" + ("" if dense else "".join(f" + {dh_side}[{g}] * u{g}[j]" for g in range(G)))
@@ -256,22 +262,23 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     # (packed.py); with x_t W_ih^T in that GEMM ("_x") where only a_x + a_h matters; and two stacked
     # layers in one loop ("pair"), layer b's step t-1 after layer a's step t between the same meetings
     fwd_args_b = ", ".join(f"{name}_b" for name in fwd_args.split(", "))
-    first = {"": ("packed, scratch", "packed_matmul(s0[t], packed, hw_part, scratch)"),
-             "_x": ("x, packed_x, packed, scratch", "packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)")}
-    for suffix, (operands, gemm) in first.items() if dense else ():
+    first = {"": ("packed, scratch", "packed_matmul(s0[t], packed, hw_part, scratch)", "forward_step_lean"),
+             "_x": ("x, packed_x, packed, scratch", "packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)",
+                    "forward_step_lean_x")}
+    for suffix, (operands, gemm, step_a) in first.items() if dense else ():
         if suffix and apart:
             continue
         out += [
             "@jit",
             f"def forward_part_lean{suffix}(part, flags, j0, j1, {operands}, {fwd_args}):",
             '    """This thread\'s part of the lean forward loop: units j0..j1-1, their G*(j1-j0) columns of',
-            "    W_hh^T (and W_ih^T, x (T, B, D): then xw is a row of zeros) packed alone, together in the",
+            "    W_hh^T (and W_ih^T, x (T, B, D): then xw is not read) packed alone, together in the",
             "    weights' order; each step's GEMM on them, then the wait at meet() until every part has",
             '    finished the step, since each reads all of h_t next (one part: units 0..H-1, no wait)."""',
             f"    hw_part = hw[:, {G} * j0:{G} * j1]",
             "    for t in range(rows.shape[0]):",
             f"        {gemm}",
-            f"        forward_step_lean(t, j0, j1, {fwd_args})",
+            f"        {step_a}(t, j0, j1, {fwd_args})",
             "        meet(flags, part, t + 1)",
             "",
         ]
@@ -288,10 +295,10 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
                 "    for t in range(T + 1):",
                 "        if t < T:",
                 f"            {gemm}",
-                f"            forward_step_lean(t, j0, j1, {fwd_args})",
+                f"            {step_a}(t, j0, j1, {fwd_args})",
                 "        if t > 0:",
                 "            packed_matmul2(s0[t], packed_x_b, s0_b[t - 1], packed_b, hw_part_b, scratch_b)",
-                f"            forward_step_lean(t - 1, j0, j1, {fwd_args_b})",
+                f"            forward_step_lean_x(t - 1, j0, j1, {fwd_args_b})",
                 "        meet(flags, part, t + 1)",
                 "",
             ]
