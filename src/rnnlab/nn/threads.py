@@ -296,7 +296,10 @@ class time_loop(limit):
         return self.parts
 
 
-HELPER_FLOPS = 1 << 26  # ~64 MFLOP: a smaller GEMM split among helpers loses to one thread (~70 us a round trip)
+# ~34 MFLOP: a smaller GEMM split among helpers loses to one thread (~70 us a round trip). (M, 128) x
+# (128, 65), one thread against two helpers: M = 1024 (17 MFLOP) 98 against 114-117 us, 1536 (26) 144
+# against 134-144, 2048 (34, the output layer at (32, 64, 128)) 186-205 against 164-177.
+HELPER_FLOPS = 1 << 25
 
 
 def matmul(a, b, out=None):
