@@ -222,17 +222,25 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         *[f"            fl{k}[j] = dall[{k}]" for k in range(S)],
         "",
     ]
+    def forward_loop(name: str, weights: str, gemm: str, step: str, doc: str) -> list[str]:
+        """The whole forward loop in one call: each step's GEMM `gemm` (of {a} into {out}) on the
+        `weights` arguments (W_hh^T or its packed form), then `step` over every unit."""
+        return [
+            "@jit",
+            f"def {name}({weights.format(W='W_hh_T')}, {fwd_args}):",
+            f'    """{doc}"""',
+            "    for t in range(rows.shape[0]):",
+            *([f"        {gemm.format(a='s0[t]', W='W_hh_T', out='hw')}"] if dense else []),
+            f"        {step}(t, 0, s0.shape[2], {fwd_args})",
+            "",
+        ]
+
     def sweeps(suffix: str, weights: str, gemm: str, doc: str) -> list[str]:
         """The whole loops, forward and backward, each step's GEMM `gemm` (of {a} into {out}) on the
         `weights` arguments (W_hh^T in the forward, W_hh in the backward, or their packed forms)."""
         return [
-            "@jit",
-            f"def forward_{suffix}({weights.format(W='W_hh_T')}, {fwd_args}):",
-            f'    """The whole forward loop in one call ({doc})."""',
-            "    for t in range(rows.shape[0]):",
-            *([f"        {gemm.format(a='s0[t]', W='W_hh_T', out='hw')}"] if dense else []),
-            f"        forward_step(t, 0, s0.shape[2], {fwd_args})",
-            "",
+            *forward_loop(f"forward_{suffix}", weights, gemm, "forward_step",
+                          f"The whole forward loop in one call ({doc})."),
             "@jit",
             f"def backward_{suffix}({weights.format(W='W_hh')}, {bwd_args.replace('t, ', '', 1)}):",
             f'    """The whole backward loop in one call ({doc})."""',
@@ -243,15 +251,8 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         ]
 
     out += sweeps("sweep", "{W}", "matmul({a}, {W}, {out})", "one small sequence at a time: the GEMM in Numba")
-    out += [  # its lean twin, under no_grad(): batch 1's inference
-        "@jit",
-        f"def forward_sweep_lean(W_hh_T, {fwd_args}):",
-        '    """forward_sweep without the saved activations (under no_grad(): v0.. are not read)."""',
-        "    for t in range(rows.shape[0]):",
-        *(["        matmul(s0[t], W_hh_T, hw)"] if dense else []),
-        f"        forward_step_lean(t, 0, s0.shape[2], {fwd_args})",
-        "",
-    ]
+    out += forward_loop("forward_sweep_lean", "{W}", "matmul({a}, {W}, {out})", "forward_step_lean",  # batch 1
+                        "forward_sweep without the saved activations (under no_grad(): v0.. are not read).")
     if dense and blas:  # the GEMM by NumPy's own BLAS, called from the loop: no Python between steps
         out += [f"# NumPy's BLAS: {blas}", ""]
         out += sweeps("blas", "{W}", "blas_matmul({a}, {W}, {out})", "any batch: each step's GEMM one call of NumPy's BLAS")
