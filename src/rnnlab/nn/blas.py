@@ -1,4 +1,5 @@
-"""NumPy's own BLAS, called by name for what NumPy has no fast function for: the transposed copy.
+"""NumPy's own BLAS, called by name: its libraries' handles (handles(), which fused.numpy_blas() also
+finds its GEMMs in), and what NumPy has no fast function for: the transposed copy.
 
 np.copyto(out, W.T) walks down W's columns one element at a time, and where a row of W is a power of
 two long each column's elements fall into the same cache sets. OpenBLAS's omatcopy copies in blocks:
@@ -24,15 +25,20 @@ _NAMES = (("scipy_cblas_somatcopy64_", "scipy_cblas_domatcopy64_", ctypes.c_int6
 ROW_MAJOR, TRANS = 101, 112  # CblasRowMajor, CblasTrans
 
 
+def handles():
+    """(path, ctypes handle) of each BLAS library NumPy loaded (threadpoolctl's list), where it opens."""
+    for lib in threads.blas_libraries():
+        try:
+            yield lib.filepath, ctypes.CDLL(lib.filepath)
+        except OSError:
+            continue
+
+
 @functools.cache
 def _omatcopy() -> dict:
     """{np.float32: somatcopy, np.float64: domatcopy} of the BLAS NumPy loaded, each checked on a small
     matrix; {} where there is none (another BLAS, or a name that does not answer as CBLAS's)."""
-    for lib in threads.blas_libraries():
-        try:
-            handle = ctypes.CDLL(lib.filepath)
-        except OSError:
-            continue
+    for _, handle in handles():
         for single, double, index in _NAMES:
             if not (hasattr(handle, single) and hasattr(handle, double)):
                 continue

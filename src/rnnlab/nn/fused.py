@@ -50,6 +50,7 @@ from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
 from . import functional, packed
+from .blas import handles as blas_handles
 from .packed import pack, pack_rows, packed_matmul, packed_matmul2, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
@@ -424,17 +425,11 @@ _BLAS_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),  # NumPy's 
 def numpy_blas():
     """(sgemm, dgemm, int bits): NumPy's BLAS's CBLAS GEMMs by name, the library loaded for the loops
     to link against; None where none of the known names is there (then the driver calls BLAS per step)."""
-    from . import threads
-
-    for lib in threads.blas_libraries():
-        try:
-            handle = ctypes.CDLL(lib.filepath)
-        except OSError:
-            continue
+    for path, handle in blas_handles():
         found = next((names for names in _BLAS_NAMES
                       if all(hasattr(handle, n) for n in names[:2]) and _gemm_works(handle, *names)), None)
         if found is not None:
-            llvmlite.binding.load_library_permanently(lib.filepath)
+            llvmlite.binding.load_library_permanently(path)
             return found
     return None
 
