@@ -530,7 +530,7 @@ def test_onnx_sampler_without_a_newline_in_the_vocabulary(tmp_path):
     (["generate", "--onnx", "{tmp}/layer.onnx", "--temperature", "0"], "temperature must be a finite number > 0"),
     (["export", "{ckpt}", "--format", "torch", "--dtype", "float64"], "--dtype applies to --format onnx"),
     (["generate", "{tmp}/novocab.safetensors"], "has no vocabulary"),
-    (["export", "{ckpt}", "--format", "torch", "--out", "{ckpt}"], "is the file being exported"),
+    (["export", "{ckpt}", "--format", "torch", "--out", "{ckpt}"], "is the checkpoint being exported"),
 ])
 def test_command_errors_are_one_clear_line(tmp_path, capsys, checkpoint, args, words):
     to_onnx(make_recurrent("gru", 2, 3, rng=0), tmp_path / "layer.onnx")

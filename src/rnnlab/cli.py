@@ -182,11 +182,13 @@ def _run_generate(args) -> int:
     chars = stream(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed)
     try:  # each character goes out as it comes, and none is kept: memory stays flat
         sys.stdout.write(args.prime)
-        for char in chars:
-            sys.stdout.write(char)
+        try:
+            for char in chars:
+                sys.stdout.write(char)
+                sys.stdout.flush()
+        finally:  # the text so far ends its line, also when non-finite logits stop it
+            sys.stdout.write("\n")
             sys.stdout.flush()
-        sys.stdout.write("\n")
-        sys.stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -195,11 +197,13 @@ def _run_generate(args) -> int:
 
 
 def _run_generate_onnx(args) -> int:
+    from .io import path_kind
     from .sample import check_sampling
 
     check_sampling(args.length, args.temperature, args.top_k)
-    if not os.path.isfile(args.onnx):
-        raise ValueError(f"{args.onnx}: no such file")
+    kind = path_kind(args.onnx, follow=True)
+    if kind != "a regular file":
+        raise ValueError(f"{args.onnx}: {'no such file' if kind is None else f'is {kind}, not an ONNX file'}")
     try:
         from . import onnx_generate
     except ImportError as error:
@@ -237,24 +241,26 @@ def _add_export(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="ONNX only: the graph's float type (default: float32; onnxruntime's LSTM/GRU/RNN "
                         "kernels run float32 only)")
+    p.add_argument("--overwrite", action="store_true", help="let --out replace a file of a run directory or an "
+                   "rnnlab checkpoint (refused by default; the checkpoint being exported never)")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args) -> int:
-    from pathlib import Path
-
     from .export import OPSET, to_onnx, to_torch
     from .models import load_char_model
+    from .rundir import check_output
 
     if args.format == "torch" and args.dtype is not None:
         raise ValueError("--dtype applies to --format onnx; a torch file keeps the model's own dtype")
-    model, vocab, _ = load_char_model(args.checkpoint)
     source = Path(args.checkpoint)
-    default = (source if source.is_dir() else source.parent) / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
-    out = Path(args.out) if args.out else default
     checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
-    if out.resolve() == checkpoint.resolve():
-        raise ValueError(f"--out {out} is the file being exported; choose another name")
+    default = checkpoint.parent / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
+    out = Path(args.out) if args.out is not None else default
+    check = dict(reads=[(checkpoint, "the checkpoint being exported")], overwrite=args.overwrite)
+    check_output(out, **check)  # before the model is read: a refusal costs nothing
+    model, vocab, _ = load_char_model(args.checkpoint)
+    check_output(out, **check)  # again just before writing: the path may have changed meanwhile
     if args.format == "onnx":
         path = to_onnx(model, out, vocab=vocab, dtype=args.dtype or "float32")
         print(f"{path}: ONNX (opset {OPSET}); sample it with: "
@@ -346,7 +352,10 @@ def _add_explore(sub) -> None:
     source.add_argument("--prime", metavar="TEXT", help="let the model write: TEXT, then its own continuation "
                         "(temperature 0.8) up to --chars")
     p.add_argument("--chars", type=int, default=2000, help="characters to read (default: 2000)")
-    p.add_argument("--out", default="explore.html", help="the HTML file to write (default: explore.html)")
+    p.add_argument("--out", default="explore.html", help="the HTML file to write (default: explore.html), "
+                   "atomically; never a file it reads")
+    p.add_argument("--overwrite", action="store_true", help="let --out replace a file of a run directory or an "
+                   "rnnlab checkpoint (refused by default)")
     p.add_argument("--serve", action="store_true", help="also serve the page on 127.0.0.1 (a free port) with a "
                    "live box; Ctrl-C stops")
     p.add_argument("--port", type=int, default=0, help="port for --serve (default: 0, a free one)")
@@ -365,16 +374,17 @@ def _add_explore(sub) -> None:
 
 def _run_explore(args) -> int:
     from .explore import explore_page, neurone_page
+    from .rundir import check_output, write_output
 
     run = args.run_a
     if args.neurone:
         if run is not None:
             raise ValueError("--neurone trains its own two models; give no RUN with it")
+        if not args.serve:
+            check_output(args.out, overwrite=args.overwrite)
         html, _, models = neurone_page(seed=args.seed, live=args.serve)
         if not args.serve:
-            from pathlib import Path
-
-            Path(args.out).write_text(html, encoding="utf-8")
+            write_output(args.out, html, overwrite=args.overwrite)
             print(f"rnnlab explore: the neurone page: {args.out}")
     else:
         if run is None:
@@ -385,7 +395,7 @@ def _run_explore(args) -> int:
         html, _, models = explore_page(run, args.run_b, text_file=args.text, prime=args.prime, chars=args.chars,
                                        out=args.out, features=args.features, window=args.window,
                                        max_positions=args.positions, all_gates=args.all_gates, seed=args.seed,
-                                       live=args.serve)
+                                       live=args.serve, overwrite=args.overwrite)
     if args.serve:
         from .explore.server import App, serve
 

@@ -16,6 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch
 
+from .plots import write_figure
+
 SLIDE_16_9 = (13.333, 7.5)  # inches: a PowerPoint/Keynote 16:9 slide, so 1 pt prints as 1 pt
 MAX_WORD = 12               # past this the unrolled cells get too narrow to read on a slide
 
@@ -416,7 +418,7 @@ def draw_all(out_dir: str | Path, formats: tuple[str, ...] = ("png", "svg"),
         fig = build()
         for fmt in formats:
             path = out / f"{name}.{fmt}"
-            fig.savefig(path, format=fmt, dpi=dpi, facecolor="white")
+            write_figure(fig, path, format=fmt, dpi=dpi, facecolor="white")
             written.append(path)
         fig.clear()  # pyplot-free figures hold no global reference; clearing frees the artists
     return written

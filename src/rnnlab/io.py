@@ -28,6 +28,7 @@ import dataclasses
 import json
 import operator
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +158,46 @@ def _atomic_save_file(path, tensors: dict[str, np.ndarray], metadata: dict[str, 
     return atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write `data` to `path` via a fsynced temp file beside it, renamed onto it (any file format)."""
+class OutputError(ValueError):
+    """An output path rnnlab refuses to write (not a regular file, or something that must not be lost)."""
+
+
+def path_kind(path, follow: bool = False) -> str | None:
+    """What is at `path`: None (nothing), "a regular file", "a directory", "a symbolic link" (unless
+    `follow`, which looks at what a link points to), "a FIFO", "a device", "a socket" or "a special file"."""
+    try:
+        mode = (os.stat if follow else os.lstat)(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # no permission to look, a name too long, ...: the write itself will say why
+        return None
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def check_regular_target(path, what: str = "") -> Path:
+    """OutputError unless `path` is free or a regular file: a rename would replace a device node, a FIFO
+    or a symbolic link (not what it points to) with a regular file, and cannot replace a directory."""
     path = Path(path)
-    data = memoryview(data)
+    kind = path_kind(path)
+    if kind not in (None, "a regular file"):
+        advice = ("give a file name inside it" if kind == "a directory" else
+                  "remove the link or give the real path" if kind == "a symbolic link" else "choose a file path")
+        raise OutputError(f"{what + ' ' if what else ''}{path} is {kind}; rnnlab writes its output only as a "
+                          f"regular file ({advice})")
+    return path
+
+
+def atomic_write_bytes(path, data) -> Path:
+    """Write `data` (bytes, or str as UTF-8) to `path` via a fsynced temp file beside it, renamed onto
+    it: readers see the old file or the new one, never a part. `path` must be free or a regular file
+    (OutputError otherwise); an OSError names `path`, never the temp file."""
+    path = check_regular_target(path)
+    data = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
     # Same directory, so os.replace is a rename within one filesystem, which POSIX makes atomic.
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -179,7 +216,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     except BaseException as e:  # KeyboardInterrupt included: never leave the temp file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno is not None and not e.filename:  # os.write names no file
+        if isinstance(e, OSError) and e.errno is not None:  # name the target, not the temp file
             raise OSError(e.errno, f"cannot write ({e.strerror})", str(path)) from None
         raise
     _fsync_dir(path.parent)

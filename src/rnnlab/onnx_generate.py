@@ -17,9 +17,7 @@ import onnxruntime as ort
 
 def generate(path, prime="", length=200, temperature=1.0, top_k=None, seed=None, on_text=None):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    chars = json.loads(session.get_modelmeta().custom_metadata_map.get("rnnlab", "{}")).get("vocab")
-    if not chars:
-        raise ValueError(f"{path}: not an rnnlab character model with a vocabulary (export it with one)")
+    chars = _vocabulary(path, session.get_modelmeta().custom_metadata_map.get("rnnlab", "{}"))
     index = {c: i for i, c in enumerate(chars)}
     unknown = sorted(set(prime) - set(index))
     if unknown:
@@ -32,10 +30,19 @@ def generate(path, prime="", length=200, temperature=1.0, top_k=None, seed=None,
     out = []
     for _ in range(length):
         logits, *finals = session.run(None, {"ids": np.array([ids], np.int64), **feeds})
+        if getattr(logits, "shape", None) != (1, len(ids), len(chars)):
+            raise ValueError(f"{path}: its logits have shape {getattr(logits, 'shape', type(logits).__name__)}, "
+                             f"expected (1, {len(ids)}, {len(chars)}) for its vocabulary of {len(chars)}; "
+                             "not a character model this sampler can run")
+        if not np.isfinite(logits[0, -1]).all():
+            raise ValueError(f"{path}: the model's logits are not finite (NaN or inf) after {len(out)} generated "
+                             "character(s); its weights are damaged or diverged, so generation stopped")
         feeds = {i.name: f for i, f in zip(states, finals)}  # outputs hn [, cn] follow the inputs' order
         scaled = logits[0, -1].astype(np.float64) / temperature
         if top_k is not None and top_k < scaled.size:
             scaled = np.where(scaled >= np.partition(scaled, -top_k)[-top_k], scaled, -np.inf)
+        if np.isinf(scaled.max()):  # a temperature so low that logits / temperature overflows: the likeliest
+            scaled = np.where(scaled == scaled.max(), 0.0, -np.inf)
         shifted = scaled - scaled.max()
         p = np.exp(shifted - np.log(np.exp(shifted).sum()))  # the stable softmax rnnlab uses
         ids = [int(rng.choice(len(p), p=p))]
@@ -43,6 +50,24 @@ def generate(path, prime="", length=200, temperature=1.0, top_k=None, seed=None,
         if on_text is not None:
             on_text(out[-1])
     return prime + "".join(out)
+
+
+def _vocabulary(path, metadata):
+    """The list of characters in the file's "rnnlab" metadata, or one clear ValueError."""
+    try:
+        doc = json.loads(metadata)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{path}: its 'rnnlab' metadata is not valid JSON") from None
+    chars = doc.get("vocab") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: its 'rnnlab' metadata is {type(doc).__name__}, not a JSON object")
+    if not chars:
+        raise ValueError(f"{path}: not an rnnlab character model with a vocabulary (export it with one)")
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars) \
+            or len(set(chars)) != len(chars):
+        raise ValueError(f"{path}: its vocabulary is not a list of distinct single characters "
+                         f"(got {type(chars).__name__}); the file is damaged or not an rnnlab export")
+    return chars
 
 
 def main(argv=None):

@@ -14,6 +14,20 @@ def new_figure(width: float = 8, height: float = 4.5):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def write_figure(fig, path, **savefig_kwargs) -> Path:
+    """fig.savefig into memory, then onto `path` atomically as a regular file (io.atomic_write_bytes):
+    a failed or interrupted save leaves the old file whole, and a FIFO or device at `path` is refused."""
+    from io import BytesIO
+
+    from .io import atomic_write_bytes
+
+    path = Path(path)
+    savefig_kwargs.setdefault("format", path.suffix.lstrip(".").lower() or "png")
+    buffer = BytesIO()
+    fig.savefig(buffer, **savefig_kwargs)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def smooth(values, window: int = 25) -> np.ndarray:
     """Trailing moving average (the first points average what exists so far)."""
     values = np.asarray(values, dtype=np.float64)
@@ -36,7 +50,7 @@ def plot_loss_curve(history: list[dict], path, title: str = "training") -> Path:
         ax.plot(*zip(*val), "o-", color="tab:orange", lw=2, label="validation")
     _label_axes(ax, "step", "cross-entropy (bits/char)", title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path, dpi=120)
     return path
 
 
@@ -51,7 +65,7 @@ def save_figure(fig, stem, formats=("png", "svg"), dpi: int = 120) -> list[Path]
     paths = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, dpi=dpi)
+        write_figure(fig, path, dpi=dpi)
         paths.append(path)
     return paths
 
@@ -318,7 +332,7 @@ def plot_experiment(rows: list[dict], path, title: str, neurone: bool = False) -
         ax.set_title('reading "neurone": probability of the right next character', fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     return path
 
 
@@ -353,7 +367,7 @@ def plot_horizon(rows: list[dict], path) -> Path:
     axes[0].set_ylabel("fraction of seeds that succeeded")
     fig.suptitle("memory horizon: where each cell stops remembering")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     return path
 
 
@@ -377,5 +391,5 @@ def plot_state_norms(rows: list[dict], path) -> Path:
     _label_axes(ax, "chunk of the stream (state carried, never reset)", "mean ||c_t|| at the chunk's end",
                 "cell state on a stream never reset: with and without the forget gate")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)
     return path

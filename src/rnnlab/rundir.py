@@ -22,7 +22,6 @@ import errno
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 RUN_FILES = ("config.json", "checkpoint.safetensors", "log.jsonl", "samples.txt", "loss.png", "log.aside.jsonl")
@@ -136,7 +135,8 @@ def describe_run(directory) -> str:
 
 def claim(directory, *, resume: bool = False, overwrite: bool = False) -> RunLock:
     """Create `directory` if needed and lock it. A new run refuses a directory that holds one (unless
-    `overwrite`: then the old run's files are removed under the lock); a resume needs a checkpoint."""
+    `overwrite`: the old run stays until the new one, its data loaded and checked, calls `clear_run`
+    just before its first checkpoint); a resume needs a checkpoint."""
     directory = Path(directory)
     created = not directory.exists()
     try:
@@ -156,14 +156,20 @@ def claim(directory, *, resume: bool = False, overwrite: bool = False) -> RunLoc
             if present and not overwrite:
                 raise RunDirError(f"{directory} already holds a run ({describe_run(directory)}); continue it "
                                   f"with --resume {directory}, replace it with --overwrite, or choose a fresh --out")
-            for name in present:
-                (directory / name).unlink()
     except BaseException:
         if created:  # still under the lock, so no other writer can have started in it
             abandon(directory)
         lock.release()
         raise
     return lock
+
+
+def clear_run(directory) -> None:
+    """Remove the run files of `directory` (held under its lock): --overwrite's last step before the new
+    run's first checkpoint, so any refusal before it leaves the old run whole."""
+    directory = Path(directory)
+    for name in run_files(directory):
+        (directory / name).unlink()
 
 
 def abandon(directory) -> None:
@@ -247,22 +253,54 @@ def _lines(numbers: list[int]) -> str:
 
 
 def write_atomic(path, text: str) -> Path:
-    """Write `text` to `path` via a fsynced temp file and a rename: readers see the old or the new file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `text` to `path` atomically (io.atomic_write_bytes): readers see the old or the new file."""
+    from .io import atomic_write_bytes
+
+    return atomic_write_bytes(path, text)
+
+
+# -- what a command writes -------------------------------------------------------------------------
+def check_output(path, *, reads=(), overwrite: bool = False, flag: str = "--out") -> Path:
+    """`path` as a file a command may write, checked before any work (OutputError otherwise): free or a
+    regular file (never a directory, device, FIFO or symbolic link); never a file the command reads
+    (`reads`: (path, what it is) pairs, compared as files, so a hard link or another spelling is caught);
+    and, unless `overwrite`, never a file of a run directory nor an rnnlab checkpoint."""
+    from .io import CheckpointError, OutputError, check_regular_target, read_metadata
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise OutputError(f"{flag} must name a file; got {str(path)!r}")
+    path = check_regular_target(path, flag)
+    for source, what in reads:
+        if source is not None and _same_file(path, Path(source)):
+            raise OutputError(f"{flag} {path} is {what}, which this command reads; choose another name")
+    if overwrite or not path.exists():
+        return path
+    directory = path.parent
+    if path.name in RUN_FILES + (LOCK,) and any(name in run_files(directory) for name in ("config.json",
+                                                                                          "checkpoint.safetensors")):
+        raise OutputError(f"{flag} {path} is a file of the run in {directory} ({describe_run(directory)}); choose "
+                          "another name, or pass --overwrite to replace it")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+        step = read_metadata(path)["step"]
+    except (CheckpointError, OSError):
+        return path
+    raise OutputError(f"{flag} {path} is an rnnlab checkpoint (step {step}); choose another name, or pass "
+                      "--overwrite to replace it")
 
 
-__all__ = ["RunDirError", "RunLock", "claim", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
-           "write_atomic"]
+def write_output(path, data, *, reads=(), overwrite: bool = False, flag: str = "--out") -> Path:
+    """check_output, then write `data` (bytes or str) to `path` atomically."""
+    from .io import atomic_write_bytes
+
+    return atomic_write_bytes(check_output(path, reads=reads, overwrite=overwrite, flag=flag), data)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return a.resolve() == b.resolve()
+
+
+__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
+           "write_atomic", "check_output", "write_output"]

@@ -21,12 +21,26 @@ from .sample_compiled import compiled_sampler
 CHUNK = 64  # characters per compiled call: the stream yields them in bursts this size
 
 
+class NonFiniteLogits(ValueError):
+    """The model's logits hold NaN or inf (damaged or diverged weights): there is nothing to sample."""
+
+    def __init__(self, generated: int):
+        super().__init__(f"the model's logits are not finite (NaN or inf) after {generated} generated "
+                         "character(s); its weights are damaged or diverged, so generation stopped")
+        self.generated = generated
+
+
 def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
-    """p over the vocabulary from logits (V,): softmax(logits / temperature), kept to the top k."""
+    """p over the vocabulary from logits (V,): softmax(logits / temperature), kept to the top k.
+    NonFiniteLogits if a logit is NaN or infinite."""
+    if not np.isfinite(logits).all():
+        raise NonFiniteLogits(0)
     scaled = logits.astype(np.float64) / temperature
     if top_k is not None and top_k < scaled.size:
         cutoff = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    if np.isinf(scaled.max()):  # logits / temperature overflowed: only the likeliest remain, evenly
+        scaled = np.where(scaled == scaled.max(), 0.0, -np.inf)
     return np.exp(log_softmax(scaled))
 
 
@@ -86,11 +100,15 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
             first = logits[0, -1]
             for start in range(0, length, CHUNK):
                 uniforms = rng.random(min(CHUNK, length - start))  # (n,) as n single draws would give
-                for next_id in sampler.sample(first, uniforms, temperature, top_k):
+                for n, next_id in enumerate(sampler.sample(first, uniforms, temperature, top_k)):
+                    if next_id < 0:
+                        raise NonFiniteLogits(start + n)
                     yield vocab.chars[next_id]
                 first = sampler.logits
             return
-        for _ in range(length):
+        for generated in range(length):
+            if not np.isfinite(logits[0, -1]).all():
+                raise NonFiniteLogits(generated)
             p = next_char_distribution(logits[0, -1], temperature, top_k)
             next_id = int(rng.choice(len(p), p=p))
             yield vocab.chars[next_id]
@@ -101,4 +119,4 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
         model.train(was_training)
 
 
-__all__ = ["check_sampling", "generate", "next_char_distribution", "stream"]
+__all__ = ["NonFiniteLogits", "check_sampling", "generate", "next_char_distribution", "stream"]

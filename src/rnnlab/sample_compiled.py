@@ -32,9 +32,12 @@ def matvec_add(x, W_T, out):
 
 def sample(logits, temperature, top_k, u, p):
     """An id drawn from softmax(logits / temperature) kept to the top k, as Generator.choice draws
-    it from one uniform u: the first index whose normalized cumulative probability exceeds u."""
+    it from one uniform u: the first index whose normalized cumulative probability exceeds u; -1 if
+    a logit is NaN or infinite (a damaged or diverged model: there is nothing to draw from)."""
     V = logits.shape[0]
     for v in range(V):
+        if not math.isfinite(logits[v]):
+            return -1
         p[v] = np.float64(logits[v]) / temperature
     if 0 < top_k < V:
         cutoff = np.sort(p)[V - top_k]  # the k-th largest, as np.partition finds it
@@ -42,6 +45,10 @@ def sample(logits, temperature, top_k, u, p):
             if p[v] < cutoff:
                 p[v] = -np.inf
     top = p.max()
+    if math.isinf(top):  # logits / temperature overflowed: only the likeliest remain, evenly
+        for v in range(V):
+            p[v] = 0.0 if p[v] == top else -np.inf
+        top = 0.0
     total = 0.0
     for v in range(V):
         total += math.exp(p[v] - top)
@@ -58,7 +65,8 @@ def sample(logits, temperature, top_k, u, p):
 
 def run(first_logits, uniforms, temperature, top_k, table, W_ih_T, W_hh, b_ih, b_hh, head_W_T, head_b,
         states, out_ids, logits, ax, ah, p):
-    """Sample len(uniforms) ids into out_ids, stepping the model after each; logits (V,) and states
+    """Sample len(uniforms) ids into out_ids, stepping the model after each (up to a -1: non-finite
+    logits, where it stops); logits (V,) and states
     (S, L, H) are left ready for the next call. table (V, G*H) = embedding W_ih^T + b_ih of layer 0;
     W_ih_T (max(L-1, 1), H, G*H) for layers 1..; W_hh (L, H, G*H) = W_hh^T, or (L, 1, G*H) = u for a
     diagonal recurrence; b_ih, b_hh (L, G*H); head_W_T (H, V), head_b (V,); ax, ah (G*H,), p (V,) scratch."""
@@ -67,6 +75,8 @@ def run(first_logits, uniforms, temperature, top_k, table, W_ih_T, W_hh, b_ih, b
     for n in range(uniforms.shape[0]):
         x_id = sample(logits, temperature, top_k, uniforms[n], p)
         out_ids[n] = x_id
+        if x_id < 0:  # non-finite logits: the caller stops here
+            return
         for layer in range(L):
             if layer == 0:
                 ax[:] = table[x_id]
@@ -150,7 +160,8 @@ class CompiledSampler:
         self.run = run_fn
 
     def sample(self, first_logits, uniforms, temperature: float, top_k: int | None) -> np.ndarray:
-        """len(uniforms) ids, the first drawn from first_logits (V,), each next from the model's step."""
+        """len(uniforms) ids, the first drawn from first_logits (V,), each next from the model's step; the
+        ids end at a -1 if the logits turned non-finite."""
         out = np.empty(len(uniforms), np.int64)
         self.run(np.asarray(first_logits, self.logits.dtype), uniforms, float(temperature), int(top_k or 0),
                  self.table, self.W_ih_T, self.W_hh, self.b_ih, self.b_hh, self.head_W_T, self.head_b,

@@ -36,7 +36,7 @@ from .clip import clip_grad_norm, clip_grad_value
 from .data.text import _URL_RE, DataError, TBPTTBatches, Vocab, load_text, split_text
 from .io import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
-from .rundir import LOG, abandon, claim, reconcile_log, run_files, write_atomic
+from .rundir import LOG, abandon, claim, clear_run, reconcile_log, write_atomic
 from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_GE0, SEED, Rule, check_char_rnn_memory,
                        check_value, check_values)
 from .nn.cells import get_cell
@@ -475,8 +475,7 @@ class Trainer:
         if self.step >= self.total_steps:
             raise NothingToDo(f"{self.run_dir} is at step {self.step} of {self.total_steps}: nothing to do")
         if self._fresh:  # --overwrite: the old run goes only now, when the new one is sure to start
-            for name in run_files(self.run_dir):
-                (self.run_dir / name).unlink()
+            clear_run(self.run_dir)
         write_atomic(self.run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
         if self._fresh:
             self.save()  # step 0: from here on no crash leaves the run without a checkpoint

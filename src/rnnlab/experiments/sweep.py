@@ -80,7 +80,6 @@ def run_experiment(name: str, cells=None, Ts=None, steps=None, hidden=None, seed
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from ..rundir import write_atomic
+
+    return write_atomic(path, text)

@@ -48,20 +48,57 @@ def _text_for(model, vocab, ckpt, text_file, prime, chars: int, seed: int) -> st
         text = default_text(ckpt, vocab, chars)
     if not text:
         raise ValueError("the text to explore is empty")
-    vocab.encode(text, source="the text to explore")  # one clear error before any work
     return text
+
+
+def check_vocabularies(text: str, named) -> None:
+    """DataError naming each run (name, vocab) whose vocabulary lacks characters of `text`, which ones,
+    and the runs that know them: one clear error before any work."""
+    from ..data.text import DataError
+
+    chars = set(text)
+    problems, readers = [], []
+    for name, vocab in named:
+        lacking = sorted(chars - set(vocab.chars))
+        if not lacking:
+            readers.append(str(name))
+            continue
+        listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in lacking[:10])
+        more = f" and {len(lacking) - 10} more" if len(lacking) > 10 else ""
+        problems.append(f"{name} lacks {len(lacking)} character(s) of it, not in its vocabulary of {len(vocab)}: "
+                        f"{listed}{more}")
+    if problems:
+        known = f" ({' and '.join(readers)} knows them)" if readers else ""
+        raise DataError(f"the text to explore: {'; '.join(problems)}{known}; give --text with characters every "
+                        "run knows")
+
+
+def _reads(run, compare_run, text_file) -> list:
+    """What explore reads, as (path, what) pairs, which its --out must never replace."""
+    reads = [(text_file, "the --text file")] if text_file is not None else []
+    for path in (run, compare_run):
+        if path is not None:
+            path = Path(path)
+            reads.append((path / "checkpoint.safetensors" if path.is_dir() else path, "a checkpoint being explored"))
+    return reads
 
 
 def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: int = DEFAULT_CHARS,
                  out=None, features: str = "auto", window: int = 200, max_positions: int = 250,
-                 all_gates: bool = False, seed: int = 0, live: bool = False, log=print):
-    """Build the page for a run (and a second run beside it): returns (html, data, models for --serve)."""
+                 all_gates: bool = False, seed: int = 0, live: bool = False, overwrite: bool = False, log=print):
+    """Build the page for a run (and a second run beside it): returns (html, data, models for --serve).
+
+    `out` is written atomically, and refused before any work (rundir.check_output) if it is not a
+    regular file's path, is a file this reads, or (unless `overwrite`) a run's file or a checkpoint."""
     from ..models import load_char_model
+    from ..rundir import check_output, write_output
     from .server import LiveModel
     from .trace import default_positions
 
     if not isinstance(chars, int) or chars < 2:
         raise ValueError(f"--chars must be an integer >= 2; got {chars!r}")
+    if out is not None:
+        check_output(out, reads=_reads(run, compare_run, text_file), overwrite=overwrite)
     started = time.perf_counter()
     with threads.limit(1):  # loading builds the model too (QR of every W_hh block)
         model, vocab, ckpt = load_char_model(run)
@@ -69,14 +106,14 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
         compare, live_models = [], [LiveModel(str(run), model, vocab)]
         if compare_run is not None:
             other, other_vocab, other_ckpt = load_char_model(compare_run)
-            other_vocab.encode(text, source=f"the text to explore (for {compare_run})")
             compare.append((other, other_vocab, str(compare_run), other_ckpt.step))
             live_models.append(LiveModel(str(compare_run), other, other_vocab))
+        check_vocabularies(text, [(run, vocab)] + [(compare_run, v) for _, v, _, _ in compare])
         data = page_data(model, vocab, text, str(run), step=ckpt.step, compare=compare, features=features,
                          positions=default_positions(len(text), max_positions), window=window, all_gates=all_gates)
     html = render(data)  # the file works from disk: no live box
     if out is not None:
-        Path(out).write_text(html, encoding="utf-8")
+        write_output(out, html, reads=_reads(run, compare_run, text_file), overwrite=overwrite)
         log(f"rnnlab explore: {len(text)} characters, {len(data['connectivity']['positions'])} connectivity "
             f"positions, {len(html.encode()) / 1e6:.2f} MB in {time.perf_counter() - started:.1f} s: {out}")
     if live:  # the served page has the box
