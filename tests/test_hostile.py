@@ -16,6 +16,8 @@ from safetensors.numpy import save_file
 
 from rnnlab.cli import build_parser, main
 
+from rnnlab.train import Trainer
+
 from test_train import TEXT, make_trainer, tiny_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -311,3 +313,249 @@ def test_ctrl_c_exits_130_with_the_message_on_stderr(home, tmp_path, command):
     assert last == f"rnnlab {command}: interrupted" or (  # a sweep also says what it kept
         command == "experiment" and last.startswith("rnnlab experiment: interrupted: 0 of 2 runs had finished")), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+# -- issue 25: outputs that never destroy, forged exports, non-finite models, user cells ------------------------
+def _forge_onnx(source, target, metadata=None):
+    """A copy of the ONNX file `source` whose "rnnlab" metadata entry is `metadata` (a string)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        if prop.key == "rnnlab" and metadata is not None:
+            prop.value = metadata
+    onnx.save(model, str(target))
+
+
+def _torch_file(path, hidden, vocab):
+    """A torch-style LSTM char model (vocabulary 5, embedding 3) with `hidden` units and metadata vocab."""
+    z = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    G = 4 * hidden
+    save_file({"embedding.weight": z(5, 3), "rnn.weight_ih_l0": z(G, 3), "rnn.weight_hh_l0": z(G, hidden),
+               "rnn.bias_ih_l0": z(G), "rnn.bias_hh_l0": z(G), "head.weight": z(5, hidden), "head.bias": z(5)},
+              path, metadata={"rnnlab": json.dumps({"vocab": vocab})})
+
+
+def _snapshot(root):
+    """{relative path: bytes} of every regular file under root (what must survive a refusal)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.suffix != ".html"}
+
+
+@pytest.fixture(scope="module")
+def outputs_home(tmp_path_factory):
+    """Two runs (b on fewer characters), a text, forged ONNX / torch / checkpoint files, a FIFO, a link."""
+    from rnnlab.export import to_onnx
+    from rnnlab.models import load_char_model
+
+    root = tmp_path_factory.mktemp("outputs")
+    (root / "text.txt").write_text(TEXT, encoding="utf-8")
+    make_trainer(tiny_config(root, steps=3, out=str(root / "run"))).fit()
+    narrow = TEXT.replace("bird", "cat").replace("frog", "cat").replace("dog", "cat")  # no b, d, f, g, i, r
+    Trainer(tiny_config(root, steps=3, out=str(root / "narrow")), progress=False, log=lambda *a: None,
+            text=narrow).fit()
+    model, vocab, _ = load_char_model(root / "run")
+    to_onnx(model, root / "model.onnx", vocab=vocab)
+    _forge_onnx(root / "model.onnx", root / "meta_list.onnx", "[1, 2]")
+    _forge_onnx(root / "model.onnx", root / "vocab_str.onnx", json.dumps({"vocab": "abc"}))
+    _forge_onnx(root / "model.onnx", root / "short_vocab.onnx", json.dumps({"vocab": list("abc")}))
+    _torch_file(root / "hidden0.safetensors", 0, list("abcde"))
+    _torch_file(root / "vocab_int.safetensors", 2, 5)
+    path = root / "run" / "checkpoint.safetensors"
+    with safe_open(path, framework="np") as f:
+        doc, tensors = json.loads(f.metadata()["rnnlab"]), {k: f.get_tensor(k) for k in f.keys()}
+    unregistered = {**doc, "model_config": {**doc["model_config"], "cell": "my_secret_cell"}}
+    save_file(tensors, root / "unregistered.safetensors", metadata={"rnnlab": json.dumps(unregistered)})
+    nan = {**tensors, "model.head.bias": np.full_like(tensors["model.head.bias"], np.nan)}
+    save_file(nan, root / "nan.safetensors", metadata={"rnnlab": json.dumps(doc)})
+    (root / "a_dir").mkdir()
+    os.mkfifo(root / "fifo")
+    (root / "link.onnx").symlink_to(root / "run" / "config.json")
+    return root
+
+
+OUTPUT_CASES = {
+    # defect 1: --overwrite checks the new run first; the old one is kept whole on any refusal
+    "overwrite, data missing": (["train", "--data", "{home}/nonexistent.txt", "--out", "{home}/run", "--overwrite"],
+                                "nonexistent.txt' not found"),
+    "overwrite, batch does not fit": (["train", "--data", "{home}/text.txt", "--out", "{home}/run", "--overwrite",
+                                       "--batch", "500", "--seq-len", "64"], "needs at least 32,001 (B*T+1)"),
+    "overwrite, data is the run's": (["train", "--data", "{home}/run/samples.txt", "--out", "{home}/run",
+                                      "--overwrite"], "is samples.txt of the run in"),
+    # defect 2: export writes only regular files, never onto a checkpoint
+    "export to /dev/null": (["export", "{home}/run", "--format", "onnx", "--out", "/dev/null"],
+                            "--out /dev/null is a device; rnnlab writes its output only as a regular file"),
+    "export onto another run's checkpoint": (["export", "{home}/run", "--format", "torch", "--out",
+                                              "{home}/narrow/checkpoint.safetensors"],
+                                             "is a file of the run in {home}/narrow (checkpoint at step 3"),
+    "export onto its own checkpoint": (["export", "{home}/run", "--format", "torch", "--out",
+                                        "{home}/run/checkpoint.safetensors", "--overwrite"],
+                                       "is the checkpoint being exported, which this command reads"),
+    "export onto a checkpoint file": (["export", "{home}/run", "--format", "torch", "--out",
+                                       "{home}/nan.safetensors"], "is an rnnlab checkpoint (step 3)"),
+    "export to a FIFO": (["export", "{home}/run", "--format", "onnx", "--out", "{home}/fifo"], "is a FIFO"),
+    "export to a symlink": (["export", "{home}/run", "--format", "onnx", "--out", "{home}/link.onnx"],
+                            "is a symbolic link"),
+    # defect 17: a directory is named as such, never through a temporary file
+    "export to a directory": (["export", "{home}/run", "--format", "onnx", "--out", "{home}/a_dir"],
+                              "--out {home}/a_dir is a directory"),
+    # defect 3: explore never writes onto what it reads or a run's files
+    "explore onto the checkpoint": (["explore", "{home}/run", "--out", "{home}/run/checkpoint.safetensors"],
+                                    "is a checkpoint being explored, which this command reads"),
+    "explore onto its --text": (["explore", "{home}/run", "--text", "{home}/text.txt", "--out", "{home}/text.txt"],
+                                "is the --text file, which this command reads"),
+    "explore onto a run's log": (["explore", "{home}/run", "--out", "{home}/narrow/log.jsonl"],
+                                 "is a file of the run in {home}/narrow"),
+    "explore to a directory": (["explore", "{home}/run", "--out", "{home}/a_dir"], "is a directory"),
+    "explore --neurone to a FIFO": (["explore", "--neurone", "--out", "{home}/fifo"], "is a FIFO"),
+    # defect 17: a compare says which run lacks which characters
+    "compare, vocabularies differ": (["explore", "{home}/run", "{home}/narrow", "--text", "{home}/text.txt", "--out",
+                                      "{home}/page.html"], "the text to explore: {home}/narrow lacks 6 character(s) "
+                                     "of it, not in its vocabulary of 19: 'b' (U+0062), 'd' (U+0064)"),
+    # defect 8: non-finite logits stop generation with one line
+    "generate from NaN logits": (["generate", "{home}/nan.safetensors"], "the model's logits are not finite"),
+    # defect 11: forged ONNX files and paths that are not files
+    "onnx metadata a list": (["generate", "--onnx", "{home}/meta_list.onnx"], "'rnnlab' metadata is list, not a JSON"),
+    "onnx vocabulary a string": (["generate", "--onnx", "{home}/vocab_str.onnx"], "its vocabulary is not a list"),
+    "onnx logits of another shape": (["generate", "--onnx", "{home}/short_vocab.onnx"],
+                                     "its logits have shape (1, 1, 25), expected (1, 1, 3)"),
+    "onnx a directory": (["generate", "--onnx", "{home}/a_dir"], "a_dir: is a directory, not an ONNX file"),
+    "onnx a FIFO": (["generate", "--onnx", "{home}/fifo"], "fifo: is a FIFO, not an ONNX file"),
+    # defect 12: forged torch weight files
+    "torch hidden size 0": (["generate", "{home}/hidden0.safetensors"], "hidden size 0 and input size 3"),
+    "torch vocabulary an int": (["generate", "{home}/vocab_int.safetensors"], "metadata's vocab is int"),
+    # defect 17: a user cell that is not registered
+    "unregistered cell": (["generate", "{home}/unregistered.safetensors"],
+                          "uses the cell 'my_secret_cell', which is not registered in this process"),
+}
+
+
+@pytest.mark.parametrize("name", list(OUTPUT_CASES))
+def test_outputs_and_forgeries_get_one_line_and_lose_nothing(outputs_home, capsys, name):
+    argv, expected = OUTPUT_CASES[name]
+    argv = [a.format(home=outputs_home) for a in argv]
+    before = _snapshot(outputs_home)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"rnnlab {argv[0]}: error: "), err
+    assert expected.format(home=outputs_home) in err, err
+    assert ".tmp" not in err  # a temporary file is never what a message names
+    assert _snapshot(outputs_home) == before  # nothing lost, nothing half-written
+    assert (outputs_home / "fifo").is_fifo() and (outputs_home / "link.onnx").is_symlink()
+    assert not (outputs_home / "page.html").exists()
+    if name == "unregistered cell":
+        assert "RNNLAB_CELLS" in err
+
+
+def test_overwrite_replaces_the_old_run_once_the_new_one_starts(outputs_home, tmp_path, capsys):
+    """Defect 1, the other side: a valid --overwrite run does replace the old run."""
+    run = tmp_path / "run"
+    tiny = ["--hidden", "8", "--layers", "1", "--embedding", "4", "--batch", "2", "--seq-len", "8", "--no-progress"]
+    assert main(["train", "--data", str(outputs_home / "text.txt"), "--out", str(run), "--steps", "3", *tiny]) == 0
+    (run / "log.aside.jsonl").write_text("{}\n")
+    assert main(["train", "--data", str(outputs_home / "text.txt"), "--out", str(run), "--steps", "2", "--overwrite",
+                 *tiny]) == 0
+    from rnnlab.io import read_metadata
+
+    assert read_metadata(run / "checkpoint.safetensors")["step"] == 2 and not (run / "log.aside.jsonl").exists()
+
+
+def test_a_failed_page_write_keeps_the_old_page(outputs_home, tmp_path, capsys, monkeypatch):
+    """Defect 3: the page is written atomically; a full disk leaves the old page whole and names --out."""
+    import errno
+
+    import rnnlab.io
+
+    page = tmp_path / "page.html"
+    page.write_text("the old page")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rnnlab.io.os, "fsync", full)
+    code = main(["explore", str(outputs_home / "run"), "--text", str(outputs_home / "text.txt"), "--chars", "40",
+                 "--positions", "3", "--window", "5", "--out", str(page)])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"rnnlab explore: error: {page}: cannot write (No space left on device)\n"
+    assert page.read_text() == "the old page" and [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+def test_explore_overwrite_lets_the_page_replace_a_run_file(outputs_home, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(outputs_home / "narrow", tmp_path / "narrow")
+    target = tmp_path / "narrow" / "samples.txt"
+    assert main(["explore", str(outputs_home / "run"), "--text", str(outputs_home / "text.txt"), "--chars", "40",
+                 "--positions", "3", "--window", "5", "--out", str(target), "--overwrite"]) == 0
+    assert target.read_text().startswith("<!DOCTYPE html>") or "<html" in target.read_text()
+
+
+def test_sampler_raises_on_non_finite_logits(outputs_home):
+    """Defect 8 in Python: both samplers raise NonFiniteLogits (a ValueError) instead of repeating a character."""
+    from rnnlab.models import load_char_model
+    from rnnlab.sample import NonFiniteLogits, generate, next_char_distribution
+
+    model, vocab, _ = load_char_model(outputs_home / "nan.safetensors")
+    for compiled in (True, False):
+        with pytest.raises(NonFiniteLogits, match="not finite"):
+            generate(model, vocab, "", 20, compiled=compiled)
+    with pytest.raises(NonFiniteLogits):
+        next_char_distribution(np.array([0.0, np.inf, 1.0]))
+    # a temperature so low that logits / temperature overflows keeps only the likeliest: no NaN, no repeat
+    model, vocab, _ = load_char_model(outputs_home / "run")
+    assert generate(model, vocab, "", 30, temperature=1e-300, rng=0, compiled=True) == \
+        generate(model, vocab, "", 30, temperature=1e-300, rng=0, compiled=False)
+
+
+def test_write_figure_is_atomic_and_refuses_a_fifo(outputs_home, tmp_path):
+    """Every plot (train's loss curve, figures, demos, diagnose, experiments) goes through write_figure."""
+    from rnnlab.io import OutputError
+    from rnnlab.plots import new_figure, write_figure
+
+    fig = new_figure()
+    fig.add_subplot().plot([0, 1])
+    with pytest.raises(OutputError, match="is a FIFO"):
+        write_figure(fig, outputs_home / "fifo")
+    path = write_figure(fig, tmp_path / "a.svg")
+    assert path.read_text().lstrip().startswith("<?xml") and [p.name for p in tmp_path.iterdir()] == ["a.svg"]
+
+
+REPLACED_LSTM = (Path(__file__).parent / "external_cells" / "mgu.py").read_text().replace(
+    'CellDefinition(\n    "mgu"', 'CellDefinition(\n    "lstm"').rstrip()[:-2] + "), replace=True)\n"
+
+
+def test_a_cell_file_replacing_lstm_says_what_differs(outputs_home, tmp_path):
+    """Defect 17: a valid LSTM checkpoint read while a cell file replaces `lstm` is not "corrupted or forged"."""
+    cells = tmp_path / "my_lstm.py"
+    cells.write_text(REPLACED_LSTM)
+    result = subprocess.run([sys.executable, "-m", "rnnlab", "generate", str(outputs_home / "run")],
+                            capture_output=True, text=True, env={**ENV, "RNNLAB_CELLS": str(cells)}, timeout=120)
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert "corrupted or forged" not in result.stderr and "Traceback" not in result.stderr
+    assert f"the cell 'lstm' is defined here by {cells} (RNNLAB_CELLS)" in result.stderr
+    assert "weight_ih_l0: config says (24, 6), file has (48, 6)" in result.stderr
+
+
+def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
+    """Defect 13: Ctrl-C while RNNLAB_CELLS files import gives one line and 130, no traceback."""
+    cells = tmp_path / "slow_cells.py"
+    marker = tmp_path / "importing"
+    cells.write_text(f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "generate", "x"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**ENV, "RNNLAB_CELLS": str(cells)})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode()
+    assert code == 130, err
+    assert err.strip() == "rnnlab: interrupted while importing the RNNLAB_CELLS files"

@@ -166,7 +166,7 @@ def _check_generate(args) -> None:
 
 def _run_generate(args) -> int:
     from .models import load_char_model
-    from .sample import stream
+    from .sample import NonFiniteLogits, stream
 
     if (args.checkpoint is None) == (args.onnx is None):
         raise ValueError("give a checkpoint (or run directory) or --onnx MODEL, one of the two")
@@ -182,13 +182,18 @@ def _run_generate(args) -> int:
     chars = stream(model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed)
     try:  # each character goes out as it comes, and none is kept: memory stays flat
         sys.stdout.write(args.prime)
+        written = bool(args.prime)
         try:
             for char in chars:
                 sys.stdout.write(char)
                 sys.stdout.flush()
-        finally:  # the text so far ends its line, also when non-finite logits stop it
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+                written = True
+        except NonFiniteLogits:
+            if written:  # the text so far ends its line; the error follows on stderr
+                sys.stdout.write("\n")
+            raise
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -777,6 +782,9 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"rnnlab: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nrnnlab: interrupted while importing the RNNLAB_CELLS files", file=sys.stderr)
+        return 130
     args = build_parser().parse_args(argv)
     name = f"rnnlab {args.command}"
     try:

@@ -171,23 +171,45 @@ def check_char_checkpoint(path, doc: dict, shapes: dict) -> None:
     (load_checkpoint's check_shapes hook: it runs before any tensor is read)."""
     from .io import CheckpointError
 
+    cell = doc["model_config"].get("cell")
+    if isinstance(cell, str) and cell not in CELLS:
+        raise CheckpointError(f"{path}: its model uses the cell {cell!r}, which is not registered in this process "
+                              f"(registered: {', '.join(CELLS)}); if it is your own cell, set RNNLAB_CELLS to the "
+                              f"file that registers it, e.g. RNNLAB_CELLS=my_cells.py rnnlab ...")
     try:
         config = CharRNNConfig.from_dict(doc["model_config"])
         check_char_config(config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path} does not hold a character-level model ({error})") from None
     got = {k: v for k, v in shapes.items() if k.startswith("model.")}
-    if 4 * config.num_layers + 3 > len(got):  # checked first: a forged num_layers of 10**9 is no loop
+    definition = get_cell(config.cell)
+    # checked first: a forged num_layers of 10**9 is no loop
+    if len(definition.parameters) * config.num_layers + 3 > len(got):
         raise CheckpointError(f"{path}: its model config says {config.num_layers} layers but the file holds "
-                              f"{len(got)} model tensors; the file is corrupted or forged")
+                              f"{len(got)} model tensors; {_mismatch_cause(definition)}")
     expected = {"model." + k: v for k, v in char_rnn_shapes(config).items()}
     if got != expected:
         diffs = [f"{k}: config says {expected.get(k, 'absent')}, file has {got.get(k, 'absent')}"
                  for k in list(expected) + [k for k in got if k not in expected] if expected.get(k) != got.get(k)]
         raise CheckpointError(f"{path}: its model config does not match its tensors ({'; '.join(diffs[:3])}"
-                              f"{'; ...' if len(diffs) > 3 else ''}); the file is corrupted or forged")
+                              f"{'; ...' if len(diffs) > 3 else ''}); {_mismatch_cause(definition)}")
     if doc["vocab"] is None or len(doc["vocab"]) != config.vocab_size:
         raise CheckpointError(f"{path} has no vocabulary matching its model; it cannot generate text")
+
+
+def _mismatch_cause(definition) -> str:
+    """Why a checkpoint's tensors may not fit its cell: a user's definition registered under that name
+    (RNNLAB_CELLS, or register_cell(..., replace=True)) that is not the one it was trained with, or,
+    for rnnlab's own cells, a damaged file."""
+    module = getattr(definition.forward, "__module__", None) or ""
+    if module.startswith("rnnlab."):
+        return "the file is corrupted or forged"
+    where = getattr(getattr(definition.forward, "__code__", None), "co_filename", None) or f"module {module}"
+    if module.startswith("rnnlab_user_cells_"):
+        where += " (RNNLAB_CELLS)"
+    return (f"the cell {definition.name!r} is defined here by {where}, not by rnnlab, and its parameters differ "
+            f"from those the checkpoint was trained with; load it without that definition (unset RNNLAB_CELLS), "
+            f"or register your cell under a new name")
 
 
 def _load_torch_char_model(path) -> tuple[CharRNN, "Vocab", "Checkpoint"]:

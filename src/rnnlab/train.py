@@ -36,7 +36,7 @@ from .clip import clip_grad_norm, clip_grad_value
 from .data.text import _URL_RE, DataError, TBPTTBatches, Vocab, load_text, split_text
 from .io import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
-from .rundir import LOG, abandon, claim, clear_run, reconcile_log, write_atomic
+from .rundir import LOG, RunDirError, abandon, claim, clear_run, reconcile_log, run_files, write_atomic
 from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_GE0, SEED, Rule, check_char_rnn_memory,
                        check_value, check_values)
 from .nn.cells import get_cell
@@ -294,6 +294,8 @@ class Trainer:
         self.run_dir = Path(config.out)
         created = not self.run_dir.exists()
         self._fresh = _lock is None  # a new run (not a resume): fit() clears the directory first
+        if overwrite:
+            _refuse_data_in_run(config.data, self.run_dir)
         self._lock = _lock if _lock is not None else claim(self.run_dir, overwrite=overwrite)
         try:
             self._build(text, description)
@@ -634,6 +636,17 @@ def _local_path(data) -> str | None:
     if data is None or data in ("builtin", "tinyshakespeare") or _URL_RE.match(str(data)):
         return None
     return str(Path(data).expanduser().absolute())
+
+
+def _refuse_data_in_run(data, run_dir: Path) -> None:
+    """RunDirError if --data is one of the run files --overwrite is about to delete."""
+    path = _local_path(data)
+    if path is None or not os.path.exists(path):
+        return
+    for name in run_files(run_dir):
+        if os.path.samefile(path, run_dir / name):
+            raise RunDirError(f"--data {data} is {name} of the run in {run_dir}, which --overwrite would delete; "
+                              "copy it out of the run directory first, or choose a fresh --out")
 
 
 def _with_absolute_data(config: TrainConfig) -> TrainConfig:

@@ -114,6 +114,10 @@ def _torch_doc(path: Path, metadata: dict[str, str]) -> dict:
                               f"this rnnlab reads {TORCH_FORMAT!r} version {FORMAT_VERSION}")
     if isinstance(doc.get("vocab"), str):
         doc["vocab"] = list(doc["vocab"])
+    if doc.get("vocab") is not None and not (isinstance(doc["vocab"], list)
+                                            and all(isinstance(c, str) and len(c) == 1 for c in doc["vocab"])):
+        raise CheckpointError(f"{path}: the {META_KEY!r} metadata's vocab is {type(doc['vocab']).__name__}; "
+                              "expected a list of single characters (or a string of them)")
     return doc
 
 
@@ -130,6 +134,10 @@ def _torch_layout(path: Path, state: dict[str, np.ndarray], cell: str | None) ->
         raise CheckpointError(f"{path}: a torch.nn LSTM/GRU/RNN needs {prefix}weight_ih_l0 and "
                               f"{prefix}weight_hh_l0, both 2-D")
     H = w_hh.shape[1]
+    if H < 1 or w_ih.shape[1] < 1:
+        raise CheckpointError(f"{path}: {prefix}weight_hh_l0 {tuple(w_hh.shape)} and weight_ih_l0 "
+                              f"{tuple(w_ih.shape)} give hidden size {H} and input size {w_ih.shape[1]}; a "
+                              "recurrent layer needs both >= 1")
     G, rest = divmod(w_ih.shape[0], H)
     if rest or G not in TORCH_GATES:
         raise CheckpointError(f"{path}: weight_ih_l0 has {w_ih.shape[0]} rows for hidden size {H}; torch's LSTM, "
