@@ -350,6 +350,7 @@ def outputs_home(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("outputs")
     (root / "text.txt").write_text(TEXT, encoding="utf-8")
+    (root / "latin1.txt").write_bytes(TEXT.replace("cat", "caf\xe9").encode("latin-1"))
     make_trainer(tiny_config(root, steps=3, out=str(root / "run"))).fit()
     narrow = TEXT.replace("bird", "cat").replace("frog", "cat").replace("dog", "cat")  # no b, d, f, g, i, r
     Trainer(tiny_config(root, steps=3, out=str(root / "narrow")), progress=False, log=lambda *a: None,
@@ -378,8 +379,8 @@ OUTPUT_CASES = {
     # defect 1: --overwrite checks the new run first; the old one is kept whole on any refusal
     "overwrite, data missing": (["train", "--data", "{home}/nonexistent.txt", "--out", "{home}/run", "--overwrite"],
                                 "nonexistent.txt' not found"),
-    "overwrite, batch does not fit": (["train", "--data", "{home}/text.txt", "--out", "{home}/run", "--overwrite",
-                                       "--batch", "500", "--seq-len", "64"], "needs at least 32,001 (B*T+1)"),
+    "overwrite, data not UTF-8": (["train", "--data", "{home}/latin1.txt", "--out", "{home}/run", "--overwrite"],
+                                  "latin1.txt"),
     "overwrite, data is the run's": (["train", "--data", "{home}/run/samples.txt", "--out", "{home}/run",
                                       "--overwrite"], "is samples.txt of the run in"),
     # defect 2: export writes only regular files, never onto a checkpoint
@@ -543,7 +544,8 @@ def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
     cells = tmp_path / "slow_cells.py"
     marker = tmp_path / "importing"
     cells.write_text(f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\n")
-    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", "generate", "x"], stdout=subprocess.PIPE,
+    console_script = "import sys; from rnnlab.cli import main; sys.exit(main())"  # what `rnnlab` runs
+    proc = subprocess.Popen([sys.executable, "-c", console_script, "generate", "x"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**ENV, "RNNLAB_CELLS": str(cells)})
     try:
         deadline = time.monotonic() + 60
