@@ -246,3 +246,17 @@ def test_a_forged_or_damaged_training_state_is_named(tmp_path):
     with pytest.raises(rnnlab.io.CheckpointError, match=r"does not match its tensors .*1000000"):
         Trainer.resume(tmp_path / "run", steps=5, text=TEXT, **QUIET)
     assert time.perf_counter() - start < 2
+
+
+def test_overwrite_never_deletes_files_of_a_directory_that_holds_no_run(tmp_path, capsys):
+    """--out . --overwrite in a project: its own config.json and samples.txt are not a run's, and stay."""
+    from rnnlab.rundir import RunDirError, claim
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text('{"name": "my project"}')
+    (project / "samples.txt").write_text("my samples")
+    with pytest.raises(RunDirError, match="holds config.json, samples.txt but no rnnlab run"):
+        claim(project, overwrite=True)
+    assert (project / "config.json").read_text() == '{"name": "my project"}'
+    assert (project / "samples.txt").read_text() == "my samples"

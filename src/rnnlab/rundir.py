@@ -156,12 +156,33 @@ def claim(directory, *, resume: bool = False, overwrite: bool = False) -> RunLoc
             if present and not overwrite:
                 raise RunDirError(f"{directory} already holds a run ({describe_run(directory)}); continue it "
                                   f"with --resume {directory}, replace it with --overwrite, or choose a fresh --out")
+            if present and not holds_run(directory):  # e.g. --out . --overwrite in a project with a config.json
+                raise RunDirError(f"{directory} holds {', '.join(present)} but no rnnlab run (no rnnlab checkpoint "
+                                  "or training config.json), so --overwrite will not delete them; choose a fresh --out")
     except BaseException:
         if created:  # still under the lock, so no other writer can have started in it
             abandon(directory)
         lock.release()
         raise
     return lock
+
+
+def holds_run(directory) -> bool:
+    """Whether `directory` holds an rnnlab run: an rnnlab checkpoint, or a config.json that `train` wrote
+    (only then may --overwrite delete its run files: a project's own config.json is not one)."""
+    from .io import CheckpointError, read_metadata
+
+    directory = Path(directory)
+    try:
+        read_metadata(directory / "checkpoint.safetensors")
+        return True
+    except (CheckpointError, OSError):
+        pass
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and {"model", "hidden", "seq_len", "batch", "out"} <= set(config)
 
 
 def clear_run(directory) -> None:
@@ -302,5 +323,5 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
+__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "holds_run", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
            "write_atomic", "check_output", "write_output"]
