@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.cli import build_parser
+from rnnlab.cli import _check_experiment, build_parser
 from rnnlab.experiments import plan, run_experiment
 from rnnlab.experiments import runners
 from rnnlab.experiments.engine import run_spec
@@ -29,11 +29,21 @@ def test_seed_lists():
     for bad in ("3-1", "a", "1-b", ""):
         with pytest.raises(ValueError, match="seeds"):
             parse_seeds(bad)
-    assert build_parser().parse_args(["experiment", "adding", "--seeds", "0-2"]).seeds == [0, 1, 2]
+    args = build_parser().parse_args(["experiment", "adding", "--seeds", "0-2"])
+    _check_experiment(args)  # parsed where a bad list gets one line, not argparse's usage
+    assert args.seeds == [0, 1, 2]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", "adding", "--seed", "1", "--seeds", "0-2"])
     with pytest.raises(ValueError, match="listed twice"):
         plan("adding", seeds=[1, 1])
+
+
+def test_seed_ranges_are_bounded_before_any_list_is_built():
+    with pytest.raises(ValueError, match="at most 1000 seeds per sweep; '0-1000000000' lists 1,000,000,001"):
+        parse_seeds("0-1000000000")
+    assert len(parse_seeds("0-999")) == 1000
+    with pytest.raises(ValueError, match="at most 1000 seeds"):
+        plan("adding", seeds=range(1001))
 
 
 def test_every_configuration_runs_once_per_seed(tmp_path):

@@ -364,6 +364,22 @@ def _add_explore(sub) -> None:
 
 
 def _run_explore(args) -> int:
+    if not args.serve:
+        _explore_page(args)
+        return 0
+    from .explore.server import App, LocalServer, serve
+
+    server = LocalServer(args.port)  # bound first: a taken port is refused before the page is built
+    try:
+        html, models = _explore_page(args)
+    except BaseException:
+        server.server_close()
+        raise
+    return serve(App(html, models), server=server, announce=lambda line: print(line, flush=True))
+
+
+def _explore_page(args):
+    """The page (with a live box under --serve) and the models its live box asks."""
     from .explore import explore_page, neurone_page
 
     run = args.run_a
@@ -379,18 +395,11 @@ def _run_explore(args) -> int:
     else:
         if run is None:
             raise ValueError("give a run directory or checkpoint (or --neurone)")
-        for name, value, low in (("--window", args.window, 1), ("--positions", args.positions, 0)):
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}; got {value}")
         html, _, models = explore_page(run, args.run_b, text_file=args.text, prime=args.prime, chars=args.chars,
                                        out=args.out, features=args.features, window=args.window,
                                        max_positions=args.positions, all_gates=args.all_gates, seed=args.seed,
                                        live=args.serve)
-    if args.serve:
-        from .explore.server import App, serve
-
-        return serve(App(html, models), port=args.port, announce=lambda line: print(line, flush=True))
-    return 0
+    return html, models
 
 
 # -- rnnlab experiment ---------------------------------------------------------------------------
@@ -404,15 +413,6 @@ def _csv(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}; got {text!r}")
     return parse
-
-
-def _seed_list(text: str) -> list[int]:
-    from .experiments.registry import parse_seeds
-
-    try:
-        return parse_seeds(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _describe(experiments: dict) -> str:
@@ -448,7 +448,7 @@ def _add_experiment(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
-    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="SEEDS",
+    seeds.add_argument("--seeds", default=None, metavar="SEEDS",  # parsed by _check_experiment: one line
                        help="run every configuration once per seed: a range 0-4, a list 0,3,7, or both; the "
                             "table gives mean ± std and how many seeds succeeded")
     p.add_argument("--out", default=None, help="run directory (default: runs/NAME); finished runs are kept in "
@@ -652,8 +652,11 @@ OPTIONAL_INT = Rule("int", 1, optional=True)
 
 def _check_experiment(args) -> None:
     from .experiments import N_TEST, plan
+    from .experiments.registry import parse_seeds
     from .models import CELLS
 
+    if isinstance(args.seeds, str):
+        args.seeds = parse_seeds(args.seeds)
     _check(args, {"steps": OPTIONAL_INT, "hidden": OPTIONAL_INT, "batch": OPTIONAL_INT,
                   "lr": Rule("real", 0, low_open=True, optional=True), "seed": SEED, "jobs": POSITIVE_INT})
     for T in args.Ts or ():
@@ -669,6 +672,11 @@ def _check_experiment(args) -> None:
                                     cell=spec.cell if spec.cell in CELLS else "lstm", examples=N_TEST)
         require_memory(need, f"experiment {spec.experiment} at T={spec.T} ({spec.cell}, hidden {spec.hidden}, "
                              f"batch {spec.batch}, {N_TEST} test sequences)", "--T, --batch or --hidden")
+
+
+def _check_explore(args) -> None:
+    _check(args, {"port": Rule("int", 0, high=65535, high_open=False, note="0: a free one"),
+                  "window": POSITIVE_INT, "positions": INT_GE0})
 
 
 def _check_diagnose(args) -> None:
@@ -717,7 +725,8 @@ def _check_demo(args) -> None:
                    "--seq-len, --hidden or --batch")
 
 
-CHECKS = {"experiment": _check_experiment, "diagnose": _check_diagnose, "demo": _check_demo}
+CHECKS = {"experiment": _check_experiment, "diagnose": _check_diagnose, "demo": _check_demo,
+          "explore": _check_explore}
 
 
 def build_parser() -> argparse.ArgumentParser:

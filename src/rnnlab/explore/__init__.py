@@ -57,6 +57,7 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
                  all_gates: bool = False, seed: int = 0, live: bool = False, log=print):
     """Build the page for a run (and a second run beside it): returns (html, data, models for --serve)."""
     from ..models import load_char_model
+    from ..validate import check_explore_size
     from .server import LiveModel
     from .trace import default_positions
 
@@ -72,8 +73,13 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
             other_vocab.encode(text, source=f"the text to explore (for {compare_run})")
             compare.append((other, other_vocab, str(compare_run), other_ckpt.step))
             live_models.append(LiveModel(str(compare_run), other, other_vocab))
+        positions = default_positions(len(text), max_positions)
+        check_explore_size(chars=len(text), positions=len(positions), window=min(window, len(text)),
+                           vocab=len(vocab.chars), cell=model.rnn.kind.name, hidden=model.rnn.hidden_size,
+                           layers=model.rnn.num_layers, embedding=model.embedding.embedding_dim,
+                           models=1 + len(compare))
         data = page_data(model, vocab, text, str(run), step=ckpt.step, compare=compare, features=features,
-                         positions=default_positions(len(text), max_positions), window=window, all_gates=all_gates)
+                         positions=positions, window=window, all_gates=all_gates)
     html = render(data)  # the file works from disk: no live box
     if out is not None:
         Path(out).write_text(html, encoding="utf-8")
