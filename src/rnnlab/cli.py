@@ -491,9 +491,18 @@ def _experiment_command_line(args) -> str:
     return " ".join(parts)
 
 
+def _parse_seeds(args) -> None:
+    """--seeds as a list, parsed here rather than by argparse, so a bad one gets one line."""
+    from .experiments.registry import parse_seeds
+
+    if isinstance(args.seeds, str):
+        args.seeds = parse_seeds(args.seeds)
+
+
 def _run_experiment(args) -> int:
     from .experiments import run_experiment
 
+    _parse_seeds(args)
     command = _experiment_command_line(args)
     out = args.out if args.out is not None else str(Path("runs") / args.name)
     result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
@@ -652,11 +661,9 @@ OPTIONAL_INT = Rule("int", 1, optional=True)
 
 def _check_experiment(args) -> None:
     from .experiments import N_TEST, plan
-    from .experiments.registry import parse_seeds
     from .models import CELLS
 
-    if isinstance(args.seeds, str):
-        args.seeds = parse_seeds(args.seeds)
+    _parse_seeds(args)
     _check(args, {"steps": OPTIONAL_INT, "hidden": OPTIONAL_INT, "batch": OPTIONAL_INT,
                   "lr": Rule("real", 0, low_open=True, optional=True), "seed": SEED, "jobs": POSITIVE_INT})
     for T in args.Ts or ():
