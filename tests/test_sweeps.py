@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.cli import _check_experiment, build_parser
+from rnnlab.cli import _check_experiment, build_parser, main
 from rnnlab.experiments import plan, run_experiment
 from rnnlab.experiments import runners
 from rnnlab.experiments.engine import run_spec
@@ -135,6 +135,54 @@ def test_a_damaged_run_file_counts_as_missing(tmp_path):
     assert (again.reused, again.trained) == (1, 1)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert strip(again.rows) == strip(first.rows)  # retrained the same: every run seeds its own generators
+
+
+def _damaged(stored: dict, spec) -> dict:
+    """The ways a run file was found damaged: name -> (file bytes, the reason reported)."""
+    row = stored["row"]
+    without = lambda key: {**stored, "row": {k: v for k, v in row.items() if k != key}}
+    with_row = lambda **changes: {**stored, "row": {**row, **changes}}
+    cases = {"cut short": (b'{"spec": {"experiment"', "not a JSON document"),
+             "not UTF-8": (b"\xff\xfe{}", "not a JSON document"),
+             "a list": (b"[]", "not a run record"),
+             "no value": (without("value"), "its row's 'value' is None, not a number"),
+             "value a string": (with_row(value="0.5"), "its row's 'value' is '0.5', not a number"),
+             "another seed's row": (with_row(seed=7), "its row's 'seed' is 7, not the run's 1"),
+             "losses damaged": (with_row(losses=[1.0, "x"]), "its row's 'losses' is not a list of numbers"),
+             "success a string": (with_row(success="yes"), "its row's 'success' is 'yes'"),
+             "other settings": ({**stored, "spec": {**stored["spec"], "steps": 99}}, "its settings are not the ones")}
+    return {name: (data if isinstance(data, bytes) else json.dumps(data).encode(), reason)
+            for name, (data, reason) in cases.items()}
+
+
+def test_a_damaged_run_file_is_set_aside_named_and_retrained(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    first = run_experiment("temporal-order", seeds=[0, 1], out=out, **TINY)
+    spec = plan("temporal-order", seeds=[1], **TINY)[0]
+    path = RunStore(out).path(spec)
+    good = json.loads(path.read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    for k, (name, (data, reason)) in enumerate(_damaged(good, spec).items()):
+        path.write_bytes(data)
+        warned = []
+        again = run_experiment("temporal-order", seeds=[0, 1], out=out, warn=warned.append, **TINY)
+        assert (again.reused, again.trained) == (1, 1), name
+        assert warned == again.set_aside and len(warned) == 1, (name, warned)
+        aside = out / "runs" / "set-aside" / (path.name + (f".{k}" if k else ""))
+        assert warned[0].startswith(f"{path}: {reason}") and f"moved to {aside};" in warned[0], (name, warned)
+        assert aside.read_bytes() == data, name  # kept, not deleted
+        assert strip(again.rows) == strip(first.rows), name
+        assert json.loads(path.read_text())["row"]["seed"] == 1  # the retrained run's file replaced it
+        assert json.loads((out / "results.json").read_text())["set_aside"] == warned
+    # the command says so on stderr, one line per file, and goes on
+    path.write_bytes(b"{")
+    code = main(["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--seeds", "0-1", "--steps", "3",
+                 "--hidden", "4", "--batch", "4", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "set aside" in line] == [
+        f"rnnlab experiment: set aside: {path}: not a JSON document (cut short or damaged); moved to "
+        f"{out / 'runs' / 'set-aside' / path.name}.{len(_damaged(good, spec))}; the run is trained again"]
 
 
 def test_engine_choices_are_checked():

@@ -508,7 +508,8 @@ def _run_experiment(args) -> int:
     result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
                             seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
                             engine=args.engine, address=args.address, progress=not args.no_progress,
-                            command=command)
+                            command=command, warn=lambda line: print(f"rnnlab experiment: set aside: {line}",
+                                                                     file=sys.stderr, flush=True))
     print(result.table)
     reused = (f"reused {result.reused} finished run(s) from {result.run_dir / 'runs'}, trained {result.trained}; "
               if result.reused else "")
