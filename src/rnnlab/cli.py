@@ -501,15 +501,20 @@ def _parse_seeds(args) -> None:
 
 def _run_experiment(args) -> int:
     from .experiments import run_experiment
+    from .experiments.engine import SweepFailed
 
     _parse_seeds(args)
     command = _experiment_command_line(args)
     out = args.out if args.out is not None else str(Path("runs") / args.name)
-    result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
-                            seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
-                            engine=args.engine, address=args.address, progress=not args.no_progress,
-                            command=command, warn=lambda line: print(f"rnnlab experiment: set aside: {line}",
-                                                                     file=sys.stderr, flush=True))
+    try:
+        result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
+                                seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
+                                engine=args.engine, address=args.address, progress=not args.no_progress,
+                                command=command, warn=lambda line: print(f"rnnlab experiment: set aside: {line}",
+                                                                         file=sys.stderr, flush=True))
+    except SweepFailed as failure:  # runs that kept killing their workers, named; the finished ones are kept
+        print(f"rnnlab experiment: error: {' '.join(str(failure).split())}", file=sys.stderr)
+        return 1
     print(result.table)
     reused = (f"reused {result.reused} finished run(s) from {result.run_dir / 'runs'}, trained {result.trained}; "
               if result.reused else "")
