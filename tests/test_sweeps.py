@@ -243,14 +243,21 @@ def _descendants() -> set:
     return {p.pid for p in psutil.Process().children(recursive=True) if p.is_running()}
 
 
-def _gone(pids, timeout=15.0) -> set:
-    """The pids among `pids` still alive after up to `timeout` seconds."""
+def _alive(pid: int) -> bool:
     import psutil
 
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone(pids, timeout=15.0) -> set:
+    """The pids among `pids` still alive after up to `timeout` seconds."""
     deadline = time.monotonic() + timeout
     alive = set(pids)
     while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        alive = {pid for pid in alive if _alive(pid)}
         time.sleep(0.1)
     return alive
 

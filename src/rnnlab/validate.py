@@ -242,5 +242,6 @@ def check_explore_size(*, chars: int, positions: int, window: int, **sizes) -> N
 
 __all__ = ["Rule", "check_value", "check_values", "check_out_dir", "flag", "MemoryLimitError", "machine_memory",
            "format_bytes", "require_memory", "char_rnn_parameters", "char_rnn_training_bytes",
-           "check_char_rnn_memory", "sequence_model_bytes", "explore_bytes", "check_explore_size", "POSITIVE_INT", "INT_GE0", "POSITIVE_REAL",
+           "check_char_rnn_memory", "sequence_model_bytes", "explore_bytes", "check_explore_size",
+           "POSITIVE_INT", "INT_GE0", "POSITIVE_REAL",
            "REAL_GE0", "PROBABILITY", "SEED"]

@@ -70,7 +70,8 @@ def run_experiment(name: str, cells=None, Ts=None, steps=None, hidden=None, seed
         summary = {"experiment": name, "command": command, "seconds": seconds,
                    "run_seconds": sum(r["seconds"] for r in rows), "engine": engine, "jobs": jobs,
                    "address": address, "seeds": sorted({s.seed for s in specs}), "reused": reused,
-                   "trained": len(missing), "set_aside": set_aside, "runs": [asdict(s) for s in specs], "summary": summarize(rows),
+                   "trained": len(missing), "set_aside": set_aside, "runs": [asdict(s) for s in specs],
+                   "summary": summarize(rows),
                    "rows": rows}
         files.append(_write(run_dir / "results.json", json.dumps(summary, indent=1)))
         files.append(_write(run_dir / "table.md", (f"`{command}`\n\n" if command else "") + table + "\n"))
