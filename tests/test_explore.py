@@ -207,7 +207,7 @@ def test_cli_writes_the_page(tmp_path, capsys):
     (["explore", "{tmp}/a.safetensors", "--neurone"], "--neurone trains its own two models"),
     (["explore", "{tmp}/a.safetensors", "--prime", "\u00e9t\u00e9"], "not in the vocabulary"),
     (["explore", "{tmp}/a.safetensors", "--chars", "1"], "--chars must be an integer >= 2"),
-    (["explore", "{tmp}/a.safetensors", "--window", "0"], "--window must be >= 1"),
+    (["explore", "{tmp}/a.safetensors", "--window", "0"], "--window must be an integer >= 1; got 0"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
     tiny_checkpoint(tmp_path / "a.safetensors", "lstm")

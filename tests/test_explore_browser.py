@@ -4,6 +4,7 @@ Clicks a unit and checks every character's colour against that unit's embedded v
 character and reads the top 5, types into the live box of `rnnlab explore --serve` (a subprocess)
 and checks the predictions against rnnlab's forward pass, then stops the server by its PID.
 """
+import json
 import math
 import os
 import shutil
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from explore_helpers import CODE, tiny_checkpoint
-from rnnlab.explore import codec, connectivity_rows, read_data
+from rnnlab.explore import codec, connectivity_rows, page_data, read_data, render
 from rnnlab.explore.neurone import train_neurone
 from rnnlab.nn.losses import log_softmax
 
@@ -191,3 +192,74 @@ def test_neurone_served_side_by_side(browser, tmp_path):
         assert colours == [unit_colour(v, scale) for v in codec.round_sig(values)]
     finally:
         stop_server(proc)
+
+
+ASTRAL = "a\U0001F600b \U0001D465 = x\u00b2;\n\U0001F4A1 ok\n"  # an emoji, a mathematical italic x, a BMP letter
+
+
+def test_page_indexes_characters_by_code_point(browser, tmp_path):
+    """Characters outside the BMP are two UTF-16 units in JavaScript and one in the data: every span,
+    colour and hover must follow the data's positions."""
+    text = ASTRAL * 3
+    model, vocab = tiny_checkpoint(tmp_path / "a.safetensors", "lstm", text=text)
+    data = page_data(model, vocab, text, "astral", window=10)
+    out = tmp_path / "astral.html"
+    out.write_text(render(data), encoding="utf-8")
+    page = open_page(browser, out.as_uri())
+    spans = page.locator("#text span.ch")
+    assert page.eval_on_selector_all("#text span.ch", "els => els.map(e => e.textContent)") == list(text)
+    button = page.locator("#unit-list button").first
+    layer, state, unit = (button.get_attribute(f"data-{k}") for k in ("layer", "state", "unit"))
+    button.click()
+    values = codec.unpack(data["layers"][int(layer)][state])[:, int(unit)]
+    colours = page.eval_on_selector_all("#text span.ch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+    assert colours == [unit_colour(v, np.abs(values).max()) for v in values]
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    for t in (len(text) - 2, text.index("\U0001D465") + 1):  # the last letter, and the character after a math letter
+        spans.nth(t).hover()
+        assert page.inner_text("#info-pos") == f"position {t}"
+        assert page.inner_text("#info-char") == json.dumps(text[t], ensure_ascii=False)
+        assert "NaN" not in page.inner_text("#info-value")
+        assert [li.split()[0] for li in page.locator("#topk li").all_inner_texts()] == \
+            [SHOW.get(c, c) for c, _ in data["topk"][t]]
+    assert not errors, errors
+    assert page.inner_text("#status") == f"{len(text)} characters"
+
+
+EVIL = '<img src=x onerror="window.pwned=1">'
+EVIL_STATE = 'c" onfocus="window.pwned=2" autofocus x="'
+
+
+def test_names_in_the_data_reach_the_page_as_text(browser, tmp_path):
+    """A gate, state, feature, model or cell name with markup shows as text and runs nothing (on load,
+    on hover, on a click). Registration refuses such names; a page must not rely on that."""
+    model, vocab = tiny_checkpoint(tmp_path / "a.safetensors", "lstm")
+    data = page_data(model, vocab, CODE, "model " + EVIL, window=10)
+    data["model"]["cell"] = EVIL
+    data["model"]["gates"][0] = EVIL
+    data["model"]["states"][1] = EVIL_STATE
+    for layer in data["layers"]:
+        layer["gates"][EVIL] = layer["gates"].pop("i")
+        layer[EVIL_STATE] = layer.pop("c")
+    for u in data["units"]:
+        u["feature"] = EVIL + u["feature"]
+        u["state"] = EVIL_STATE if u["state"] == "c" else u["state"]
+    out = tmp_path / "evil.html"
+    out.write_text(render(data), encoding="utf-8")
+    page = open_page(browser, out.as_uri())
+    buttons = page.locator("#unit-list button")
+    for k in range(min(buttons.count(), 6)):
+        buttons.nth(k).click()
+        page.locator("#text span.ch").nth(10 + k).hover()
+        page.locator("#text span.ch").nth(10 + k).click()
+    page.wait_for_timeout(200)  # an image's onerror fires after its (failed) load
+    assert page.evaluate("() => window.pwned") is None
+    assert page.locator("img").count() == 0
+    assert EVIL in page.inner_text("#unit-list") and EVIL in page.inner_text("#conn-legend")
+    assert EVIL_STATE in page.eval_on_selector_all("#state option", "els => els.map(e => e.value)")
+    page.locator("#state").select_option(EVIL_STATE)
+    listed = page.locator(f"#unit-list button[data-layer='0']").first
+    listed.click()
+    page.locator("#text span.ch").nth(3).hover()
+    assert EVIL in page.inner_text("#gates") or "embedded for the listed units only" in page.inner_text("#gates")

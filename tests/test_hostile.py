@@ -15,7 +15,6 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from rnnlab.cli import build_parser, main
-
 from rnnlab.train import Trainer
 
 from test_train import TEXT, make_trainer, tiny_config
@@ -126,6 +125,20 @@ CASES = {
                                   "planted/.lock: cannot create the lock file (it is a symbolic link; remove it)"),
     "resume with other settings": (["train", "--resume", "{home}/run", "--hidden", "64", "--overwrite"],
                                    "only --steps and --data may be given (got --hidden, --overwrite)"),
+    # issue 25: ports, seed ranges and explore's connectivity, refused before any work
+    "explore port 99999": (["explore", "{home}/run", "--serve", "--port", "99999", "--out", "{home}/new/p.html"],
+                           "--port must be an integer in [0, 65535] (0: a free one); got 99999"),
+    "explore port -1": (["explore", "{home}/run", "--serve", "--port", "-1", "--out", "{home}/new/p.html"],
+                        "--port must be an integer in [0, 65535] (0: a free one); got -1"),
+    "explore window 0": (["explore", "{home}/run", "--window", "0", "--out", "{home}/new/p.html"],
+                         "--window must be an integer >= 1; got 0"),
+    "explore positions x window": (["explore", "{home}/run", "--text", "{home}/text.txt", "--chars", "100000",
+                                    "--positions", "100000", "--window", "100000", "--out", "{home}/new/p.html"],
+                                   "values, more than one page holds (5,000,000); lower --positions or --window"),
+    "seeds 0-1000000000": (["experiment", "adding", "--seeds", "0-1000000000", "--out", "{home}/new"],
+                           "seeds: at most 1000 seeds per sweep; '0-1000000000' lists 1,000,000,001"),
+    "seeds backwards": (["experiment", "adding", "--seeds", "3-1"], "seeds: a range runs from a non-negative "
+                        "seed up, e.g. 0-4; got '3-1'"),
 }
 
 
@@ -561,3 +574,52 @@ def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
     err = proc.stderr.read().decode()
     assert code == 130, err
     assert err.strip() == "rnnlab: interrupted while importing the RNNLAB_CELLS files"
+# -- issue 25 (explore's server, sweeps): one line, no traceback, nothing lost ---------------------
+def test_explore_on_a_taken_port_names_it_before_any_work(home, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["explore", str(home / "run"), "--serve", "--port", str(port),
+                     "--out", str(home / "new" / "p.html")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"rnnlab explore: error: cannot serve on 127.0.0.1:{port}: Address already in use" in err
+    assert not (home / "new").exists()
+
+
+def test_a_damaged_sweep_run_file_is_named_and_kept(tmp_path, capsys):
+    argv = ["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--steps", "3", "--hidden", "4",
+            "--batch", "4", "--out", str(tmp_path / "sweep"), "--no-progress"]
+    assert main(argv) == 0
+    (stored,) = (tmp_path / "sweep" / "runs").glob("*.json")
+    damaged = json.loads(stored.read_text())
+    del damaged["row"]["value"]  # once a KeyError traceback
+    stored.write_text(json.dumps(damaged))
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "set aside" in line]
+    assert lines == [f"rnnlab experiment: set aside: {stored}: its row's 'value' is None, not a number; moved to "
+                     f"{stored.parent / 'set-aside' / stored.name}; the run is trained again"]
+    assert json.loads((stored.parent / "set-aside" / stored.name).read_text()) == damaged  # kept, not deleted
+    assert "value" in json.loads(stored.read_text())["row"]  # and the run trained again
+
+
+def test_a_sweep_whose_runs_kill_their_workers_ends_in_one_line(tmp_path, capsys, monkeypatch):
+    import rnnlab.experiments
+    from rnnlab.experiments.engine import SweepFailed
+
+    def failing(*args, **kwargs):
+        raise SweepFailed("run adding lstm T=100 seed 3: the worker died 3 times (killed for memory, or a crash "
+                          "outside Python?); 5 of 6 runs had finished and are kept; run the same command again "
+                          "to retry")
+
+    monkeypatch.setattr(rnnlab.experiments, "run_experiment", failing)
+    code = main(["experiment", "adding", "--out", str(tmp_path / "sweep")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("rnnlab experiment: error: run adding lstm T=100 seed 3: the worker died 3 times")

@@ -6,12 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from rnnlab.cli import build_parser
+from rnnlab.cli import _check_experiment, build_parser, main
 from rnnlab.experiments import plan, run_experiment
 from rnnlab.experiments import runners
 from rnnlab.experiments.engine import run_spec
@@ -29,11 +30,21 @@ def test_seed_lists():
     for bad in ("3-1", "a", "1-b", ""):
         with pytest.raises(ValueError, match="seeds"):
             parse_seeds(bad)
-    assert build_parser().parse_args(["experiment", "adding", "--seeds", "0-2"]).seeds == [0, 1, 2]
+    args = build_parser().parse_args(["experiment", "adding", "--seeds", "0-2"])
+    _check_experiment(args)  # parsed where a bad list gets one line, not argparse's usage
+    assert args.seeds == [0, 1, 2]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", "adding", "--seed", "1", "--seeds", "0-2"])
     with pytest.raises(ValueError, match="listed twice"):
         plan("adding", seeds=[1, 1])
+
+
+def test_seed_ranges_are_bounded_before_any_list_is_built():
+    with pytest.raises(ValueError, match="at most 1000 seeds per sweep; '0-1000000000' lists 1,000,000,001"):
+        parse_seeds("0-1000000000")
+    assert len(parse_seeds("0-999")) == 1000
+    with pytest.raises(ValueError, match="at most 1000 seeds"):
+        plan("adding", seeds=range(1001))
 
 
 def test_every_configuration_runs_once_per_seed(tmp_path):
@@ -127,6 +138,54 @@ def test_a_damaged_run_file_counts_as_missing(tmp_path):
     assert strip(again.rows) == strip(first.rows)  # retrained the same: every run seeds its own generators
 
 
+def _damaged(stored: dict, spec) -> dict:
+    """The ways a run file was found damaged: name -> (file bytes, the reason reported)."""
+    row = stored["row"]
+    without = lambda key: {**stored, "row": {k: v for k, v in row.items() if k != key}}
+    with_row = lambda **changes: {**stored, "row": {**row, **changes}}
+    cases = {"cut short": (b'{"spec": {"experiment"', "not a JSON document"),
+             "not UTF-8": (b"\xff\xfe{}", "not a JSON document"),
+             "a list": (b"[]", "not a run record"),
+             "no value": (without("value"), "its row's 'value' is None, not a number"),
+             "value a string": (with_row(value="0.5"), "its row's 'value' is '0.5', not a number"),
+             "another seed's row": (with_row(seed=7), "its row's 'seed' is 7, not the run's 1"),
+             "losses damaged": (with_row(losses=[1.0, "x"]), "its row's 'losses' is not a list of numbers"),
+             "success a string": (with_row(success="yes"), "its row's 'success' is 'yes'"),
+             "other settings": ({**stored, "spec": {**stored["spec"], "steps": 99}}, "its settings are not the ones")}
+    return {name: (data if isinstance(data, bytes) else json.dumps(data).encode(), reason)
+            for name, (data, reason) in cases.items()}
+
+
+def test_a_damaged_run_file_is_set_aside_named_and_retrained(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    first = run_experiment("temporal-order", seeds=[0, 1], out=out, **TINY)
+    spec = plan("temporal-order", seeds=[1], **TINY)[0]
+    path = RunStore(out).path(spec)
+    good = json.loads(path.read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    for k, (name, (data, reason)) in enumerate(_damaged(good, spec).items()):
+        path.write_bytes(data)
+        warned = []
+        again = run_experiment("temporal-order", seeds=[0, 1], out=out, warn=warned.append, **TINY)
+        assert (again.reused, again.trained) == (1, 1), name
+        assert warned == again.set_aside and len(warned) == 1, (name, warned)
+        aside = out / "runs" / "set-aside" / (path.name + (f".{k}" if k else ""))
+        assert warned[0].startswith(f"{path}: {reason}") and f"moved to {aside};" in warned[0], (name, warned)
+        assert aside.read_bytes() == data, name  # kept, not deleted
+        assert strip(again.rows) == strip(first.rows), name
+        assert json.loads(path.read_text())["row"]["seed"] == 1  # the retrained run's file replaced it
+        assert json.loads((out / "results.json").read_text())["set_aside"] == warned
+    # the command says so on stderr, one line per file, and goes on
+    path.write_bytes(b"{")
+    code = main(["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--seeds", "0-1", "--steps", "3",
+                 "--hidden", "4", "--batch", "4", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "set aside" in line] == [
+        f"rnnlab experiment: set aside: {path}: not a JSON document (cut short or damaged); moved to "
+        f"{out / 'runs' / 'set-aside' / path.name}.{len(_damaged(good, spec))}; the run is trained again"]
+
+
 def test_engine_choices_are_checked():
     with pytest.raises(ValueError, match="engine must be one of local, dask, ray"):
         run_experiment("temporal-order", engine="spark", **TINY)
@@ -175,3 +234,136 @@ def test_a_sweep_worker_pins_the_thread_policy_and_restores_it(monkeypatch):
     spec = plan("temporal-order", **TINY)[0]
     assert engine._work(3, spec, 1, os.getpid()) == (3, {"allowed": 1})
     assert threads.allowed() == before
+
+
+# -- dead workers: retried, then named; finished runs kept; no orphans; no hang --------------------
+def _descendants() -> set:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.is_running()}
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone(pids, timeout=15.0) -> set:
+    """The pids among `pids` still alive after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if _alive(pid)}
+        time.sleep(0.1)
+    return alive
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_a_run_that_kills_its_worker_is_retried_then_named(engine, monkeypatch):
+    from rnnlab.experiments import engine as engines
+    from rnnlab.experiments.engine import SweepFailed, run_specs
+    from sweep_helpers import ALWAYS, ONCE, killing_work, marker
+
+    monkeypatch.setattr(engines, "RETRIES", 1)  # every death costs a fresh worker process: keep them few
+
+    specs = plan("temporal-order", seeds=[0, ONCE, ALWAYS, 2], **TINY)
+    kept = {}
+    before = _descendants()
+    start = time.monotonic()
+    try:
+        with pytest.raises(SweepFailed) as failure:
+            run_specs(specs, engine, jobs=2, on_result=lambda i, row: kept.setdefault(i, row), work=killing_work)
+    finally:
+        if os.path.exists(marker(os.getpid(), ONCE)):
+            os.remove(marker(os.getpid(), ONCE))
+    message = str(failure.value)
+    assert message.startswith(f"run temporal-order rnn T=10 seed {ALWAYS}: the worker died 2 times"), message
+    assert "3 of 4 runs had finished and are kept" in message
+    assert sorted(kept) == [0, 1, 3] and kept[1]["seed"] == ONCE  # the run killed once was tried again
+    assert time.monotonic() - start < 60
+    if engine == "dask":  # the cluster's processes are gone (loky keeps its pool a while for the next sweep)
+        assert not _gone(_descendants() - before)
+
+
+def test_a_dask_sweep_with_no_worker_left_ends_with_a_message(monkeypatch):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from rnnlab.experiments import engine
+    from sweep_helpers import STUCK, killing_work
+
+    monkeypatch.setattr(engine, "NO_WORKERS_GRACE", 2.0)
+    specs = plan("temporal-order", seeds=[STUCK, 0], **TINY)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        def take_the_workers_away():  # as a scheduler sees it when every worker was killed and none came back
+            while not client.processing().get(next(iter(client.scheduler_info()["workers"]), None)):
+                time.sleep(0.1)
+            cluster.scale(0)
+
+        thief = threading.Thread(target=take_the_workers_away, daemon=True)
+        thief.start()
+        start = time.monotonic()
+        with pytest.raises(engine.SweepFailed, match=r"no Dask worker left for 2 s \(2 runs unfinished"):
+            engine.run_specs(specs, "dask", jobs=1, address=cluster.scheduler_address, work=killing_work)
+        assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_killing_the_driver_leaves_no_worker_behind(tmp_path, engine):
+    import psutil
+
+    args = ["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--seeds", "0-3", "--steps", "100000",
+            "--hidden", "8", "--batch", "8", "--out", str(tmp_path / "sweep"), "--engine", engine, "--jobs", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        driver = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        busy = []
+        while len(busy) < 2 and time.monotonic() < deadline:  # both workers training (a second of CPU each)
+            time.sleep(0.2)
+            assert proc.poll() is None, proc.stderr.read()
+            busy = [p for p in driver.children(recursive=True) if sum(p.cpu_times()[:2]) > 2.0]
+        assert len(busy) >= 2, "the workers never got going"
+        workers = {p.pid for p in driver.children(recursive=True)}
+        proc.kill()  # SIGKILL: nothing of the driver runs after it
+        proc.wait(timeout=10)
+        assert not _gone(workers, timeout=20), "workers outlived the sweep's process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _descendants() & workers if workers else ():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_a_dask_sweep_at_once(tmp_path):
+    import psutil
+
+    args = ["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--seeds", "0-3", "--steps", "100000",
+            "--hidden", "8", "--batch", "8", "--out", str(tmp_path / "sweep"), "--engine", "dask", "--jobs", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    err = ""
+    try:
+        deadline = time.monotonic() + 90
+        while "(dask, 2 workers)" not in err and time.monotonic() < deadline:
+            err += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+        time.sleep(2)  # the cluster is starting, or the runs are under way: either way Ctrl-C must land
+        workers = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=30)
+        assert time.monotonic() - sent < 15, "Ctrl-C waited for the runs"
+        err += proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 130 and "Traceback" not in err, err
+    assert "interrupted: 0 of 4 runs had finished and are kept" in err
+    assert not _gone(workers)

@@ -378,6 +378,22 @@ def _add_explore(sub) -> None:
 
 
 def _run_explore(args) -> int:
+    if not args.serve:
+        _explore_page(args)
+        return 0
+    from .explore.server import App, LocalServer, serve
+
+    server = LocalServer(args.port)  # bound first: a taken port is refused before the page is built
+    try:
+        html, models = _explore_page(args)
+    except BaseException:
+        server.server_close()
+        raise
+    return serve(App(html, models), server=server, announce=lambda line: print(line, flush=True))
+
+
+def _explore_page(args):
+    """The page (with a live box under --serve) and the models its live box asks."""
     from .explore import explore_page, neurone_page
     from .rundir import check_output, write_output
 
@@ -394,18 +410,11 @@ def _run_explore(args) -> int:
     else:
         if run is None:
             raise ValueError("give a run directory or checkpoint (or --neurone)")
-        for name, value, low in (("--window", args.window, 1), ("--positions", args.positions, 0)):
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}; got {value}")
         html, _, models = explore_page(run, args.run_b, text_file=args.text, prime=args.prime, chars=args.chars,
                                        out=args.out, features=args.features, window=args.window,
                                        max_positions=args.positions, all_gates=args.all_gates, seed=args.seed,
                                        live=args.serve, overwrite=args.overwrite)
-    if args.serve:
-        from .explore.server import App, serve
-
-        return serve(App(html, models), port=args.port, announce=lambda line: print(line, flush=True))
-    return 0
+    return html, models
 
 
 # -- rnnlab experiment ---------------------------------------------------------------------------
@@ -419,15 +428,6 @@ def _csv(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}; got {text!r}")
     return parse
-
-
-def _seed_list(text: str) -> list[int]:
-    from .experiments.registry import parse_seeds
-
-    try:
-        return parse_seeds(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _describe(experiments: dict) -> str:
@@ -463,7 +463,7 @@ def _add_experiment(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
-    seeds.add_argument("--seeds", type=_seed_list, default=None, metavar="SEEDS",
+    seeds.add_argument("--seeds", default=None, metavar="SEEDS",  # parsed by _check_experiment: one line
                        help="run every configuration once per seed: a range 0-4, a list 0,3,7, or both; the "
                             "table gives mean ± std and how many seeds succeeded")
     p.add_argument("--out", default=None, help="run directory (default: runs/NAME); finished runs are kept in "
@@ -506,15 +506,30 @@ def _experiment_command_line(args) -> str:
     return " ".join(parts)
 
 
+def _parse_seeds(args) -> None:
+    """--seeds as a list, parsed here rather than by argparse, so a bad one gets one line."""
+    from .experiments.registry import parse_seeds
+
+    if isinstance(args.seeds, str):
+        args.seeds = parse_seeds(args.seeds)
+
+
 def _run_experiment(args) -> int:
     from .experiments import run_experiment
+    from .experiments.engine import SweepFailed
 
+    _parse_seeds(args)
     command = _experiment_command_line(args)
     out = args.out if args.out is not None else str(Path("runs") / args.name)
-    result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
-                            seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
-                            engine=args.engine, address=args.address, progress=not args.no_progress,
-                            command=command)
+    try:
+        result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
+                                seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
+                                engine=args.engine, address=args.address, progress=not args.no_progress,
+                                command=command, warn=lambda line: print(f"rnnlab experiment: set aside: {line}",
+                                                                         file=sys.stderr, flush=True))
+    except SweepFailed as failure:  # runs that kept killing their workers, named; the finished ones are kept
+        print(f"rnnlab experiment: error: {' '.join(str(failure).split())}", file=sys.stderr)
+        return 1
     print(result.table)
     reused = (f"reused {result.reused} finished run(s) from {result.run_dir / 'runs'}, trained {result.trained}; "
               if result.reused else "")
@@ -669,6 +684,7 @@ def _check_experiment(args) -> None:
     from .experiments import N_TEST, plan
     from .models import CELLS
 
+    _parse_seeds(args)
     _check(args, {"steps": OPTIONAL_INT, "hidden": OPTIONAL_INT, "batch": OPTIONAL_INT,
                   "lr": Rule("real", 0, low_open=True, optional=True), "seed": SEED, "jobs": POSITIVE_INT})
     for T in args.Ts or ():
@@ -684,6 +700,11 @@ def _check_experiment(args) -> None:
                                     cell=spec.cell if spec.cell in CELLS else "lstm", examples=N_TEST)
         require_memory(need, f"experiment {spec.experiment} at T={spec.T} ({spec.cell}, hidden {spec.hidden}, "
                              f"batch {spec.batch}, {N_TEST} test sequences)", "--T, --batch or --hidden")
+
+
+def _check_explore(args) -> None:
+    _check(args, {"port": Rule("int", 0, high=65535, high_open=False, note="0: a free one"),
+                  "window": POSITIVE_INT, "positions": INT_GE0})
 
 
 def _check_diagnose(args) -> None:
@@ -732,7 +753,8 @@ def _check_demo(args) -> None:
                    "--seq-len, --hidden or --batch")
 
 
-CHECKS = {"experiment": _check_experiment, "diagnose": _check_diagnose, "demo": _check_demo}
+CHECKS = {"experiment": _check_experiment, "diagnose": _check_diagnose, "demo": _check_demo,
+          "explore": _check_explore}
 
 
 def build_parser() -> argparse.ArgumentParser:

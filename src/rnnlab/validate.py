@@ -212,7 +212,36 @@ def sequence_model_bytes(*, batch: int, seq_len: int, hidden: int, layers: int =
     return itemsize * (cache + data + weights)
 
 
+MAX_CONNECTIVITY_VALUES = 5_000_000  # positions x window in one page: about 11 MB of it (2.2 bytes a value)
+
+
+def explore_bytes(*, chars: int, positions: int, window: int, vocab: int, cell: str, hidden: int, layers: int,
+                  embedding: int, models: int = 1, group: int = 32, itemsize: int = 4) -> int:
+    """`rnnlab explore` on `chars` characters, per model: the trace (states and gates, L x T x H each,
+    and log p, T x V in float64), one batch of `group` windows through BPTT for the connectivity, and
+    the positions x window norms the page keeps (float64 rows, their concatenation and the codec's
+    working arrays: about 24 bytes a value). The last term is the one that grows quadratically."""
+    batch = min(group, positions)
+    trace = itemsize * layers * chars * hidden * (2 + gates(cell)) + 2 * 8 * chars * vocab
+    bptt = itemsize * (bptt_cache_floats(batch, window, hidden, layers, cell) + 2 * batch * window * embedding)
+    return models * (trace + bptt + 24 * positions * window)
+
+
+def check_explore_size(*, chars: int, positions: int, window: int, **sizes) -> None:
+    """ValueError (MemoryLimitError) before any work when the connectivity would not fit a page or memory.
+    positions and window as they will be computed (at most chars - 1 positions, window at most chars)."""
+    values = positions * window
+    if values > MAX_CONNECTIVITY_VALUES:
+        raise ValueError(f"connectivity at {positions:,} positions x {window:,} characters back is {values:,} "
+                         f"values, more than one page holds ({MAX_CONNECTIVITY_VALUES:,}); lower --positions or "
+                         "--window")
+    need = explore_bytes(chars=chars, positions=positions, window=window, **sizes)
+    require_memory(need, f"exploring {chars:,} characters (connectivity at {positions:,} positions x {window:,} "
+                         "back)", "--positions, --window or --chars")
+
+
 __all__ = ["Rule", "check_value", "check_values", "check_out_dir", "flag", "MemoryLimitError", "machine_memory",
            "format_bytes", "require_memory", "char_rnn_parameters", "char_rnn_training_bytes",
-           "check_char_rnn_memory", "sequence_model_bytes", "POSITIVE_INT", "INT_GE0", "POSITIVE_REAL",
+           "check_char_rnn_memory", "sequence_model_bytes", "explore_bytes", "check_explore_size",
+           "POSITIVE_INT", "INT_GE0", "POSITIVE_REAL",
            "REAL_GE0", "PROBABILITY", "SEED"]

@@ -157,9 +157,12 @@ def _positive(name: str, value, kind=int):
     return kind(value)
 
 
+MAX_SEEDS = 1000  # a sweep of more seeds is a typo (0-1000000000), not a plan: refused before any list is built
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]; ranges and lists mix ('0-2,9')."""
-    seeds = []
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,3,7' -> [0, 3, 7]; ranges and lists mix ('0-2,9'); at most MAX_SEEDS."""
+    ranges = []
     for part in (p.strip() for p in str(text).split(",")):
         first, dash, last = part.partition("-")
         try:
@@ -168,8 +171,11 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"seeds: expected e.g. 0-4 or 0,3,7; got {text!r}") from None
         if lo < 0 or hi < lo:
             raise ValueError(f"seeds: a range runs from a non-negative seed up, e.g. 0-4; got {part!r}")
-        seeds.extend(range(lo, hi + 1))
-    return seeds
+        ranges.append(range(lo, hi + 1))
+    count = sum(len(r) for r in ranges)  # counted before any list is built
+    if count > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS} seeds per sweep; {text!r} lists {count:,}")
+    return [seed for r in ranges for seed in r]
 
 
 def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0, batch=None,
@@ -184,6 +190,8 @@ def plan(name: str, cells=None, Ts=None, steps=None, hidden=None, seed: int = 0,
     seeds = [seed] if seeds is None else list(seeds)
     if not seeds:
         raise ValueError("seeds: give at least one seed")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS} seeds per sweep; got {len(seeds):,}")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise ValueError(f"seed must be a non-negative integer; got {s!r}")

@@ -92,6 +92,7 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
     regular file's path, is a file this reads, or (unless `overwrite`) a run's file or a checkpoint."""
     from ..models import load_char_model
     from ..rundir import check_output, write_output
+    from ..validate import check_explore_size
     from .server import LiveModel
     from .trace import default_positions
 
@@ -109,8 +110,13 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
             compare.append((other, other_vocab, str(compare_run), other_ckpt.step))
             live_models.append(LiveModel(str(compare_run), other, other_vocab))
         check_vocabularies(text, [(run, vocab)] + [(compare_run, v) for _, v, _, _ in compare])
+        positions = default_positions(len(text), max_positions)
+        check_explore_size(chars=len(text), positions=len(positions), window=min(window, len(text)),
+                           vocab=len(vocab.chars), cell=model.rnn.kind.name, hidden=model.rnn.hidden_size,
+                           layers=model.rnn.num_layers, embedding=model.embedding.embedding_dim,
+                           models=1 + len(compare))
         data = page_data(model, vocab, text, str(run), step=ckpt.step, compare=compare, features=features,
-                         positions=default_positions(len(text), max_positions), window=window, all_gates=all_gates)
+                         positions=positions, window=window, all_gates=all_gates)
     html = render(data)  # the file works from disk: no live box
     if out is not None:
         write_output(out, html, reads=_reads(run, compare_run, text_file), overwrite=overwrite)

@@ -3,6 +3,9 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("rnnlab-data").textContent);
 const $ = (id) => document.getElementById(id);
+// The data counts characters by code point (Python's str); a JS string counts UTF-16 units, so an
+// emoji or a mathematical letter would shift every later position: index this array, never DATA.text.
+const CHARS = Array.from(DATA.text);
 
 // --- packed arrays (rnnlab/explore/codec.py): 4 significant digits, deflate, base85 ----------
 const ALPHABET = (() => { let s = ""; for (let c = 33; c < 126; c++) { const ch = String.fromCharCode(c); if (!"\"\\<'`|>&".includes(ch)) s += ch; } return s; })();
@@ -94,17 +97,20 @@ function drawConnectivity(i) {
   });
   svg.innerHTML = out;
   $("conn-legend").innerHTML = series.map((s) => `<span style="color:${s.colour}">&#9632; ${escapeHtml(s.name)} (${escapeHtml(s.conn === DATA.connectivity ? DATA.model.cell : DATA.compare[series.indexOf(s) - 1].model.cell)})</span>`).join(" &nbsp; ")
-    + `<div class="dim">at position ${series[0].conn.positions[i]}; connectivity computed at ${DATA.connectivity.positions.length} of ${DATA.text.length - 1} positions, up to ${DATA.connectivity.window} characters back</div>`;
+    + `<div class="dim">at position ${series[0].conn.positions[i]}; connectivity computed at ${DATA.connectivity.positions.length} of ${CHARS.length - 1} positions, up to ${DATA.connectivity.window} characters back</div>`;
 }
 
-function escapeHtml(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+// Every name and character from the data goes into HTML through this (text and attribute values alike).
+function escapeHtml(s) {
+  return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+}
 
 function topkList(rows) {
   return rows.map(([c, p]) => `<li><b>${escapeHtml(show(c))}</b> <span class="p">${fmt(p)}</span><span class="bar" style="width:${Math.round(80 * p)}px"></span></li>`).join("");
 }
 
 function showInfo(t) {
-  $("info-char").textContent = JSON.stringify(DATA.text[t]);
+  $("info-char").textContent = JSON.stringify(CHARS[t]);
   $("info-pos").textContent = `position ${t}`;
   const v = columnOf(view.layer, view.state, view.unit)[t];
   $("info-value").textContent = `layer ${view.layer} ${view.state}[${view.unit}] = ${fmt(v)}`;
@@ -113,14 +119,14 @@ function showInfo(t) {
   const g = DATA.layers[view.layer].gates, j = g.units.indexOf(view.unit);
   if (!DATA.model.gates.length) $("gates").textContent = `a ${DATA.model.cell} cell has no gates`;
   else if (j < 0) $("gates").textContent = `embedded for the listed units only (this unit: rnnlab explore --all-gates)`;
-  else $("gates").innerHTML = DATA.model.gates.map((name) => `<span>${name} = ${fmt(view.gateArrays[view.layer][name].col(j)[t])}</span>`).join("");
+  else $("gates").innerHTML = DATA.model.gates.map((name) => `<span>${escapeHtml(name)} = ${fmt(view.gateArrays[view.layer][name].col(j)[t])}</span>`).join("");
 }
 
 function buildText() {
   const frag = document.createDocumentFragment();
-  for (let t = 0; t < DATA.text.length; t++) {
+  for (let t = 0; t < CHARS.length; t++) {
     const s = document.createElement("span");
-    s.className = "ch"; s.dataset.t = t; s.textContent = DATA.text[t];
+    s.className = "ch"; s.dataset.t = t; s.textContent = CHARS[t];
     spans.push(s); frag.appendChild(s);
   }
   const box = $("text");
@@ -143,8 +149,8 @@ function buildText() {
 function buildControls() {
   $("model-name").textContent = `${DATA.model.name}: ${DATA.model.num_layers} x ${DATA.model.hidden_size} ${DATA.model.cell}` +
     DATA.compare.map((c) => `, beside ${c.model.name}: ${c.model.num_layers} x ${c.model.hidden_size} ${c.model.cell}`).join("");
-  $("layer").innerHTML = DATA.layers.map((_, l) => `<option value="${l}">${l}</option>`).join("");
-  $("state").innerHTML = DATA.model.states.map((s) => `<option value="${s}">${s}</option>`).join("");
+  $("layer").replaceChildren(...DATA.layers.map((_, l) => new Option(String(l), String(l))));
+  $("state").replaceChildren(...DATA.model.states.map((s) => new Option(s, s)));
   $("unit").max = DATA.model.hidden_size - 1;
   const update = () => {
     view.layer = +$("layer").value; view.state = $("state").value;
@@ -156,10 +162,13 @@ function buildControls() {
   ["layer", "state", "unit", "mode"].forEach((id) => $(id).addEventListener("change", update));
   const list = $("unit-list"), byFeature = new Map();
   DATA.units.forEach((u) => { if (!byFeature.has(u.feature)) byFeature.set(u.feature, []); byFeature.get(u.feature).push(u); });
-  let html = `<p class="dim">${DATA.features} features; correlation of each unit with each feature over this text. Click to colour the text.</p>`;
+  let html = `<p class="dim">${escapeHtml(DATA.features)} features; correlation of each unit with each feature over this text. Click to colour the text.</p>`;
   for (const [feature, units] of byFeature) {
-    html += `<h3>${escapeHtml(feature)}</h3>` + units.map((u) => `<button data-layer="${u.layer}" data-state="${u.state}" data-unit="${u.unit}">` +
-      `layer ${u.layer} ${u.state}[${u.unit}]  r = ${u.correlation >= 0 ? "+" : ""}${u.correlation.toFixed(3)}</button>`).join("");
+    html += `<h3>${escapeHtml(feature)}</h3>` + units.map((u) => {
+      const [layer, state, unit] = [u.layer, u.state, u.unit].map(escapeHtml);
+      return `<button data-layer="${layer}" data-state="${state}" data-unit="${unit}">` +
+        `layer ${layer} ${state}[${unit}]  r = ${u.correlation >= 0 ? "+" : ""}${Number(u.correlation).toFixed(3)}</button>`;
+    }).join("");
   }
   list.innerHTML = html;
   list.addEventListener("click", (e) => {
@@ -191,17 +200,18 @@ function requestLive() {
 function renderLive(answer) {
   if (answer.error) { $("live-out").textContent = answer.error; document.body.dataset.live = String(liveSeq); return; }
   const withStates = answer.models.find((m) => m.values);  // values[t] follows reads, which may start with a prefix ("^")
-  const values = withStates ? withStates.values.slice(withStates.reads.length - answer.text.length) : null;
+  const typed = Array.from(answer.text);  // by code point, as the server counts
+  const values = withStates ? withStates.values.slice(Array.from(withStates.reads).length - typed.length) : null;
   const scale = values ? Math.max(maxAbs(values), view.layers.length ? maxAbs(columnOf(view.layer, view.state, view.unit)) : 0) : 0;
-  $("live-text").innerHTML = [...answer.text].map((c, t) =>
+  $("live-text").innerHTML = typed.map((c, t) =>
     `<span class="ch" style="background-color:${values ? unitColour(values[t], scale) : ""}">${escapeHtml(c)}</span>`).join("");
   $("live-out").innerHTML = answer.models.map((m, i) => {
-    const last = m.topk[m.topk.length - 1];
+    const last = m.topk[m.topk.length - 1], reads = Array.from(m.reads);
     let html = `<div class="live-model"><h3>${escapeHtml(m.name)}: after ${escapeHtml(JSON.stringify(answer.text))}</h3><ol id="live-topk-${i}">${topkList(last)}</ol>`;
-    if (m.values) html += `<div class="dim">layer ${view.layer} ${view.state}[${view.unit}] = ${fmt(m.values[m.values.length - 1])}` +
-      Object.entries(m.gates || {}).map(([g, v]) => `, ${g} = ${fmt(v[v.length - 1])}`).join("") + `</div>`;
+    if (m.values) html += `<div class="dim">layer ${view.layer} ${escapeHtml(view.state)}[${view.unit}] = ${fmt(m.values[m.values.length - 1])}` +
+      Object.entries(m.gates || {}).map(([g, v]) => `, ${escapeHtml(g)} = ${fmt(v[v.length - 1])}`).join("") + `</div>`;
     if (m.topk.length <= 40) html += `<table><tr><th>reads</th><th>next: top 3</th></tr>` + m.topk.map((row, t) =>
-      `<tr><td>${escapeHtml(show(m.reads[t]))}</td><td>${row.slice(0, 3).map(([c, p]) => `${escapeHtml(show(c))} ${fmt(p)}`).join(", ")}</td></tr>`).join("") + `</table>`;
+      `<tr><td>${escapeHtml(show(reads[t]))}</td><td>${row.slice(0, 3).map(([c, p]) => `${escapeHtml(show(c))} ${fmt(p)}`).join(", ")}</td></tr>`).join("") + `</table>`;
     return html + `</div>`;
   }).join("");
   document.body.dataset.live = String(liveSeq);  // tests wait for this
@@ -225,7 +235,7 @@ async function main() {
   view.layer = +$("layer").value; view.state = $("state").value; view.unit = +$("unit").value;
   colourText();
   if (DATA.live) { $("live").hidden = false; $("live-input").addEventListener("input", requestLive); }
-  $("status").textContent = `${DATA.text.length} characters`;
+  $("status").textContent = `${CHARS.length} characters`;
   window.rnnlab = { data: DATA, view, unitColour, connColour };
   document.body.dataset.ready = "1";  // tests wait for this
 }

@@ -113,6 +113,11 @@ def register_cell(definition: CellDefinition, replace: bool = False) -> CellDefi
     """Make a cell known by its name to rnnlab.Recurrent, the models, the CLI and the diagnostics."""
     if not isinstance(definition, CellDefinition):
         raise TypeError(f"register_cell takes a CellDefinition; got {type(definition).__name__}")
+    names = (*definition.gates, *definition.state_names, *definition.saved, *(p.name for p in definition.parameters))
+    bad = [n for n in names if not (isinstance(n, str) and n.isidentifier())]
+    if bad:  # names reach Python code, files and HTML pages: identifiers only
+        raise ValueError(f"cell {definition.name!r}: gate, state, saved and parameter names must be Python "
+                         f"identifiers; got {', '.join(map(repr, bad))}")
     if definition.name in _REGISTRY and not replace and _REGISTRY[definition.name] is not definition:
         raise ValueError(f"a cell named {definition.name!r} is already registered (pass replace=True)")
     _REGISTRY[definition.name] = definition
