@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from rnnlab.data.tables import (DataError, ForecastWindows, SequenceEncoder, Standardizer,
-                                classify_data, forecast_data, pad_sequences, read_table)
+                                classify_data, forecast_data, pad_sequences,
+                                preprocessing_from_state, read_table)
 
 
 def rows_frame(R=60):
@@ -185,6 +186,7 @@ def test_windows_on_new_data_and_state_round_trip():
     np.testing.assert_array_equal(Y[0], [5, 6])
     prep = ForecastWindows.from_state(json.loads(json.dumps(fd.preprocessing.to_state())))
     np.testing.assert_array_equal(prep.windows(new), X)     # bit for bit through JSON
+    assert isinstance(preprocessing_from_state(fd.preprocessing.to_state()), ForecastWindows)
     one_line_error(lambda: fd.windows(rows_frame(4)), "fewer than one window")
     one_line_error(lambda: fd.windows(new[["t"]]), "'u'")
 
@@ -298,6 +300,8 @@ def test_vocabulary_comes_from_training_rows_only():
     enc = SequenceEncoder.from_state(json.loads(json.dumps(cd.preprocessing.to_state())))
     np.testing.assert_array_equal(enc.encode(pd.DataFrame({"text": ["zab", ""]}))[0], X)
     np.testing.assert_array_equal(enc.targets(df), [0, 0, 1, 1, 0, 1])
+    assert isinstance(preprocessing_from_state(cd.preprocessing.to_state()), SequenceEncoder)
+    one_line_error(lambda: preprocessing_from_state({"kind": "image"}), "image")
 
 
 def test_classify_numbers_per_row_with_trailing_gaps(tmp_path):

@@ -22,6 +22,7 @@ from .tables import (
     classify_data,
     forecast_data,
     pad_sequences,
+    preprocessing_from_state,
     read_table,
 )
 
@@ -29,5 +30,5 @@ __all__ = [
     "BUILTIN_MODULES", "TINYSHAKESPEARE_SHA256", "TINYSHAKESPEARE_URL", "DataError", "Epoch",
     "TBPTTBatches", "Vocab", "builtin_corpus", "cache_dir", "load_text", "split_text",
     "ClassifyData", "ForecastData", "ForecastWindows", "SequenceEncoder", "Standardizer",
-    "classify_data", "forecast_data", "pad_sequences", "read_table",
+    "classify_data", "forecast_data", "pad_sequences", "preprocessing_from_state", "read_table",
 ]

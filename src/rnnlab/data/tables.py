@@ -33,7 +33,7 @@ from .text import DataError  # one error type for all user data (a ValueError)
 __all__ = [
     "DataError", "pad_sequences", "read_table", "Standardizer", "FILLNA_MODES",
     "ForecastWindows", "ForecastData", "forecast_data",
-    "SequenceEncoder", "ClassifyData", "classify_data",
+    "SequenceEncoder", "ClassifyData", "classify_data", "preprocessing_from_state",
 ]
 
 FILLNA_MODES = ("ffill", "zero", "drop", "interpolate")
@@ -411,7 +411,7 @@ class ForecastWindows:
         return X[: len(Y)], np.ascontiguousarray(Y, dtype=np.float32)
 
     def to_state(self) -> dict:
-        return {"target": self.target, "features": list(self.features), "window": self.window,
+        return {"kind": "forecast", "target": self.target, "features": list(self.features), "window": self.window,
                 "horizon": self.horizon, "fillna": self.fillna,
                 "scaler_x": {k: v.tolist() for k, v in self.scaler_x.to_state().items()},
                 "scaler_y": {k: v.tolist() for k, v in self.scaler_y.to_state().items()}}
@@ -520,6 +520,15 @@ def forecast_data(source, target: str, features=None, window: int = 24, horizon:
         split_row=int(rows[s]) if s < R else int(rows[-1]) + 1, preprocessing=prep)
 
 
+def preprocessing_from_state(d: dict) -> "ForecastWindows | SequenceEncoder":
+    """Inverse of ForecastWindows.to_state / SequenceEncoder.to_state (as a model file stores it)."""
+    kinds = {"forecast": ForecastWindows, "classify": SequenceEncoder}
+    if not isinstance(d, dict) or d.get("kind") not in kinds:
+        raise DataError(f"not a stored forecast or classify preprocessing (kind "
+                        f"{d.get('kind') if isinstance(d, dict) else type(d).__name__!r})")
+    return kinds[d["kind"]].from_state(d)
+
+
 # -- labelled sequences ------------------------------------------------------------------------
 def _tokenize(text: str, tokens: str) -> list[str]:
     return list(text) if tokens == "chars" else text.split()
@@ -580,7 +589,7 @@ class SequenceEncoder:
         return out
 
     def to_state(self) -> dict:
-        d = {"label_column": self.label_column, "labels": list(self.labels),
+        d = {"kind": "classify", "label_column": self.label_column, "labels": list(self.labels),
              "text_column": self.text_column, "tokens": self.tokens, "vocab": self.vocab,
              "value_columns": self.value_columns}
         if self.scaler is not None:
