@@ -270,6 +270,9 @@ def test_classify_text_split_vocab_and_encoding(tmp_path):
     assert words <= set(df.text)
     for row, L in zip(cd.X_train, cd.lengths_train):
         assert (row[L:] == 0).all() and (row[:L] > 0).all()
+    seqs = cd.sequences_val
+    assert [len(q) for q in seqs] == cd.lengths_val.tolist()
+    np.testing.assert_array_equal(pad_sequences(seqs)[0], cd.X_val[:, : cd.lengths_val.max()])
     # same seed -> same split; another seed -> another
     again = classify_data(df, text_column="text", label_column="label", tokens="words", seed=3)
     np.testing.assert_array_equal(again.X_val, cd.X_val)

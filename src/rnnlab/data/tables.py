@@ -654,9 +654,17 @@ class ClassifyData:
     vocab = property(lambda self: self.preprocessing.vocab)
     labels = property(lambda self: list(self.preprocessing.labels))
 
+    # the unpadded sequences, as model.fit / model.predict take them (views into X_*)
+    sequences_train = property(lambda self: _unpad(self.X_train, self.lengths_train))
+    sequences_val = property(lambda self: _unpad(self.X_val, self.lengths_val))
+
     def encode(self, source) -> tuple[np.ndarray, np.ndarray]:
         """New rows -> (X, lengths) with the training vocabulary (or scaler)."""
         return self.preprocessing.encode(source)
+
+
+def _unpad(X: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return [x[:n] for x, n in zip(X, lengths)]
 
 
 def _stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
