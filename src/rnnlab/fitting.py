@@ -329,13 +329,19 @@ def _measure(kind: _Kind, model, data: dict, task: str, batch_size: int) -> _Tal
 class History:
     """What fit returns: one row per epoch (epoch, loss, metrics, val_loss, val_ metrics, lr), the best
     epoch by the monitored value, and where early stopping ended it. `history["val_loss"]` gives a
-    column, as Keras's History.history."""
+    column, as Keras's History.history. Passed back to fit (history=), training continues after its
+    last epoch with its early-stopping and plateau counts (a resumed run; best_weights in memory)."""
 
     rows: list[dict] = field(default_factory=list)
     monitor: str = "loss"
     best_epoch: int | None = None
+    best_value: float | None = None
+    wait: int = 0                      # epochs since the best one (early stopping)
+    plateau_best: float | None = None
+    plateau_wait: int = 0              # epochs since the learning rate last had a better epoch
     stopped_epoch: int | None = None   # the epoch early stopping ended on (None: ran all epochs)
     confusion: list | None = None      # validation confusion matrix after fit (classification)
+    best_weights: dict | None = field(default=None, repr=False)  # the best epoch's state_dict (early stopping)
 
     @property
     def history(self) -> dict[str, list]:
@@ -346,8 +352,15 @@ class History:
         return self.history[key]
 
     def to_dict(self) -> dict:
-        return {"epochs": self.rows, "monitor": self.monitor, "best_epoch": self.best_epoch,
-                "stopped_epoch": self.stopped_epoch, "confusion": self.confusion}
+        """Everything but best_weights, as JSON values."""
+        return {k: v for k, v in vars(self).items() if k != "best_weights"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        known = {f for f in cls.__dataclass_fields__ if f != "best_weights"}
+        if not isinstance(data, dict) or not set(data) <= known or not isinstance(data.get("rows"), list):
+            raise ValueError("not a fit history (expected the keys of History.to_dict)")
+        return cls(**data)
 
 
 def _better(monitor: str, new: float, best: float | None) -> bool:
@@ -389,14 +402,17 @@ def fit(model, X, y, *, epochs: int = 10, batch_size: int = 32, validation_split
         validation_data=None, shuffle: bool = True, optimizer="adam", lr: float = 1e-3, weight_decay: float = 0.0,
         clip: float | None = 5.0, clip_mode: str = "norm", early_stopping: int | None = None,
         monitor: str | None = None, reduce_on_plateau: int | None = None, lr_factor: float = 0.5,
-        min_lr: float = 1e-6, seed: int = 0, progress: bool = True, callbacks=()) -> History:
+        min_lr: float = 1e-6, seed: int = 0, progress: bool = True, callbacks=(),
+        history: History | None = None) -> History:
     """Train `model` on (X, y) through train.optimize; see the module doc for X and y.
 
     validation_split takes the last fraction of the samples (before shuffling); validation_data is
     (X_val, y_val). early_stopping=P stops after P epochs without improvement of `monitor`
     (default val_loss, or loss without validation data) and restores the best epoch's weights.
     reduce_on_plateau=P multiplies the learning rate by lr_factor after P epochs without
-    improvement. callbacks: functions of the epoch's row; one returning True stops training.
+    improvement. callbacks: functions of the epoch's row, called after the early-stopping
+    bookkeeping; one returning True stops training. history: a History from an earlier fit of this
+    model to continue (give the optimizer it trained with, as an Optimizer, for an exact resume).
     """
     from .train import optimize
 
@@ -414,28 +430,33 @@ def fit(model, X, y, *, epochs: int = 10, batch_size: int = 32, validation_split
         val = _data(kind, model, *validation_data, task)
     elif validation_split:
         data, val = _split(data, validation_split)
-    monitor = monitor or ("val_loss" if val is not None else "loss")
+    monitor = monitor or (history.monitor if history is not None else
+                          "val_loss" if val is not None else "loss")
     if monitor.startswith("val_") and val is None:
         raise ValueError(f"monitor={monitor!r} needs validation data (validation_split or validation_data)")
+    history = history if history is not None else History(monitor=monitor)
+    if history.monitor != monitor:
+        raise ValueError(f"the history to continue monitored {history.monitor!r}, not {monitor!r}")
     opt = _optimizer(model, optimizer, lr, weight_decay)
     n = len(data["y"])
     per_epoch = math.ceil(n / batch_size)
     model.fit_info = _fit_info(task, data, np.ndim(y[0]) + 1 if _is_ragged(y) else np.ndim(y))
-    history = History(monitor=monitor)
-    best = {"value": None, "weights": None, "since": 0, "plateau": 0, "plateau_best": None}
     tally = _Tally(task, _classes(model))
     order = np.arange(n)
+    start = len(history.rows) * per_epoch  # a continued history: its epochs are done
+    if history.stopped_epoch is not None or start >= epochs * per_epoch:
+        return history
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs * per_epoch, unit="step", dynamic_ncols=True, desc="fit")
+        bar = tqdm(total=epochs * per_epoch, initial=start, unit="step", dynamic_ncols=True, desc="fit")
 
     def loss_and_backward(step):
         nonlocal order, tally
         epoch, position = divmod(step - 1, per_epoch)
-        if position == 0:
+        if position == 0 or step == start + 1:
             order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
             tally = _Tally(task, _classes(model))
         batch = _take(kind, data, order[position * batch_size:(position + 1) * batch_size])
@@ -461,33 +482,33 @@ def fit(model, X, y, *, epochs: int = 10, batch_size: int = 32, validation_split
         value = result.get(monitor)
         if value is None:
             raise ValueError(f"monitor={monitor!r} is not among the history's keys {sorted(result)}")
-        if _better(monitor, value, best["value"]):
-            best.update(value=value, since=0, weights=model.state_dict() if early_stopping else None)
-            history.best_epoch = epoch + 1
+        if _better(monitor, value, history.best_value):
+            history.best_value, history.best_epoch, history.wait = value, epoch + 1, 0
+            if early_stopping:
+                history.best_weights = model.state_dict()
         else:
-            best["since"] += 1
+            history.wait += 1
         if reduce_on_plateau:
-            if _better(monitor, value, best["plateau_best"]):
-                best.update(plateau_best=value, plateau=0)
+            if _better(monitor, value, history.plateau_best):
+                history.plateau_best, history.plateau_wait = value, 0
             else:
-                best["plateau"] += 1
-                if best["plateau"] >= reduce_on_plateau:
-                    opt.lr, best["plateau"] = max(opt.lr * lr_factor, min_lr), 0
-        stop = any(bool(callback(result)) for callback in callbacks)
-        if early_stopping and best["since"] >= early_stopping:
+                history.plateau_wait += 1
+                if history.plateau_wait >= reduce_on_plateau:
+                    opt.lr, history.plateau_wait = max(opt.lr * lr_factor, min_lr), 0
+        stop = early_stopping is not None and history.wait >= early_stopping
+        if stop:
             history.stopped_epoch = epoch + 1
-            stop = True
-        return stop
+        return any([bool(callback(result)) for callback in callbacks]) or stop  # every callback sees the epoch
 
     try:
         model.train()
         optimize(model.parameters(), loss_and_backward, opt, epochs * per_epoch, clip=clip, clip_mode=clip_mode,
-                 callback=end_of_step)
+                 callback=end_of_step, start=start)
     finally:
         if bar is not None:
             bar.close()
-    if early_stopping and best["weights"] is not None:
-        model.load_state_dict(best["weights"])
+    if early_stopping and history.best_weights is not None:
+        model.load_state_dict(history.best_weights)
     if task == "classification" and val is not None:
         history.confusion = _measure(kind, model, val, task, batch_size).confusion.tolist()
     return history
