@@ -207,6 +207,8 @@ def test_nan_refused_naming_column_and_row(tmp_path):
     df = pd.DataFrame({"t": np.arange(10.0)})
     df.loc[7, "t"] = np.inf
     one_line_error(lambda: forecast_data(df, "t", window=2), "'t'", "inf at row 7")
+    df.index = pd.date_range("2024-01-01", periods=10, freq="D")  # a DataFrame's own row labels
+    one_line_error(lambda: forecast_data(df, "t", window=2), "'t'", "inf at row 7 (2024-01-08)")
 
 
 @pytest.mark.parametrize("mode, rows, values", [

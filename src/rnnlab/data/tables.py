@@ -89,11 +89,19 @@ def _pandas(why: str):
 class _Columns:
     """A table as named 1-D columns (NumPy, any dtype), with the label that errors cite."""
 
-    def __init__(self, label: str, columns: dict[str, np.ndarray]):
+    def __init__(self, label: str, columns: dict[str, np.ndarray], index=None):
         self.label = label
         self.columns = columns
         self.names = list(columns)
         self.nrows = len(next(iter(columns.values()))) if columns else 0
+        self.index = index  # a DataFrame's own row labels (dates, ...), or None for 0, 1, 2, ...
+
+    def row(self, r: int) -> str:
+        """'row r', with the DataFrame's own label beside it where it has one."""
+        if self.index is None:
+            return f"row {r}"
+        text = str(self.index[r]).removesuffix(" 00:00:00")
+        return f"row {r} ({text})"
 
     def require(self, name: str, role: str) -> np.ndarray:
         if name not in self.columns:
@@ -117,7 +125,7 @@ class _Columns:
                 except (TypeError, ValueError):
                     shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
                     raise DataError(f"{self.label}: {role} column {name!r} is not numeric "
-                                    f"(row {i}: {shown})") from None
+                                    f"({self.row(i)}: {shown})") from None
             return values
         raise DataError(f"{self.label}: {role} column {name!r} is not numeric "
                         f"(its type is {col.dtype})")
@@ -228,7 +236,10 @@ def _as_columns(source) -> _Columns:
     if hasattr(source, "columns") and hasattr(source, "__getitem__"):  # a pandas DataFrame
         if len(source) == 0:
             raise DataError("the DataFrame: the table is empty (no rows)")
-        return _Columns("the DataFrame", _frame_columns(source))
+        pd = _pandas("reading a DataFrame")
+        default = isinstance(source.index, pd.RangeIndex) and source.index.start == 0 \
+            and source.index.step == 1
+        return _Columns("the DataFrame", _frame_columns(source), None if default else source.index)
     raise DataError(f"expected a file path, a pandas DataFrame or a NumPy array; got "
                     f"{type(source).__name__}")
 
@@ -302,7 +313,7 @@ class Standardizer:
 
 
 # -- missing values ----------------------------------------------------------------------------
-def _fill_missing(values: np.ndarray, names: list[str], label: str, fillna) -> tuple[np.ndarray, np.ndarray]:
+def _fill_missing(values: np.ndarray, names: list[str], table: _Columns, fillna) -> tuple[np.ndarray, np.ndarray]:
     """values (R, C) float64 with NaN/inf -> (filled values (R', C), kept row numbers (R',)).
 
     fillna None refuses any NaN/inf naming the first one's column and row. "ffill" carries the
@@ -317,7 +328,7 @@ def _fill_missing(values: np.ndarray, names: list[str], label: str, fillna) -> t
     if fillna is None:
         r, c = np.argwhere(bad)[0]
         what = "NaN (a missing value)" if np.isnan(values[r, c]) else str(values[r, c])
-        raise DataError(f"{label}: column {names[c]!r} has {what} at row {r} ({int(bad.sum())} "
+        raise DataError(f"{table.label}: column {names[c]!r} has {what} at {table.row(r)} ({int(bad.sum())} "
                         f"such values); clean it or pass fillna= one of {', '.join(FILLNA_MODES)}")
     values = np.where(bad, np.nan, values)
     if fillna == "zero":
@@ -336,7 +347,7 @@ def _fill_missing(values: np.ndarray, names: list[str], label: str, fillna) -> t
         for c in range(values.shape[1]):
             ok = ~bad[:, c]
             if not ok.any():
-                raise DataError(f"{label}: column {names[c]!r} has no valid value to interpolate from")
+                raise DataError(f"{table.label}: column {names[c]!r} has no valid value to interpolate from")
             filled[bad[:, c], c] = np.interp(rows[bad[:, c]], rows[ok], values[ok, c])
         return filled, rows
     raise DataError(f"fillna: expected None or one of {', '.join(FILLNA_MODES)}; got {fillna!r}")
@@ -347,7 +358,7 @@ def _numeric_inputs(table: _Columns, features: list[str], target: str | None, fi
     names = list(dict.fromkeys(features + ([target] if target is not None else [])))  # each once
     values = np.stack([table.numeric(n, "target" if n == target else "feature") for n in names],
                       axis=1)                                              # (R, C)
-    values, rows = _fill_missing(values, names, table.label, fillna)
+    values, rows = _fill_missing(values, names, table, fillna)
     x = values[:, [names.index(f) for f in features]]                      # (R, D)
     y = values[:, names.index(target)] if target is not None else None     # (R,)
     return x, y, rows
