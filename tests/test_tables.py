@@ -302,6 +302,10 @@ def test_vocabulary_comes_from_training_rows_only():
     X, L = cd.encode(pd.DataFrame({"text": ["zab", ""]}))
     np.testing.assert_array_equal(X, [[0, cd.vocab.index("a"), cd.vocab.index("b")], [0, 0, 0]])
     np.testing.assert_array_equal(L, [3, 1])                 # an empty row: one unknown token
+    X2, L2 = cd.encode(["zab", ""])                          # a plain list of texts
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(L2, L)
+    one_line_error(lambda: cd.encode([1, 2]), "list of strings")
     enc = SequenceEncoder.from_state(json.loads(json.dumps(cd.preprocessing.to_state())))
     np.testing.assert_array_equal(enc.encode(pd.DataFrame({"text": ["zab", ""]}))[0], X)
     np.testing.assert_array_equal(enc.targets(df), [0, 0, 1, 1, 0, 1])

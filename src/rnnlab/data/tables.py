@@ -560,7 +560,15 @@ class SequenceEncoder:
     scaler: Standardizer | None = None
 
     def encode(self, source) -> tuple[np.ndarray, np.ndarray]:
-        """New rows -> X (N, T) int64 ids or (N, T, 1) float32 numbers, and lengths (N,)."""
+        """New rows -> X (N, T) int64 ids or (N, T, 1) float32 numbers, and lengths (N,).
+
+        source: a file, a DataFrame, or (for a text model) simply a list of strings."""
+        if self.text_column is not None and isinstance(source, (list, tuple)):
+            if not source or not all(isinstance(t, str) for t in source):
+                raise DataError("encode: expected a non-empty list of strings (one text each)")
+            texts = np.empty(len(source), dtype=object)
+            texts[:] = source
+            return self._encode(_Columns("the list", {self.text_column: texts}))
         return self._encode(_as_columns(source))
 
     def _encode(self, table: _Columns, rows=None):
@@ -670,7 +678,7 @@ class ClassifyData:
     sequences_val = property(lambda self: _unpad(self.X_val, self.lengths_val))
 
     def encode(self, source) -> tuple[np.ndarray, np.ndarray]:
-        """New rows -> (X, lengths) with the training vocabulary (or scaler)."""
+        """New rows (a file, a DataFrame, a list of texts) -> (X, lengths), as the training rows."""
         return self.preprocessing.encode(source)
 
 
