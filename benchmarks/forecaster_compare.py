@@ -59,6 +59,9 @@ def commit() -> str:
 
 def main() -> int:
     env = dict(os.environ, KERAS_BACKEND="torch")
+    header = (f"commit {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+              f"{os.cpu_count()} cores, Python {platform.python_version()}, torch {version('torch')}, "
+              f"keras {version('keras')}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, script, out in RUNS:
@@ -77,9 +80,7 @@ def main() -> int:
                         f"{wall / result['epochs']:.2f} | {result['val_rmse']:.1f} | "
                         f"{result['persistence_rmse']:.1f} | {load:.1f} |")
             print(f"{name}: done in {wall:.1f} s", file=sys.stderr, flush=True)
-    print(f"commit {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, rnnlab {version('rnnlab')}, "
-          f"torch {version('torch')}, keras {version('keras')}")
+    print(header)
     print()
     print("| framework | code lines | wall s | epochs | s / epoch | val RMSE | persistence RMSE | load avg |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
