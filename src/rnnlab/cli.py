@@ -239,7 +239,7 @@ def _run_generate_onnx(args) -> int:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write a trained model as ONNX or as PyTorch weights",
-                       description="Export a character model: --format onnx writes a standard ONNX graph "
+                       description="Export a character model or a model of rnnlab fit: --format onnx writes a standard ONNX graph "
                                    "(ONNX's LSTM/GRU/RNN operators, a Scan for other cells, states in and out) "
                                    "that onnxruntime runs; "
                                    "--format torch writes safetensors weights under torch.nn's names, with the "
@@ -262,17 +262,25 @@ def _run_export(args) -> int:
 
     if args.format == "torch" and args.dtype is not None:
         raise ValueError("--dtype applies to --format onnx; a torch file keeps the model's own dtype")
-    model, vocab, _ = load_char_model(args.checkpoint)
     source = Path(args.checkpoint)
-    default = (source if source.is_dir() else source.parent) / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
+    folder = source if source.is_dir() else source.parent
+    if _is_fit_run(source):  # a model of rnnlab fit or rnnlab.save: model.safetensors is its own file
+        from .saving import load
+
+        model, vocab = load(source), None
+        checkpoint = source / "model.safetensors" if source.is_dir() else source
+        default = folder / f"model.{'onnx' if args.format == 'onnx' else 'torch.safetensors'}"
+    else:
+        model, vocab, _ = load_char_model(args.checkpoint)
+        checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
+        default = folder / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
     out = Path(args.out) if args.out else default
-    checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
     if out.resolve() == checkpoint.resolve():
         raise ValueError(f"--out {out} is the file being exported; choose another name")
     if args.format == "onnx":
         path = to_onnx(model, out, vocab=vocab, dtype=args.dtype or "float32")
-        print(f"{path}: ONNX (opset {OPSET}); sample it with: "
-              f"rnnlab generate --onnx {path}")
+        print(f"{path}: ONNX (opset {OPSET}); " + (f"sample it with: rnnlab generate --onnx {path}" if vocab else
+                                                   "run it with onnxruntime (docs/interop.md)"))
     else:
         path = to_torch(model, out, vocab=vocab)
         print(f"{path}: torch.nn weights with the configuration in the metadata (docs/interop.md)")
