@@ -151,6 +151,24 @@ def test_same_seed_same_history_and_no_shuffle():
     assert other != runs[0]
 
 
+def test_a_continued_history_trains_as_one_fit():
+    from rnnlab.optim import Adam
+
+    X, y = _series(40)
+    Xv, yv = _series(12, seed=1)
+    whole = ManyToOne("lstm", 2, 4, 1, rng=0)
+    straight = whole.fit(X, y, validation_data=(Xv, yv), epochs=4, early_stopping=3, progress=False,
+                         optimizer=Adam(whole.parameters(), lr=1e-2))
+    parts = ManyToOne("lstm", 2, 4, 1, rng=0)
+    opt = Adam(parts.parameters(), lr=1e-2)
+    history = parts.fit(X, y, validation_data=(Xv, yv), epochs=2, early_stopping=3, progress=False, optimizer=opt)
+    history = parts.fit(X, y, validation_data=(Xv, yv), epochs=4, early_stopping=3, progress=False, optimizer=opt,
+                        history=history)
+    assert history.rows == straight.rows and history.best_epoch == straight.best_epoch
+    for name, value in whole.state_dict().items():
+        assert np.array_equal(value, parts.state_dict()[name]), name
+
+
 def test_padded_batch_predicts_as_one_at_a_time():
     seqs = _ragged(12)
     model = ManyToOne("lstm", 2, 8, 3, rng=0)

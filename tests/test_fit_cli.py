@@ -130,6 +130,36 @@ def test_resume_is_exact(tmp_path, series, capsys):
     assert main(["fit", "--resume", str(tmp_path / "a"), "--hidden", "4"]) == 2
 
 
+def test_an_interrupted_fit_resumes_to_the_same_numbers(tmp_path, series, capsys, monkeypatch):
+    import rnnlab.fitting
+
+    common = [str(series), "--task", "forecast", "--target", "value", "--window", "8", "--hidden", "8",
+              "--patience", "0", "--epochs", "4", "--no-progress"]
+    real, calls = rnnlab.fitting._measure, []
+
+    def ctrl_c_in_epoch_3(*args, **kwargs):  # the validation pass of epoch 3 is cut short
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rnnlab.fitting, "_measure", ctrl_c_in_epoch_3)
+    assert main(["fit", *common, "--out", str(tmp_path / "a")]) == 130
+    err = capsys.readouterr().err
+    assert "holds epoch 2" in err and f"rnnlab fit --resume {tmp_path / 'a'}" in err
+    monkeypatch.setattr(rnnlab.fitting, "_measure", real)
+    assert main(["fit", "--resume", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main(["fit", *common, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / r / "history.json").read_text()) for r in "ab")
+    assert a["rows"] == b["rows"] and len(a["rows"]) == 4
+
+
+def test_sizes_beyond_memory_are_refused_first(tmp_path, series, capsys):
+    assert main(["fit", str(series), "--task", "forecast", "--target", "value", "--hidden", "2000000",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "memory" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("header, rows, options, words", [
     (["t", "value"], [[i, i] for i in range(50)], ["--target", "nope"], "no target column 'nope'"),
     (["t", "value"], [[i, "x"] for i in range(50)], ["--target", "value"], "value"),

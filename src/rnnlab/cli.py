@@ -423,6 +423,11 @@ def _check_fit(args) -> None:
     if problems:
         raise ValueError("; ".join(problems))
     check_out_dir(config.out)
+    steps = config.window if config.task == "forecast" else 1  # a text's length is not known before reading it
+    need = sequence_model_bytes(batch=config.batch, seq_len=steps, hidden=config.hidden, layers=config.layers,
+                                cell=config.model, features=max(config.embedding, 1))
+    require_memory(need, f"fitting (--hidden {config.hidden}, --layers {config.layers}, --batch {config.batch})",
+                   "--hidden, --layers or --batch")
 
 
 def _run_fit(args) -> int:

@@ -253,9 +253,16 @@ def _fit(config, run_dir: Path, model, train, val, data, opt, history, progress,
     log(f"rnnlab fit: a {config.layers}-layer {config.model.upper()} {kind} ({config.hidden} units, "
         f"{model.num_parameters():,} parameters) on {len(train[1])} training and {len(val[1])} validation "
         f"samples; run directory {run_dir}")
-    history = model.fit(*train, validation_data=val, epochs=config.epochs, batch_size=config.batch,
-                        optimizer=opt, seed=config.seed, early_stopping=config.patience or None,
-                        progress=progress, callbacks=[after_epoch], history=history)
+    try:
+        history = model.fit(*train, validation_data=val, epochs=config.epochs, batch_size=config.batch,
+                            optimizer=opt, seed=config.seed, early_stopping=config.patience or None,
+                            progress=progress, callbacks=[after_epoch], history=history)
+    except KeyboardInterrupt:
+        if not history.rows:
+            raise KeyboardInterrupt(f"interrupted before the first epoch ended; nothing to resume in {run_dir}") \
+                from None
+        raise KeyboardInterrupt(f"interrupted; {run_dir} holds epoch {len(history.rows)}. Continue with: "
+                                f"rnnlab fit --resume {run_dir}") from None
     if config.task == "classify":  # evaluate_run's baseline on new data: the training part's majority
         model.fit_info["majority"] = int(data.baseline_val[0])
     save(model, run_dir / MODEL)  # the best epoch's weights (early stopping restored them)
