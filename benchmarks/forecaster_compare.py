@@ -5,7 +5,7 @@
 Runs forecaster_rnnlab.py, forecaster_torch.py and forecaster_keras.py (KERAS_BACKEND=torch), each
 in a fresh process, one after another, and prints a Markdown table: code lines (no blank lines,
 comments or docstrings), wall time of the whole process (imports, data, training, save, load,
-predict), epochs run before early stopping, seconds per epoch, the validation RMSE and the
+predict), epochs run before early stopping, wall time per epoch, the validation RMSE and the
 persistence baseline's. Wall time depends on the machine and what else runs on it: the table
 says the load average next to it.
 """
@@ -82,7 +82,7 @@ def main() -> int:
             print(f"{name}: done in {wall:.1f} s", file=sys.stderr, flush=True)
     print(header)
     print()
-    print("| framework | code lines | wall s | epochs | s / epoch | val RMSE | persistence RMSE | load avg |")
+    print("| framework | code lines | wall s | epochs | wall s / epoch | val RMSE | persistence RMSE | load avg |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0
