@@ -340,6 +340,17 @@ def _val_rows(cd, X, L):
             if L[i] == cd.lengths_val[j] and np.array_equal(X[i], cd.X_val[j])]
 
 
+def test_labels_sort_numbers_numerically_and_series_read():
+    df = pd.DataFrame({"text": ["a", "b", "c", "d", "e", "f"] * 2, "label": [10, 2, 1, 10, 2, 1] * 2})
+    cd = classify_data(df, text_column="text", label_column="label", val_fraction=0.5)
+    assert cd.labels == ["1", "2", "10"]
+    series = pd.Series(np.arange(30.0), name="level")
+    fd = forecast_data(series, "level", window=3)
+    assert fd.feature_names == ["level"] and fd.X_train.shape[1:] == (3, 1)
+    frame = pd.DataFrame({0: np.arange(30.0)})                 # a column named by the integer 0
+    assert forecast_data(frame, 0, window=3).target == "0"
+
+
 def test_classify_errors_one_line(tmp_path):
     path = tmp_path / "reviews.csv"
     text_frame().to_csv(path, index=False)

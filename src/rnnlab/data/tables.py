@@ -230,6 +230,8 @@ def _as_columns(source) -> _Columns:
             return _read_arrays(p, label)
         source = _read_frame(p, label)
         return _Columns(label, _frame_columns(source))
+    if hasattr(source, "to_frame") and not hasattr(source, "columns"):  # a pandas Series
+        source = source.to_frame(name=str(source.name) if source.name is not None else "c0")
     if isinstance(source, np.ndarray):
         a = source
         return _columns_from_arrays("the array", {"c0": a} if a.ndim == 1 else {"c": a})
@@ -486,6 +488,7 @@ def forecast_data(source, target: str, features=None, window: int = 24, horizon:
     val_fraction = _check_fraction(val_fraction)
     if fillna is not None and fillna not in FILLNA_MODES:
         raise DataError(f"fillna: expected None or one of {', '.join(FILLNA_MODES)}; got {fillna!r}")
+    target = str(target)  # columns are named by str(name): a DataFrame's column 0 is "0"
     table = _as_columns(source)
     table.require(target, "target")
     if features is None:
@@ -636,6 +639,14 @@ def _label(v) -> str:
     return str(v)
 
 
+def _label_order(key: str):
+    """Numbers in numeric order (2 before 10), then any other labels alphabetically."""
+    try:
+        return (0, float(key), "")
+    except ValueError:
+        return (1, 0.0, key)
+
+
 def _row_lengths(values: np.ndarray, names, label: str, rows=None) -> np.ndarray:
     """(R, T) numbers with trailing NaN as padding -> lengths (R,); a gap inside a row is refused."""
     ok = np.isfinite(values)                                              # (R, T)
@@ -707,7 +718,7 @@ def classify_data(source, text_column: str | None = None, label_column: str | No
     tokens only the validation part (or new data) has. Without it: every column but the label is
     one time step, so each row is one sequence of numbers (N, T, 1); empty trailing cells end a
     shorter sequence; the numbers are standardised with one mean and std from the training rows.
-    Labels are compared as text and sorted: y = index into `labels`. The split is shuffled with
+    Labels are compared as text and sorted (numbers in numeric order): y = index into `labels`. The split is shuffled with
     `seed` and stratified: each class keeps about val_fraction of its rows for validation.
     """
     if label_column is None:
@@ -722,7 +733,7 @@ def classify_data(source, text_column: str | None = None, label_column: str | No
         raise DataError(f"{table.label}: label column {label_column!r} is empty at row {missing[0]} "
                         f"({len(missing)} rows without a label)")
     keys = [_label(v) for v in col]
-    labels = sorted(set(keys))
+    labels = sorted(set(keys), key=_label_order)
     if len(labels) < 2:
         raise DataError(f"{table.label}: label column {label_column!r} has a single class "
                         f"({labels[0]!r}); a classifier needs at least two")
