@@ -100,24 +100,34 @@ def test_a_fit_run_exports_and_onnxruntime_equals_predict(tmp_path, capsys):
     assert meta["model"] == "ManyToOne" and meta["preprocessing"]["labels"] == ["0", "1"]
 
 
-def test_torch_file_rebuilds_a_many_to_one_in_torch(tmp_path):
+@pytest.mark.parametrize("cell, bidirectional", [("gru", True), ("lstm", False)])
+def test_torch_file_rebuilds_in_torch_with_the_docs_lines(tmp_path, cell, bidirectional):
+    """docs/interop.md's lines for the four kinds build the modules; ManyToOne and ManyToMany as it says."""
+    import re
+    from pathlib import Path
+
     torch = pytest.importorskip("torch")
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    model = ManyToOne("gru", 3, 5, 2, num_layers=2, bidirectional=True, rng=0)
-    path = to_torch(model, tmp_path / "m.safetensors")
-    with safe_open(path, framework="np") as f:
-        modules = json.loads(f.metadata()["rnnlab"])["torch"]
-    assert set(modules) == {"rnn", "head"}
-    built = {}
-    for name, spec in modules.items():
-        spec = dict(spec)
-        built[name] = getattr(torch.nn, spec.pop("class"))(**spec)
-    net = torch.nn.ModuleDict(built)
-    net.load_state_dict(load_file(path))
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if 'spec.pop("class")' in b)
     X = np.random.default_rng(0).normal(size=(4, 6, 3)).astype(np.float32)
-    with torch.no_grad():
-        _, h = net["rnn"](torch.from_numpy(X))
-        y = net["head"](torch.cat([h[-2], h[-1]], dim=1)).numpy()
-    assert_close("torch", y, model(X), 1e-5)
+    for kind in (ManyToOne, ManyToMany):
+        model = kind(cell, 3, 5, 2, num_layers=2, bidirectional=bidirectional, rng=0)
+        path = to_torch(model, tmp_path / "model.torch.safetensors")
+        with safe_open(path, framework="np") as f:
+            meta = json.loads(f.metadata()["rnnlab"])
+        assert set(meta["torch"]) == {"rnn", "head"} and meta["model"] == kind.__name__
+        scope = {"torch": torch, "load_file": load_file, "meta": meta}
+        exec(compile(snippet.replace('"model.torch.safetensors"', repr(str(path))), "docs/interop.md", "exec"),
+             scope)  # noqa: S102 - our own documentation
+        net = scope["net"]
+        with torch.no_grad():
+            seq, h_n = net["rnn"](torch.from_numpy(X))
+            h_n = h_n[0] if cell == "lstm" else h_n
+            if kind is ManyToOne:
+                y = net["head"](torch.cat([h_n[-2], h_n[-1]], 1) if bidirectional else h_n[-1]).numpy()
+            else:
+                y = net["head"](seq).numpy()
+        assert_close(f"torch {kind.__name__} {cell}", y, model(X), 1e-5)
