@@ -303,6 +303,7 @@ def test_vocabulary_comes_from_training_rows_only():
     np.testing.assert_array_equal(X, [[0, cd.vocab.index("a"), cd.vocab.index("b")], [0, 0, 0]])
     np.testing.assert_array_equal(L, [3, 1])                 # an empty row: one unknown token
     X2, L2 = cd.encode(["zab", ""])                          # a plain list of texts
+    assert [q.tolist() for q in cd.sequences(["zab", ""])] == [X[0].tolist(), [0]]
     np.testing.assert_array_equal(X2, X)
     np.testing.assert_array_equal(L2, L)
     one_line_error(lambda: cd.encode([1, 2]), "list of strings")

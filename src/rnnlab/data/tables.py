@@ -692,6 +692,10 @@ class ClassifyData:
         """New rows (a file, a DataFrame, a list of texts) -> (X, lengths), as the training rows."""
         return self.preprocessing.encode(source)
 
+    def sequences(self, source) -> list[np.ndarray]:
+        """New rows -> the list of unpadded sequences that model.predict takes."""
+        return _unpad(*self.preprocessing.encode(source))
+
 
 def _unpad(X: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     return [x[:n] for x, n in zip(X, lengths)]
