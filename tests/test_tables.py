@@ -49,6 +49,8 @@ def test_pad_sequences_values_lengths_dtype():
     np.testing.assert_array_equal(L, [2, 1])
     X, L = pad_sequences(np.zeros((4, 3, 2)))  # a regular array: every row full length
     assert X.shape == (4, 3, 2) and (L == 3).all()
+    X, L = pad_sequences([np.ones(2, np.int32)] * 99 + [np.ones(3, np.int64)])  # many, mixed dtypes
+    assert X.shape == (100, 3) and X.dtype == np.int64 and L[-1] == 3
 
 
 @pytest.mark.parametrize("seqs, needle", [

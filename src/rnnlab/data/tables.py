@@ -18,8 +18,8 @@ CSV / Parquet files or to return a DataFrame; NumPy arrays and .npy / .npz files
 The forecasting split is by time: rows before the split point make the training windows, inputs
 and targets alike; every validation target lies at or after it. A validation window may start
 before the split point (its first W rows are context the forecaster would have seen), so the
-first validation target is the row right after the split, not W rows later. Scalers are fitted on
-the rows before the split only.
+first validation target is the split row itself, not W rows later. Scalers are fitted on the rows
+before the split only.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def pad_sequences(seqs, dtype=None, value=0) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"pad_sequences: sequence {i} is empty (length 0)")
     lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)  # (N,)
     if dtype is None:
-        dtype = np.result_type(*arrays)
+        dtype = np.result_type(*{a.dtype for a in arrays})  # distinct dtypes: few arguments
     X = np.full((len(arrays), int(lengths.max()), *tail), value, dtype=dtype)  # (N, T_max[, D])
     for i, a in enumerate(arrays):
         X[i, : a.shape[0]] = a
