@@ -1,4 +1,4 @@
-"""The `rnnlab` command: train, generate, evaluate, experiment, diagnose, demo, figures.
+"""The `rnnlab` command: train, fit, predict, generate, evaluate, export, explore, experiment, diagnose, demo, figures.
 
 The only module that knows argparse: each subcommand's options map onto a function or a
 configuration dataclass of the module that does the work.

@@ -287,13 +287,12 @@ class Inputs(Layer):
         return None
 
 
-
 class Fittable(Layer):
     """fit / predict / evaluate (rnnlab.fitting) and what they keep: `init_args` (the constructor's
     arguments, so rnnlab.save can rebuild the model), `fit_info` (the task fit saw) and
     `preprocessing` (scalers, vocabularies, label names a loader attached; saved with the model)."""
 
-    init_args: dict = {}
+    init_args: dict  # every kind sets it first thing in __init__
     fit_info: dict | None = None
     preprocessing: dict | None = None
 
