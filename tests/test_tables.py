@@ -382,3 +382,17 @@ def test_classify_errors_one_line(tmp_path):
     cd = classify_data(text_frame(), text_column="text", label_column="label")
     one_line_error(lambda: cd.preprocessing.targets(text_frame().assign(label="wow")),
                    "'wow'", "not trained on")
+
+
+def test_arrays_need_no_pandas(tmp_path, monkeypatch):
+    """pandas and pyarrow are an optional extra: arrays and .npy/.npz work without them, and a CSV
+    says what to install."""
+    np.save(tmp_path / "series.npy", np.arange(40.0))
+    pd.DataFrame({"t": np.arange(40.0)}).to_csv(tmp_path / "series.csv", index=False)
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # `import pandas` now fails
+    fd = forecast_data(tmp_path / "series.npy", "c0", window=4)
+    assert fd.X_train.shape == (28, 4, 1)
+    assert forecast_data(np.arange(40.0), "c0", window=4).X_val.shape == fd.X_val.shape
+    cd = classify_data(np.c_[np.arange(12.0), np.arange(12) % 2], label_column="c1", val_fraction=0.34)
+    assert cd.labels == ["0", "1"]
+    one_line_error(lambda: forecast_data(tmp_path / "series.csv", "t"), "pip install 'rnnlab[tables]'")
