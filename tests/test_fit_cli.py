@@ -176,6 +176,23 @@ def test_bad_tables_for_forecast(tmp_path, capsys, header, rows, options, words)
     assert not (tmp_path / "r").exists()  # nothing left behind
 
 
+def test_evaluate_gives_persistence_when_the_target_is_not_an_input(tmp_path, capsys):
+    t = np.arange(120)
+    data = _write(tmp_path / "d.csv", ["a", "b"], zip(np.round(np.sin(t / 5), 4), np.round(np.cos(t / 5), 4)))
+    run = str(tmp_path / "r")
+    assert main(["fit", str(data), "--task", "forecast", "--target", "a", "--features", "b", "--window", "5",
+                 "--epochs", "1", "--hidden", "4", "--out", run, "--no-progress"]) == 0
+    fitted = json.loads((tmp_path / "r" / "metrics.json").read_text())["baseline"]["mse"]
+    capsys.readouterr()
+    assert main(["evaluate", run, str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "persistence" in out
+    a = np.round(np.sin(t / 5), 4)
+    truth, last = a[5:], a[4:-1]  # window i reads rows i..i+4 and forecasts row i+5
+    assert f"mse {np.mean((truth - last) ** 2):.4g}" in out
+    assert fitted > 0
+
+
 def test_fillna_lets_a_gap_through(tmp_path):
     data = _write(tmp_path / "d.csv", ["t", "value"], [[i, "" if i == 7 else np.sin(i / 5)] for i in range(80)])
     assert main(["fit", str(data), "--task", "forecast", "--target", "value", "--window", "6", "--fillna",

@@ -21,6 +21,7 @@ locked while fitting, a directory that holds a run refused unless told to overwr
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -326,12 +327,14 @@ def evaluate_run(run, data) -> dict:
     if prep.__class__.__name__ == "ForecastWindows":
         X, truth = prep.windows(data, targets=True)  # truth (N, H) in the target's units
         predicted = prep.scaler_y.inverse_transform(np.asarray(model.predict(X), np.float64))
-        last = prep.scaler_x.inverse_transform(X[:, -1, :].astype(np.float64))  # the window's last row
-        if prep.target in prep.features:
-            baseline = np.repeat(last[:, [prep.features.index(prep.target)]], prep.horizon, axis=1)
+        # persistence: the target's value in each window's last row, read as a window of the target alone
+        target_only = dataclasses.replace(prep, features=[prep.target], scaler_x=prep.scaler_y)
+        X_target, _ = target_only.windows(data, targets=True)  # (N, W, 1) standardised
+        base = None
+        if len(X_target) == len(truth):  # (fillna="drop" may drop other rows for the target alone)
+            last = prep.scaler_y.inverse_transform(X_target[:, -1, 0].astype(np.float64))  # (N,)
+            baseline = np.repeat(last[:, None], prep.horizon, axis=1)
             base = {"name": "persistence (the window's last value)", **regression_metrics(baseline, truth)}
-        else:
-            base = None
         return {"task": "forecast", "windows": len(truth), "model": regression_metrics(predicted, truth),
                 "baseline": base}
     X, lengths = prep.encode(data)
