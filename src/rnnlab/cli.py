@@ -1,4 +1,4 @@
-"""The `rnnlab` command: train, generate, evaluate, experiment, diagnose, demo, figures.
+"""The `rnnlab` command: train, fit, predict, generate, evaluate, export, explore, experiment, diagnose, demo, figures.
 
 The only module that knows argparse: each subcommand's options map onto a function or a
 configuration dataclass of the module that does the work.
@@ -84,6 +84,8 @@ def _add_train(sub) -> None:
                    "text is now (its checksum must match)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (by default a "
                    "directory that holds a run is refused)")
+    p.add_argument("--force-text", action="store_true", help="train on --data as text even where its name says "
+                   "it is a table (.csv, .parquet, .npy, ...: rnnlab fit reads those as columns)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train, check=_check_train)
 
@@ -118,7 +120,19 @@ def _check_train(args) -> None:
     problems = config_problems(settings, as_flags=True)
     if problems:
         raise ValueError("; ".join(problems))
+    _refuse_table(settings.get("data"), args.force_text)
     check_out_dir(settings.get("out", TrainConfig.out))
+
+
+def _refuse_table(data, force_text: bool) -> None:
+    """A table given to the character model would train it on digits and commas: point to rnnlab fit."""
+    from .data.tables import TABLE_SUFFIXES
+
+    suffix = Path(str(data)).suffix.lower() if data else ""
+    if suffix in TABLE_SUFFIXES and suffix != ".txt" and not force_text:
+        raise ValueError(f"--data {data} looks like a table ({suffix}); rnnlab train reads text one character at a "
+                         f"time. Fit a model on its columns with: rnnlab fit {data} --task forecast --target COLUMN "
+                         f"(or --task classify --label-column COLUMN); pass --force-text to train on it as text")
 
 
 def _run_train(args) -> int:
@@ -234,7 +248,7 @@ def _run_generate_onnx(args) -> int:
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write a trained model as ONNX or as PyTorch weights",
-                       description="Export a character model: --format onnx writes a standard ONNX graph "
+                       description="Export a character model or a model of rnnlab fit: --format onnx writes a standard ONNX graph "
                                    "(ONNX's LSTM/GRU/RNN operators, a Scan for other cells, states in and out) "
                                    "that onnxruntime runs; "
                                    "--format torch writes safetensors weights under torch.nn's names, with the "
@@ -259,17 +273,24 @@ def _run_export(args) -> int:
     if args.format == "torch" and args.dtype is not None:
         raise ValueError("--dtype applies to --format onnx; a torch file keeps the model's own dtype")
     source = Path(args.checkpoint)
-    checkpoint = source / "checkpoint.safetensors" if source.is_dir() else source
-    default = checkpoint.parent / f"model.{'onnx' if args.format == 'onnx' else 'safetensors'}"
+    folder = source if source.is_dir() else source.parent
+    fit_run = _is_fit_run(source)  # a model of rnnlab fit or rnnlab.save: model.safetensors is its own file
+    checkpoint = (source / ("model.safetensors" if fit_run else "checkpoint.safetensors")) if source.is_dir() else source
+    default = folder / f"model.{'onnx' if args.format == 'onnx' else 'torch.safetensors' if fit_run else 'safetensors'}"
     out = Path(args.out) if args.out is not None else default
     check = dict(reads=[(checkpoint, "the checkpoint being exported")], overwrite=args.overwrite)
     check_output(out, **check)  # before the model is read: a refusal costs nothing
-    model, vocab, _ = load_char_model(args.checkpoint)
+    if fit_run:
+        from .saving import load
+
+        model, vocab = load(source), None
+    else:
+        model, vocab, _ = load_char_model(args.checkpoint)
     check_output(out, **check)  # again just before writing: the path may have changed meanwhile
     if args.format == "onnx":
         path = to_onnx(model, out, vocab=vocab, dtype=args.dtype or "float32")
-        print(f"{path}: ONNX (opset {OPSET}); sample it with: "
-              f"rnnlab generate --onnx {path}")
+        print(f"{path}: ONNX (opset {OPSET}); " + (f"sample it with: rnnlab generate --onnx {path}" if vocab else
+                                                   "run it with onnxruntime (docs/interop.md)"))
     else:
         path = to_torch(model, out, vocab=vocab)
         print(f"{path}: torch.nn weights with the configuration in the metadata (docs/interop.md)")
@@ -277,10 +298,13 @@ def _run_export(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="measure a model's loss on a text",
+    p = sub.add_parser("evaluate", help="measure a model's loss on a text, or a fit model's metrics on a table",
                        description="Cross-entropy of a checkpoint on the validation split (last 10%) of a "
-                                   "text, in nats and bits per character.")
+                                   "text, in nats and bits per character; for a run of rnnlab fit, "
+                                   "`rnnlab evaluate RUN DATA` prints its metrics on the table DATA beside the "
+                                   "baseline's.")
     p.add_argument("checkpoint", help="a run directory or a checkpoint .safetensors file")
+    p.add_argument("table", nargs="?", default=None, help="a run of rnnlab fit: the table to evaluate on")
     p.add_argument("--data", default=None, help="the text (default: the one the model was trained on)")
     p.add_argument("--split", choices=("val", "all"), default="val", help="last 10%% (val) or the whole text")
     p.add_argument("--batch", type=int, default=32,
@@ -298,6 +322,14 @@ def _run_evaluate(args) -> int:
     from .data.text import load_text, split_text
     from .models import load_char_model
     from .train import evaluate, fit_batch
+
+    if _is_fit_run(args.checkpoint):
+        if args.table is None:
+            raise ValueError(f"{args.checkpoint} is a run of rnnlab fit: give the table to evaluate on, "
+                             f"rnnlab evaluate {args.checkpoint} DATA")
+        return _run_evaluate_table(args)
+    if args.table is not None:
+        raise ValueError(f"{args.checkpoint} holds a character model: give its text with --data {args.table}")
 
     model, vocab, ckpt = load_char_model(args.checkpoint)
     source = args.data if args.data is not None else (ckpt.train_config or {}).get("data")
@@ -317,6 +349,148 @@ def _run_evaluate(args) -> int:
                     progress=not args.no_progress)
     print(f"{description} ({args.split}, {len(ids):,} characters): {loss:.4f} nats/char = "
           f"{loss / math.log(2):.4f} bits/char")
+    return 0
+
+
+# -- a user's own tables: fit, predict, evaluate RUN DATA ---------------------------------------------
+FIT_HELP = {
+    "task": "forecast (the next --horizon values of --target from --window rows) or classify (a class per "
+            "row, from --text-column's text or from the row's numbers)",
+    "out": "run directory: model.safetensors, history.json, metrics.json and the plots go here",
+    "target": "forecast: the column to forecast",
+    "features": "forecast: input columns, comma-separated (default: the target alone)",
+    "window": "forecast: rows read per forecast (W)",
+    "horizon": "forecast: target values forecast (H)",
+    "fillna": "forecast: what to do with missing values: ffill, zero, drop or interpolate (default: refuse them)",
+    "text_column": "classify: the column of text (without it every other column is one time step)",
+    "label_column": "classify: the column of classes",
+    "tokens": "classify: chars or (whitespace-separated) words",
+    "model": "recurrent cell, any registered one",
+    "hidden": "hidden units per layer",
+    "layers": "stacked recurrent layers",
+    "embedding": "classify on text: size of the learned token vectors",
+    "epochs": "passes over the training part",
+    "batch": "samples per step",
+    "lr": "learning rate (Adam)",
+    "seed": "seed for weights, the classify split and the batch order",
+    "val_fraction": "fraction held out for validation: the end of the series (forecast), stratified rows (classify)",
+    "patience": "stop after this many epochs without a better validation loss, keeping the best epoch (0: never)",
+}
+
+
+def _add_fit(sub) -> None:
+    from .data.tables import FILLNA_MODES
+    from .fitrun import TASKS, FitConfig
+    from .models import CELLS
+
+    p = sub.add_parser("fit", help="fit a forecaster or a classifier on your own table (CSV, Parquet, .npy/.npz)",
+                       description="Fit a many-to-one RNN on a table and report its validation metric beside the "
+                                   "obvious baseline's (persistence for a forecast, the majority class for a "
+                                   "classifier). Example: rnnlab fit sensor.csv --task forecast --target temp "
+                                   "--window 24 --out runs/temp")
+    p.add_argument("data", nargs="?", default=None, help="a CSV, TSV, Parquet, .npy or .npz file")
+    choices = {"task": TASKS, "model": CELLS, "tokens": ("chars", "words"), "fillna": FILLNA_MODES}
+    for field in fields(FitConfig):
+        if field.name == "data":
+            continue
+        default = field.default
+        kind = {"window": int, "horizon": int, "hidden": int, "layers": int, "embedding": int, "epochs": int,
+                "batch": int, "seed": int, "patience": int, "lr": float, "val_fraction": float,
+                "features": _csv(str)}.get(field.name, str)
+        p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind, choices=choices.get(field.name),
+                       default=argparse.SUPPRESS,
+                       metavar=None if field.name in choices else field.name.upper(),
+                       help=f"{FIT_HELP[field.name]} (default: {default})")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fit from its last epoch, exactly "
+                   "(--epochs may extend it; no other option)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_fit, check=_check_fit)
+
+
+def _fit_config(args):
+    from .fitrun import FitConfig
+
+    return FitConfig(data=args.data, **{f.name: getattr(args, f.name) for f in fields(FitConfig)
+                                        if f.name != "data" and hasattr(args, f.name)})
+
+
+def _check_fit(args) -> None:
+    from .fitrun import FitConfig
+
+    if args.resume is not None:
+        given = [f"--{f.name.replace('_', '-')}" for f in fields(FitConfig)
+                 if f.name not in ("data", "epochs") and hasattr(args, f.name)]
+        given += ["DATA"] * (args.data is not None) + ["--overwrite"] * args.overwrite
+        if given:
+            raise ValueError(f"--resume continues a fit with its own settings; only --epochs may be given (got "
+                             f"{', '.join(given)})")
+        return
+    if args.data is None or not hasattr(args, "task"):
+        raise ValueError("rnnlab fit needs DATA and --task forecast|classify (or --resume RUN_DIR)")
+    config = _fit_config(args)
+    problems = config.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    check_out_dir(config.out)
+    steps = config.window if config.task == "forecast" else 1  # a text's length is not known before reading it
+    need = sequence_model_bytes(batch=config.batch, seq_len=steps, hidden=config.hidden, layers=config.layers,
+                                cell=config.model, features=max(config.embedding, 1))
+    require_memory(need, f"fitting (--hidden {config.hidden}, --layers {config.layers}, --batch {config.batch})",
+                   "--hidden, --layers or --batch")
+
+
+def _run_fit(args) -> int:
+    from .fitrun import resume_fit, run_fit
+
+    if args.resume is not None:
+        resume_fit(args.resume, epochs=getattr(args, "epochs", None), progress=not args.no_progress)
+    else:
+        run_fit(_fit_config(args), overwrite=args.overwrite, progress=not args.no_progress)
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict with a model made by rnnlab fit, on a new table",
+                       description="One prediction per window (forecast: the row that ends the window and the "
+                                   "next H values) or per row (classify: the label and each class's probability), "
+                                   "as CSV.")
+    p.add_argument("run_dir", metavar="run", help="a run directory of rnnlab fit (or its model.safetensors)")
+    p.add_argument("data", help="a CSV, TSV, Parquet, .npy or .npz file with the columns the model was fit on")
+    p.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from .fitrun import predict_run
+
+    text = predict_run(args.run_dir, args.data, out=args.out)
+    if text is None:
+        print(f"predictions: {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _is_fit_run(path) -> bool:
+    """Whether `path` is a run of rnnlab fit (or a file rnnlab.save wrote), not a character model's."""
+    from .io import read_metadata
+
+    path = Path(path)
+    file = path / "model.safetensors" if path.is_dir() else path
+    if path.is_dir() and not file.exists():
+        return False
+    try:
+        config = read_metadata(file).get("model_config")
+    except CheckpointError:
+        return False
+    return isinstance(config, dict) and "kind" in config
+
+
+def _run_evaluate_table(args) -> int:
+    from .fitrun import evaluate_run, print_metrics
+
+    print_metrics(evaluate_run(args.checkpoint, args.table))
     return 0
 
 
@@ -665,7 +839,7 @@ def _run_diagnose(args) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
+COMMANDS = [_add_train, _add_fit, _add_predict, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
             _add_demo, _add_figures]
 
 

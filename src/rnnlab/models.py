@@ -309,7 +309,45 @@ class Inputs(Layer):
         return None
 
 
-class OneToOne(Layer):
+class Fittable(Layer):
+    """fit / predict / evaluate (rnnlab.fitting) and what they keep: `init_args` (the constructor's
+    arguments, so rnnlab.save can rebuild the model), `fit_info` (the task fit saw) and
+    `preprocessing` (scalers, vocabularies, label names a loader attached; saved with the model)."""
+
+    init_args: dict  # every kind sets it first thing in __init__
+    fit_info: dict | None = None
+    preprocessing: dict | None = None
+
+    def fit(self, X, y, **options):
+        """Train on (X, y); returns a History. See rnnlab.fitting.fit for every option."""
+        from .fitting import fit
+
+        return fit(self, X, y, **options)
+
+    def predict(self, X, **options):
+        """Class ids or values for X (generated ids for OneToMany and Seq2Seq)."""
+        from .fitting import predict
+
+        return predict(self, X, **options)
+
+    def predict_proba(self, X, **options):
+        """Class probabilities for X."""
+        from .fitting import predict_proba
+
+        return predict_proba(self, X, **options)
+
+    def evaluate(self, X, y, **options) -> dict:
+        """Loss and metrics on (X, y)."""
+        from .fitting import evaluate
+
+        return evaluate(self, X, y, **options)
+
+
+def _dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
+class OneToOne(Fittable):
     """One input, one output, no memory: y = W2 tanh(W1 x + b1) + b2 (the feed-forward baseline).
 
     x (*S, D) float, or ids (*S) with input_vocab -> y (*S, O). Any leading shape S: applied to a
@@ -320,6 +358,8 @@ class OneToOne(Layer):
     def __init__(self, input_size: int, hidden_size: int, output_size: int, *, input_vocab: int | None = None,
                  dtype=np.float32, rng=None):
         rng = as_generator(rng)
+        self.init_args = dict(input_size=input_size, hidden_size=hidden_size, output_size=output_size,
+                              input_vocab=input_vocab, dtype=_dtype_name(dtype))
         self.dtype = np.dtype(dtype)
         self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="OneToOne")
         hidden_size = _positive_int("OneToOne", "hidden_size", hidden_size)
@@ -343,7 +383,7 @@ class OneToOne(Layer):
         return self.inputs.backward(self.hidden.backward(da * (1 - self._a * self._a)))  # tanh' from output
 
 
-class ManyToOne(Layer):
+class ManyToOne(Fittable):
     """Reads a whole sequence, answers once from its last state: y = W h_T + b.
 
     x (B, T, D) float or ids (B, T) with input_vocab; lengths (B,) for padded batches, so h_T is
@@ -355,6 +395,9 @@ class ManyToOne(Layer):
                  input_vocab: int | None = None, num_layers: int = 1, bidirectional: bool = False,
                  dtype=np.float32, rng=None, init: str = "orthogonal"):
         rng = as_generator(rng)
+        self.init_args = dict(cell=cell, input_size=input_size, hidden_size=hidden_size, output_size=output_size,
+                              input_vocab=input_vocab, num_layers=num_layers, bidirectional=bidirectional,
+                              dtype=_dtype_name(dtype), init=init)
         self.cell = _check_cell("ManyToOne", cell)
         self.dtype = np.dtype(dtype)
         self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="ManyToOne")
@@ -365,14 +408,19 @@ class ManyToOne(Layer):
                            dtype=self.dtype, rng=rng)
         self._h_shape = None
 
-    def forward(self, x, lengths=None):
-        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, O)."""
+    def forward(self, x, lengths=None, state=None, return_state: bool = False):
+        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, O).
+
+        state: the recurrent state to start from, (L*K, B, H) [LSTM: (h, c)], as a previous call's;
+        return_state: also return the final state, (y, state), so a long series is read in pieces
+        (a forecast goes on step by step without re-reading the window)."""
         e = self.inputs(x, "x", ("batch", "time"), lookup=True)  # (B, T, D)
-        _, state = self.rnn(e, None, lengths)
-        h = _top_layer_h(state)  # (L*K, B, H)
+        _, final = self.rnn(e, state, lengths)
+        h = _top_layer_h(final)  # (L*K, B, H)
         self._h_shape = h.shape
         K = self.rnn.num_directions
-        return self.head(np.concatenate(list(h[-K:]), axis=1))  # (B, K*H) -> (B, O)
+        y = self.head(np.concatenate(list(h[-K:]), axis=1))  # (B, K*H) -> (B, O)
+        return (y, final) if return_state else y
 
     def backward(self, dy, record_flow: bool = False):
         """dy (B, O) -> dx (B, T, D), or None for ids. record_flow: keep dL/dh_t in rnn.grad_flow."""
@@ -387,7 +435,7 @@ class ManyToOne(Layer):
         return self.inputs.backward(dx)
 
 
-class ManyToMany(Layer):
+class ManyToMany(Fittable):
     """An output at every step, aligned with the input: y_t = W h_t + b.
 
     x (B, T, D) float or ids (B, T) with input_vocab; lengths (B,) -> y (B, T, O). Past a
@@ -399,6 +447,9 @@ class ManyToMany(Layer):
                  input_vocab: int | None = None, num_layers: int = 1, bidirectional: bool = False,
                  dtype=np.float32, rng=None, init: str = "orthogonal"):
         rng = as_generator(rng)
+        self.init_args = dict(cell=cell, input_size=input_size, hidden_size=hidden_size, output_size=output_size,
+                              input_vocab=input_vocab, num_layers=num_layers, bidirectional=bidirectional,
+                              dtype=_dtype_name(dtype), init=init)
         self.cell = _check_cell("ManyToMany", cell)
         self.dtype = np.dtype(dtype)
         self.inputs = Inputs(input_size, input_vocab, self.dtype, rng, who="ManyToMany")
@@ -407,11 +458,15 @@ class ManyToMany(Layer):
         self.head = Linear(self.rnn.num_directions * self.rnn.hidden_size,
                            _positive_int("ManyToMany", "output_size", output_size), dtype=self.dtype, rng=rng)
 
-    def forward(self, x, lengths=None):
-        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, T, O)."""
+    def forward(self, x, lengths=None, state=None, return_state: bool = False):
+        """x (B, T, D) or ids (B, T), lengths (B,) or None -> y (B, T, O).
+
+        state / return_state: start from a given recurrent state and also return the final one,
+        (y, state), as ManyToOne.forward: feeding a series in pieces gives the outputs of one pass."""
         e = self.inputs(x, "x", ("batch", "time"), lookup=True)  # (B, T, D)
-        h, _ = self.rnn(e, None, lengths)  # (B, T, K*H)
-        return self.head(h)  # (B, T, O)
+        h, final = self.rnn(e, state, lengths)  # (B, T, K*H)
+        y = self.head(h)  # (B, T, O)
+        return (y, final) if return_state else y
 
     def backward(self, dy, record_flow: bool = False):
         """dy (B, T, O) -> dx (B, T, D), or None for ids. record_flow: keep dL/dh_t in rnn.grad_flow."""
@@ -484,7 +539,7 @@ class Decoder(Layer):
         return out
 
 
-class OneToMany(Layer):
+class OneToMany(Fittable):
     """One input, a sequence out: the input sets the decoder's initial state, h_0 = tanh(W x + b)
     (one (B, H) block per layer; the LSTM's c_0 is 0), and the decoder emits tokens.
 
@@ -497,6 +552,9 @@ class OneToMany(Layer):
                  input_vocab: int | None = None, embedding_dim: int = 16, num_layers: int = 1,
                  dtype=np.float32, rng=None, init: str = "orthogonal"):
         rng = as_generator(rng)
+        self.init_args = dict(cell=cell, input_size=input_size, hidden_size=hidden_size, vocab_size=vocab_size,
+                              input_vocab=input_vocab, embedding_dim=embedding_dim, num_layers=num_layers,
+                              dtype=_dtype_name(dtype), init=init)
         self.cell = _check_cell("OneToMany", cell)
         self.dtype = np.dtype(dtype)
         self.num_layers = _positive_int("OneToMany", "num_layers", num_layers)
@@ -542,7 +600,7 @@ class OneToMany(Layer):
         return self.decoder.greedy(state, self._h0.shape[1], steps, start, eos)
 
 
-class Seq2Seq(Layer):
+class Seq2Seq(Fittable):
     """Encoder-decoder (Sutskever, Vinyals & Le 2014): the encoder reads the source, its final
     state (each sequence's own last step, via src_lengths) starts the decoder.
 
@@ -553,6 +611,8 @@ class Seq2Seq(Layer):
     def __init__(self, cell: str, src_vocab: int, tgt_vocab: int, hidden_size: int, *, embedding_dim: int = 32,
                  num_layers: int = 1, dtype=np.float32, rng=None, init: str = "orthogonal"):
         rng = as_generator(rng)
+        self.init_args = dict(cell=cell, src_vocab=src_vocab, tgt_vocab=tgt_vocab, hidden_size=hidden_size,
+                              embedding_dim=embedding_dim, num_layers=num_layers, dtype=_dtype_name(dtype), init=init)
         self.cell = _check_cell("Seq2Seq", cell)
         self.dtype = np.dtype(dtype)
         self.source = Inputs(embedding_dim, _positive_int("Seq2Seq", "src_vocab", src_vocab), self.dtype, rng,

@@ -393,3 +393,38 @@ def plot_state_norms(rows: list[dict], path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_figure(fig, path, dpi=110)
     return path
+
+
+# -- fit runs (rnnlab fit) --------------------------------------------------------------------------
+def plot_learning_curves(rows: list[dict], path, title: str = "fit") -> Path:
+    """Per epoch: training and validation loss (left), and the first metric beside them (right)."""
+    path = Path(path)
+    fig = new_figure(10, 4)
+    left, right = fig.subplots(1, 2)
+    epochs = [row["epoch"] for row in rows]
+    metric = next((m for m in ("accuracy", "rmse") if m in rows[0]), None)
+    for ax, key in ((left, "loss"), (right, metric)):
+        if key is None:
+            continue
+        ax.plot(epochs, [row[key] for row in rows], "o-", color="tab:blue", label="train")
+        if f"val_{key}" in rows[0]:
+            ax.plot(epochs, [row[f"val_{key}"] for row in rows], "o-", color="tab:orange", label="validation")
+        _label_axes(ax, "epoch", key, f"{title}: {key}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_forecast(true, predicted, baseline, path, title: str = "validation part") -> Path:
+    """The first forecast step of each validation window: true, the model's and persistence's."""
+    path = Path(path)
+    fig = new_figure(10, 4)
+    ax = fig.add_subplot()
+    steps = np.arange(len(true))
+    ax.plot(steps, true, color="black", lw=1.5, label="true")
+    ax.plot(steps, predicted, color="tab:blue", lw=1.2, label="predicted")
+    ax.plot(steps, baseline, color="tab:gray", lw=1, ls="--", label="persistence (last value)")
+    _label_axes(ax, "validation window", "target (its own units)", title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

@@ -24,7 +24,8 @@ import os
 import shutil
 from pathlib import Path
 
-RUN_FILES = ("config.json", "checkpoint.safetensors", "log.jsonl", "samples.txt", "loss.png", "log.aside.jsonl")
+RUN_FILES = ("config.json", "checkpoint.safetensors", "log.jsonl", "samples.txt", "loss.png", "log.aside.jsonl",
+             "model.safetensors", "history.json", "metrics.json", "learning_curves.png", "forecast.png")  # rnnlab fit's
 LOG, ASIDE, LOCK = "log.jsonl", "log.aside.jsonl", ".lock"
 
 

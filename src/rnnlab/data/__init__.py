@@ -1,4 +1,5 @@
-"""Data: text corpora, character vocabularies and truncated-BPTT batches (see `rnnlab.data.text`)."""
+"""Data: text corpora and truncated-BPTT batches (`rnnlab.data.text`); a user's own tables and
+sequences: padding, forecasting windows, labelled sequences (`rnnlab.data.tables`)."""
 from .text import (
     BUILTIN_MODULES,
     TINYSHAKESPEARE_SHA256,
@@ -12,8 +13,22 @@ from .text import (
     load_text,
     split_text,
 )
+from .tables import (
+    ClassifyData,
+    ForecastData,
+    ForecastWindows,
+    SequenceEncoder,
+    Standardizer,
+    classify_data,
+    forecast_data,
+    pad_sequences,
+    preprocessing_from_state,
+    read_table,
+)
 
 __all__ = [
     "BUILTIN_MODULES", "TINYSHAKESPEARE_SHA256", "TINYSHAKESPEARE_URL", "DataError", "Epoch",
     "TBPTTBatches", "Vocab", "builtin_corpus", "cache_dir", "load_text", "split_text",
+    "ClassifyData", "ForecastData", "ForecastWindows", "SequenceEncoder", "Standardizer",
+    "classify_data", "forecast_data", "pad_sequences", "preprocessing_from_state", "read_table",
 ]

@@ -28,7 +28,8 @@ def parts(model):
         return model.rnn, model
     if hasattr(model, "num_directions") and hasattr(model, "weight_ih_l0"):
         return model, None
-    raise TypeError(f"export takes a CharRNN or an rnnlab LSTM/GRU/RNN layer; got {type(model).__name__}")
+    raise TypeError(f"export takes a CharRNN, an rnnlab LSTM/GRU/RNN layer or one of the four kinds (OneToOne, "
+                    f"OneToMany, ManyToOne, ManyToMany); got {type(model).__name__}")
 
 
 def vocab_list(vocab, size: int | None) -> list[str] | None:

@@ -31,7 +31,8 @@ ONNX_CELLS = {
 
 # -- the graph --------------------------------------------------------------------------------------------
 def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET, use_scan: bool = False):
-    """The onnx.ModelProto of a CharRNN or a bare recurrent layer, checked by onnx.checker.
+    """The onnx.ModelProto of a CharRNN, a bare recurrent layer or one of the four kinds (kinds.py),
+    checked by onnx.checker.
 
     lstm, gru, rnn and rnn_relu become ONNX's own LSTM/GRU/RNN operators; any other registered cell
     (lstm_noforget, indrnn, your own) becomes a Scan over its step, traced from the cell's forward
@@ -39,17 +40,21 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET,
     other). dtype "float32" (the default, whatever the model's) runs everywhere; "float64" is valid
     ONNX, but onnxruntime's CPU LSTM/GRU/RNN kernels (1.32) implement float only.
     """
+    from .kinds import is_kind, kind_onnx_model
+
     onnx = require_onnx()
-    rnn, char = parts(model)
-    cell = cell_name(rnn)
-    native = cell in ONNX_CELLS and not use_scan
-    if not native:
-        check_scannable(rnn, cell)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or not 13 <= opset <= newest:  # 13: Split takes its sizes as an input
         raise ValueError(f"opset must be an integer in 13..{newest} (this onnx's newest); got {opset!r}")
+    if is_kind(model):  # OneToOne, OneToMany, ManyToOne, ManyToMany (kinds.py)
+        return kind_onnx_model(model, dtype=dtype, opset=opset, use_scan=use_scan)
+    rnn, char = parts(model)
+    cell = cell_name(rnn)
+    native = cell in ONNX_CELLS and not use_scan
+    if not native:
+        check_scannable(rnn, cell)
     chars = vocab_list(vocab, char.config.vocab_size if char else None)
     L, K, H = rnn.num_layers, rnn.num_directions, rnn.hidden_size
     states = tuple(rnn.kind.state_names)
@@ -61,26 +66,14 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET,
         inputs = [g.value("x", ["batch", "time", rnn.input_size])]
         x = "x"
     inputs += [g.value(f"{s}0", [L * K, "batch", H]) for s in states]
-    x = g.node("Transpose", [x], ["x_time_major"], perm=[1, 0, 2])  # (T, B, D): ONNX's layout 0
-    if L == 1:  # one (K, B, H) block of each initial state per layer
-        initial = {s: [f"{s}0"] for s in states}
-    else:
-        initial = {s: [f"{s}0_l{l}" for l in range(L)] for s in states}
-        for s in states:
-            g.node("Split", [f"{s}0", g.const("split_per_layer", np.full(L, K, np.int64))], initial[s], axis=0)
-    layer = _native_layer if native else _scan_layer
-    for l in range(L):  # each layer: x (T, B, D) -> (T, B, K*H), final states "{s}n_l{l}" (K, B, H)
-        x = layer(g, rnn, cell, l, x, {s: initial[s][l] for s in states})
-    y = g.node("Transpose", [x], ["y" if char is None else "h_top"], perm=[1, 0, 2])  # (B, T, K*H)
+    y = recurrent(g, rnn, native, x, "y" if char is None else "h_top")  # (B, T, K*H)
     if char is not None:  # the output layer: logits = h W^T + b
         z = g.node("MatMul", [y, g.const("head.weight_t", char.head.weight.data.T)], ["h_head"])
         g.node("Add", [z, g.const("head.bias", char.head.bias.data)], ["logits"])
         outputs = [g.value("logits", ["batch", "time", char.config.vocab_size])]
     else:
         outputs = [g.value("y", ["batch", "time", K * H])]
-    for s in states:
-        g.node("Concat", [f"{s}n_l{l}" for l in range(L)], [f"{s}n"], axis=0)
-        outputs.append(g.value(f"{s}n", [L * K, "batch", H]))
+    outputs += [g.value(f"{s}n", [L * K, "batch", H]) for s in states]
 
     what = f"character-level {cell} model" if char else f"{cell} layer"
     graph = g.helper.make_graph(g.nodes, "rnnlab_" + ("char_rnn" if char else cell), inputs, outputs, g.weights)
@@ -92,6 +85,27 @@ def onnx_model(model, *, vocab=None, dtype: str = "float32", opset: int = OPSET,
     g.helper.set_model_props(proto, {META_KEY: json.dumps(doc)})
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def recurrent(g: Graph, rnn, native: bool, x: str, out: str) -> str:
+    """The stack's nodes: x (B, T, D) -> `out` (B, T, K*H), from the initial states "{s}0"
+    (L*K, B, H) (graph inputs or values made before) to the final states "{s}n" (L*K, B, H)."""
+    L, K = rnn.num_layers, rnn.num_directions
+    states = tuple(rnn.kind.state_names)
+    cell = cell_name(rnn)
+    x = g.node("Transpose", [x], ["x_time_major"], perm=[1, 0, 2])  # (T, B, D): ONNX's layout 0
+    if L == 1:  # one (K, B, H) block of each initial state per layer
+        initial = {s: [f"{s}0"] for s in states}
+    else:
+        initial = {s: [f"{s}0_l{l}" for l in range(L)] for s in states}
+        for s in states:
+            g.node("Split", [f"{s}0", g.const("split_per_layer", np.full(L, K, np.int64))], initial[s], axis=0)
+    layer = _native_layer if native else _scan_layer
+    for l in range(L):  # each layer: x (T, B, D) -> (T, B, K*H), final states "{s}n_l{l}" (K, B, H)
+        x = layer(g, rnn, cell, l, x, {s: initial[s][l] for s in states})
+    for s in states:
+        g.node("Concat", [f"{s}n_l{l}" for l in range(L)], [f"{s}n"], axis=0)
+    return g.node("Transpose", [x], [out], perm=[1, 0, 2])  # (B, T, K*H)
 
 
 def _native_layer(g: Graph, rnn, cell: str, l: int, x: str, initial: dict) -> str:

@@ -40,7 +40,12 @@ def torch_constructors(model) -> dict:
 
 
 def to_torch(model, path, *, vocab=None) -> Path:
-    """Write the weights under torch.nn's names, with the configuration and vocabulary in the metadata."""
+    """Write the weights under torch.nn's names, with the configuration and vocabulary in the metadata
+    (one of the four kinds: the torch.nn modules to build, by name; kinds.py)."""
+    from .kinds import is_kind, kind_to_torch
+
+    if is_kind(model):
+        return kind_to_torch(model, path)
     rnn, char = parts(model)
     doc = {"format": TORCH_FORMAT, "version": FORMAT_VERSION, "model": "CharRNN" if char else type(rnn).__name__,
            "cell": cell_name(rnn), "model_config": char.config.to_dict() if char else layer_config(rnn),
