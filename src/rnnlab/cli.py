@@ -1,4 +1,4 @@
-"""The `rnnlab` command: train, generate, evaluate, experiment, diagnose, demo, figures.
+"""The `rnnlab` command: train, generate, evaluate, experiment, diagnose, demo, figures, lecture.
 
 The only module that knows argparse: each subcommand's options map onto a function or a
 configuration dataclass of the module that does the work.
@@ -393,6 +393,29 @@ def _run_explore(args) -> int:
     return 0
 
 
+def _add_lecture(sub) -> None:
+    p = sub.add_parser("lecture", help="copy the lecture's notebook (Italian or English) for a class",
+                       description="Write the lecture as a Jupyter notebook (figures, demos, the explore page and "
+                                   "small trainings, with exercises) into --out, and a static HTML rendering where "
+                                   "nbconvert is installed. Open it with `jupyter lab lezione.ipynb`.")
+    p.add_argument("--lang", choices=("it", "en"), default="it", help="it: lezione.ipynb (default); en: lecture.ipynb")
+    p.add_argument("--out", default=".", help="folder to write into (default: the current one)")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the same name in --out")
+    p.add_argument("--execute", action="store_true", help="run the notebook first (about a minute; needs "
+                   "rnnlab[lecture]), so the copy and its HTML carry every figure and output")
+    p.add_argument("--no-html", dest="html", action="store_false", help="write the notebook only")
+    p.set_defaults(run=_run_lecture)
+
+
+def _run_lecture(args) -> int:
+    from .lecture import copy_lecture
+
+    for path in copy_lecture(args.lang, args.out, overwrite=args.overwrite, html=args.html,
+                             execute_first=args.execute, log=lambda line: print(line, file=sys.stderr)):
+        print(path)
+    return 0
+
+
 # -- rnnlab experiment ---------------------------------------------------------------------------
 def _csv(kind):
     def parse(text: str):
@@ -636,7 +659,7 @@ def _run_diagnose(args) -> int:
 
 
 COMMANDS = [_add_train, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
-            _add_demo, _add_figures]
+            _add_demo, _add_figures, _add_lecture]
 
 
 # -- checks that run before any work ---------------------------------------------------------------
