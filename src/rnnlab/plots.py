@@ -1,4 +1,4 @@
-"""Plots written to files with matplotlib's Agg backend (no display needed)."""
+"""Plots as figures that need no display: written to files, or drawn inline in Jupyter (rnnlab.display)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 
 
 def new_figure(width: float = 8, height: float = 4.5):
-    """A figure that never needs a display (no pyplot state, no GUI backend)."""
-    from matplotlib.figure import Figure
+    """A figure that never needs a display (no pyplot state, no GUI backend) and shows inline in Jupyter."""
+    from .display import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -49,10 +49,10 @@ def _fit(model, spec: RunSpec, step_loss: Callable[[int], float], progress: bool
     params = model.parameters()
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..display import progress_bar
 
         T = "" if spec.T is None else f" T={spec.T}"
-        bar = tqdm(total=spec.steps, desc=f"{spec.experiment} {spec.cell}{T}", unit="step", leave=False,
+        bar = progress_bar(total=spec.steps, desc=f"{spec.experiment} {spec.cell}{T}", unit="step", leave=False,
                    dynamic_ncols=True, mininterval=0.5)
 
     def callback(row):
