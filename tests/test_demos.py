@@ -132,3 +132,48 @@ def test_task_model_reads_last_step_or_every_step():
     assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
     every = task_model(PROBLEMS["sine"], "gru", 4, rng=0)
     assert isinstance(every, ManyToMany) and every(x[..., :1]).shape == (3, 5, 1)
+
+
+# -- one-to-many and the cost of BPTT ---------------------------------------------------------------
+def test_one_to_many_writes_every_word_from_its_first_letter(tmp_path):
+    from rnnlab.display import Figure
+
+    lines = []
+    result = demos.one_to_many(out=tmp_path, formats=("png",), log=lines.append)
+    assert result.correct == len(result.words) == len(demos.WORDS_BY_LETTER)
+    assert all(result.written[w[0]] == w for w in result.words)
+    assert result.p_letter.shape == (len(result.words), max(map(len, result.words)) + 1)
+    assert result.losses[-1] < 0.05 * result.losses[0]
+    assert isinstance(result.figure, Figure) and names(result.paths) == ["one_to_many.png"]
+    assert result.summary == "\n".join(lines) and f"{len(result.words)} of {len(result.words)} words" in lines[1]
+
+
+def test_one_to_many_needs_one_word_per_first_letter():
+    with pytest.raises(ValueError, match="start with a different letter"):
+        demos.one_to_many(words=("neve", "nero"), log=None)
+
+
+def test_bptt_cost_full_grows_with_T_truncated_stays_flat(tmp_path):
+    result = demos.bptt_cost(lengths=(10, 20, 40, 80), window=10, hidden=16, batch=4, repeats=1, out=tmp_path,
+                             formats=("png",), log=None)
+    rows = {r["T"]: r for r in result.rows}
+    full = [rows[T]["full_mb"] for T in (10, 20, 40, 80)]
+    truncated = [rows[T]["truncated_mb"] for T in (10, 20, 40, 80)]
+    assert all(b > a for a, b in zip(full, full[1:])) and full[-1] > 4 * full[0]  # activations kept per step
+    assert max(truncated) < 1.2 * min(truncated) and truncated[-1] < full[-1] / 4   # one chunk's at a time
+    assert rows[10]["missed"] < 1e-6 < rows[20]["missed"]   # T = k: the same gradient; beyond: cut terms
+    assert all(r[key] > 0 for r in result.rows for key in ("full_ms", "truncated_ms", "truncated_total_ms"))
+    assert names(result.paths) == ["bptt_cost.png"] and "T = 80" in result.summary
+
+
+def test_cli_new_demos_run_and_refuse_bad_lengths(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    assert run(["demo", "one-to-many", "--steps", "5", "--hidden", "8", "--out", str(tmp_path), "--format", "png"]) == 0
+    assert run(["demo", "bptt-cost", "--seq-len", "8", "--seq-len", "16", "--window", "8", "--hidden", "8",
+                "--batch", "2", "--out", str(tmp_path), "--format", "png"]) == 0
+    printed = capsys.readouterr().out
+    assert "rnnlab demo one-to-many" in printed and "rnnlab demo bptt-cost" in printed
+    assert {"one_to_many.png", "bptt_cost.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert main(["demo", "bptt-cost", "--seq-len", "0"]) != 0
+    assert "--seq-len must be an integer >= 1" in capsys.readouterr().err

@@ -379,3 +379,55 @@ def plot_state_norms(rows: list[dict], path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def plot_one_to_many(words, written: dict, p_letter: np.ndarray, losses):
+    """Left: the training loss. Right: one row per word, from its first letter (the one input): each
+    letter it must write, shaded by the probability the trained model gives it."""
+    fig = new_figure(11, 0.32 * len(words) + 1.6)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
+    left.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue", label="all words, teacher forcing")
+    _label_axes(left, "training step", "cross-entropy (nats per letter)", "training", ylog=True)
+    n, U = p_letter.shape
+    right.imshow(p_letter, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    for row, word in enumerate(words):
+        for t, c in enumerate(word + "$"):
+            right.text(t, row, c, ha="center", va="center", fontsize=10,
+                       color="white" if p_letter[row, t] > 0.6 else "black")
+        ok = written[word[0]] == word
+        right.text(U - 0.4, row, f"writes {written[word[0]]!r}" + ("" if ok else "  (wrong)"), va="center",
+                   fontsize=9, color="black" if ok else "tab:red")
+    right.set_yticks(np.arange(n), [f"{w[0]} ->" for w in words])
+    right.set_xticks(np.arange(U), [str(t + 1) for t in range(U)])
+    right.set_xlim(-0.5, U + 3.5)
+    right.set_xlabel("letter written (step)")
+    right.set_title("one input, one word out (shade: probability of the right letter; $ = end)", fontsize=10)
+    for side in ("top", "right"):
+        right.spines[side].set_visible(False)
+    return fig
+
+
+def plot_bptt_cost(rows: list[dict], window: int, title: str | None = None):
+    """Time and peak memory of one weight update against T, full vs truncated BPTT, and the share of
+    the full gradient that truncation misses."""
+    T = [r["T"] for r in rows]
+    fig = new_figure(13, 4.2)
+    axes = fig.subplots(1, 3)
+    full, trunc = dict(color="tab:red", marker="o", label="full BPTT"), \
+        dict(color="tab:blue", marker="s", label=f"truncated, k = {window}")
+    axes[0].plot(T, [r["full_ms"] for r in rows], **full)
+    axes[0].plot(T, [r["truncated_ms"] for r in rows], **trunc)
+    axes[0].plot(T, [r["truncated_total_ms"] for r in rows], color="tab:blue", ls=":",
+                 label="truncated, all T/k updates")
+    _label_axes(axes[0], "T (time steps)", "ms per weight update", "time")
+    axes[1].plot(T, [r["full_mb"] for r in rows], **full)
+    axes[1].plot(T, [r["truncated_mb"] for r in rows], **trunc)
+    _label_axes(axes[1], "T (time steps)", "peak memory (MB)", "memory")
+    axes[2].plot(T, [100 * r["missed"] for r in rows], color="tab:blue", marker="s",
+                 label="||g_full - g_truncated|| / ||g_full||")
+    _label_axes(axes[2], "T (time steps)", "% of the gradient", "what truncation no longer sees")
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+    if title:
+        fig.suptitle(title)
+    return fig
