@@ -46,13 +46,18 @@ def execute(notebook_bytes: bytes, cwd: Path, timeout: int = EXECUTE_TIMEOUT) ->
     return nbformat.writes(nb).encode("utf-8")
 
 
-def to_html(notebook_bytes: bytes) -> bytes:
-    """The notebook rendered as one static HTML page (nbconvert's lab template)."""
+def to_html(notebook_bytes: bytes, mathjax_url: str | None = None) -> bytes:
+    """The notebook rendered as one static HTML page (nbconvert's lab template). The formulas are
+    typeset by MathJax from nbconvert's CDN, or from `mathjax_url` (a local copy, for offline use)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.reads(notebook_bytes.decode("utf-8"), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    options = {"language_code": nb.metadata.get("language", "en")}  # <html lang=...>: it or en
+    if mathjax_url is not None:
+        options["mathjax_url"] = mathjax_url
+    exporter = HTMLExporter(**options)
+    body, _ = exporter.from_notebook_node(nb)
     return body.encode("utf-8")
 
 
