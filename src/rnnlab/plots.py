@@ -302,24 +302,51 @@ def plot_experiment(rows: list[dict], path, title: str, neurone: bool = False) -
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if neurone:
-        firsts = [runs[0] for runs in groups.values()]
-        ax = axes[1]
-        base = firsts[0]["positions"]
-        t = np.arange(len(base))
-        width = 0.8 / len(firsts)
-        for i, r in enumerate(firsts):
-            ax.bar(t - 0.4 + width * (i + 0.5), [p["p_next"] for p in r["positions"]], width,
-                   color=f"C{i}", label=f"{r['model']}: P(next)")
-        ax.step(t, [p["bayes_current_char"] for p in base], where="mid", color="k", ls="--",
-                label="Bayes: current char only")
-        ax.step(t, [p["bayes_prefix"] for p in base], where="mid", color="k", ls=":", label="Bayes: whole prefix")
-        ax.set_xticks(t, [f"{p['reads']}->{p['next']}" for p in base])
-        ax.set_ylim(0, 1.05)
-        ax.set_title('reading "neurone": probability of the right next character', fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        neurone_panel(axes[1], [runs[0] for runs in groups.values()])
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+NEURONE_CAPTION = ("Each bar shows how sure a network is of the letter that really comes next, and each line "
+                   "the most that any network could be, knowing only the current letter (dashed) or every letter "
+                   "so far (solid).")
+
+
+def neurone_panel(ax, rows: list[dict]) -> None:
+    """Reading "neurone": each model's P(right next letter) as bars, against the most any model can
+    give it from the current letter alone (dashed) and from the whole prefix (solid), on one axis."""
+    from .data.tasks import neurone_data
+
+    best = neurone_data().best_probability_per_position("neurone")
+    t = np.arange(len(best.inputs))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        x = t - 0.4 + width * (i + 0.5)
+        p = [q["p_next"] for q in r["positions"]]
+        name = "feed-forward net (one letter)" if r["model"] == "ff" else f"{r['model'].upper()} (all letters so far)"
+        ax.bar(x, p, width, color=f"C{i}", label=name)
+        for xi, pi in zip(x, p):
+            ax.text(xi, pi + 0.015, f"{pi:.2f}", ha="center", va="bottom", fontsize=7)
+    for values, style, label in ((best.current_char, "--", "best possible from the current letter"),
+                                 (best.prefix, "-", "best possible from all letters so far")):
+        ax.hlines(values, t - 0.45, t + 0.45, colors="k", linestyles=style, lw=1.6, label=label)
+    ax.set_xticks(t, [f"{a}->{b}" for a, b in zip(best.inputs, best.targets)])
+    ax.set_xlabel("reads -> must predict ('^' start, '$' end)")
+    ax.set_ylabel("probability of the right next letter")
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_title('reading "neurone": how sure each network is of the right next letter', fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
+
+
+def plot_neurone(rows: list[dict]):
+    """The neurone chart alone (rows: one per model, as `rnnlab experiment neurone` returns them),
+    with its one-sentence caption underneath."""
+    fig = new_figure(9, 5)
+    neurone_panel(fig.add_subplot(), rows)
+    fig.supxlabel(NEURONE_CAPTION, fontsize=9, wrap=True)
+    return fig
 
 
 def plot_horizon(rows: list[dict], path) -> Path:
