@@ -21,7 +21,7 @@ and GRUs in NumPy with hand-written backpropagation. The demos also save their p
 """),
 ("code", r"""
 import numpy as np
-from IPython.display import Image, display
+from IPython.display import Image
 
 import rnnlab
 from rnnlab import demos, figures
@@ -273,8 +273,7 @@ vectors): once without clipping, once with it.
 """),
 ("code", r"""
 exploding = demos.run_exploding(steps=600, out=FOLDER, formats=("png",))   # steps=2000 for a full training run
-for path in exploding.paths:
-    display(Image(filename=path))
+Image(filename=exploding.paths[0])   # FOLDER also holds exploding_flow_heatmap.png
 """),
 ("md", r"""
 ### Vanishing gradients
@@ -318,10 +317,15 @@ output at the current step (output gate).
 figures.lstm_cell()
 """),
 ("md", r"""
-As formulas, with $\sigma$ the sigmoid and $\odot$ the element-wise product:
+The equations are on the right of the figure, in PyTorch's names: $W_{ii}$ weighs the input in gate
+$i$, $W_{hi}$ the previous state, and so on; $\sigma$ is the sigmoid and $\odot$ the element-wise
+product. The heart of the cell is the last two lines:
 
-$$i_t = \sigma(W_i [x_t, h_{t-1}] + b_i), \quad f_t = \sigma(W_f [x_t, h_{t-1}] + b_f), \quad o_t = \sigma(W_o [x_t, h_{t-1}] + b_o)$$
-$$g_t = \tanh(W_g [x_t, h_{t-1}] + b_g), \qquad c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
+$$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c')$$
+
+The forget gate $f$ decides how much of the old memory $c$ to keep, the input gate $i$ how much of the
+new candidate $g$ to write, and the output gate $o$ how much of the memory to show the outside world,
+in $h'$.
 
 The gates of an LSTM use a sigmoid, so their output lies between zero (gate closed) and one (gate
 open). Let's train a small LSTM on the ten words from before (a few seconds) and watch its gates as it

@@ -21,7 +21,7 @@ vengono salvate anche nella cartella `figure_lezione/`, pronte per le slide.
 """),
 ("code", r"""
 import numpy as np
-from IPython.display import Image, display
+from IPython.display import Image
 
 import rnnlab
 from rnnlab import demos, figures
@@ -277,8 +277,7 @@ ortogonale (che quindi allunga i vettori): una volta senza clipping e una volta 
 """),
 ("code", r"""
 esplosione = demos.run_exploding(steps=600, out=CARTELLA, formats=("png",))   # steps=2000 per un addestramento completo
-for path in esplosione.paths:
-    display(Image(filename=path))
+Image(filename=esplosione.paths[0])   # in CARTELLA c'è anche exploding_flow_heatmap.png
 """),
 ("md", r"""
 ### Vanishing gradients
@@ -322,10 +321,14 @@ lasciarla influire sull'uscita al passo attuale (output gate).
 figures.lstm_cell()
 """),
 ("md", r"""
-In formule, con $\sigma$ la sigmoide e $\odot$ il prodotto elemento per elemento:
+Le equazioni sono a destra nella figura, con i nomi di PyTorch: $W_{ii}$ pesa l'ingresso nella porta
+$i$, $W_{hi}$ lo stato precedente, e così via; $\sigma$ è la sigmoide e $\odot$ il prodotto elemento per
+elemento. Il cuore della cella sono le ultime due righe:
 
-$$i_t = \sigma(W_i [x_t, h_{t-1}] + b_i), \quad f_t = \sigma(W_f [x_t, h_{t-1}] + b_f), \quad o_t = \sigma(W_o [x_t, h_{t-1}] + b_o)$$
-$$g_t = \tanh(W_g [x_t, h_{t-1}] + b_g), \qquad c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
+$$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c')$$
+
+La forget gate $f$ decide quanto della vecchia memoria $c$ tenere, la input gate $i$ quanto del nuovo
+candidato $g$ scrivere, la output gate $o$ quanto della memoria mostrare all'esterno, in $h'$.
 
 Le porte di una LSTM hanno un'attivazione sigmoidale: la loro uscita va da zero (porta chiusa) a uno
 (porta aperta). Addestriamo una piccola LSTM sulle dieci parole di prima (pochi secondi) e guardiamo

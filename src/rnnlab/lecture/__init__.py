@@ -46,6 +46,17 @@ def execute(notebook_bytes: bytes, cwd: Path, timeout: int = EXECUTE_TIMEOUT) ->
     return nbformat.writes(nb).encode("utf-8")
 
 
+def _folded(cell):
+    """A code cell hidden in Jupyter (a solution) as HTML's equivalent: a closed <details> holding the
+    code and its printed output, so the static page does not give the answer away either."""
+    import nbformat
+
+    printed = "".join(out.get("text", "") for out in cell.get("outputs", []) if out.output_type == "stream")
+    title = cell.source.splitlines()[0].lstrip("# ") if cell.source.startswith("#") else "code"
+    body = f"```python\n{cell.source}\n```\n" + (f"\n```\n{printed.rstrip()}\n```\n" if printed else "")
+    return nbformat.v4.new_markdown_cell(f"<details>\n<summary>{title}</summary>\n\n{body}\n</details>")
+
+
 def to_html(notebook_bytes: bytes, mathjax_url: str | None = None) -> bytes:
     """The notebook rendered as one static HTML page (nbconvert's lab template). The formulas are
     typeset by MathJax from nbconvert's CDN, or from `mathjax_url` (a local copy, for offline use)."""
@@ -53,6 +64,7 @@ def to_html(notebook_bytes: bytes, mathjax_url: str | None = None) -> bytes:
     from nbconvert import HTMLExporter
 
     nb = nbformat.reads(notebook_bytes.decode("utf-8"), as_version=4)
+    nb.cells = [_folded(cell) if cell.metadata.get("jupyter", {}).get("source_hidden") else cell for cell in nb.cells]
     options = {"language_code": nb.metadata.get("language", "en")}  # <html lang=...>: it or en
     if mathjax_url is not None:
         options["mathjax_url"] = mathjax_url
