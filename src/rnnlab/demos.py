@@ -50,11 +50,27 @@ def check_positive_float(**values):
 
 
 def _write(fig, out, name, formats) -> list[Path]:
-    return plots.save_figure(fig, Path(out) / name, formats)
+    """The figure's files under `out` (none when out is None: a notebook shows result.figures)."""
+    return [] if out is None else plots.save_figure(fig, Path(out) / name, formats)
 
 
 def _fmt(value: float) -> str:
     return f"{value:.2g}" if value != 0 else "0"
+
+
+def _progress(progress: bool | None, total: int, desc: str):
+    """A bar (rnnlab.display) when asked, or by default inside a notebook, where a silent cell looks frozen."""
+    from .display import in_notebook, progress_bar
+
+    if progress is None:
+        progress = in_notebook()
+    return progress_bar(total=total, desc=desc, leave=False) if progress else None
+
+
+def _say(log, lines: list[str]) -> None:
+    if log is not None:
+        for line in lines:
+            log(line)
 
 
 # -- demo: exploding gradients ----------------------------------------------------------------------
@@ -67,11 +83,23 @@ class ExplodingResult:
     test_loss: float                        # clipped model on held-out data
     baseline: float                         # persistence forecast on the same data
     paths: list[Path] = field(default_factory=list)
+    summary: str = ""                       # what it printed
+    figures: dict = field(default_factory=dict)  # name -> rnnlab.display.Figure (inline in a notebook)
+
+    @property
+    def blowup_step(self) -> int | None:
+        """The step whose loss or gradient norm is no longer finite (None: no blow-up)."""
+        last = self.unclipped[-1]
+        return None if math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]) else last["step"]
+
+    def first_step_above(self, norm: float) -> int | None:
+        """The first step of the unclipped run whose gradient norm exceeds `norm`."""
+        return next((r["step"] for r in self.unclipped if r["grad_norm"] > norm), None)
 
 
 def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: float = 2.0, lr: float = 0.2,
                   clip: float = 1.0, seed: int = 0, out="demos", formats=FORMATS, record_every: int = 50,
-                  log=print) -> ExplodingResult:
+                  progress: bool | None = None, log=print) -> ExplodingResult:
     """A tanh RNN with W_hh = gain x orthogonal learns sine forecasting by plain SGD, twice:
     without clipping (the loss blows up to inf/nan) and with clipping by norm (it trains)."""
     check_positive(steps=steps, seq_len=seq_len, hidden=hidden, record_every=record_every)
@@ -88,17 +116,24 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     def train(model, clip_value, callback=None):
         params = model.parameters()
         data = np.random.default_rng([seed, 1])  # both runs see the same batches
+        bar = _progress(progress, steps, "with clipping" if clip_value else "without clipping")
 
         def loss_and_backward(step):
             x, y = problem.make(32, seq_len, data)
             out = model(x)
             loss, dout = problem.loss(out, y)
             model.backward(dout)
+            if bar is not None:
+                bar.update(1)
             return loss
 
-        with np.errstate(over="ignore", invalid="ignore"):
-            return optimize(params, loss_and_backward, SGD(params, lr=lr), steps, clip=clip_value,
-                            on_nonfinite="stop", callback=callback)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return optimize(params, loss_and_backward, SGD(params, lr=lr), steps, clip=clip_value,
+                                on_nonfinite="stop", callback=callback)
+        finally:
+            if bar is not None:
+                bar.close()
 
     probe_x, probe_y = problem.make(64, seq_len, np.random.default_rng([seed, 2]))
     model = build()
@@ -128,8 +163,10 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
         f"T = {seq_len} steps, by plain gradient descent (SGD, lr {lr:g}).",
         f"- At the start, {at_start.reason}.",
     ]
+    million = next((r for r in unclipped if r["grad_norm"] > 1e6), None)
     if not (math.isfinite(blew["loss"]) and math.isfinite(blew["grad_norm"])):
-        lines.append(f"- Without clipping: the total gradient norm goes from {norms[0]:.3g} at step 1 to "
+        past = f" past 1e6 at step {million['step']} ({million['grad_norm']:.3g})" if million else ""
+        lines.append(f"- Without clipping: the total gradient norm goes from {norms[0]:.3g} at step 1{past} up to "
                      f"{finite.max():.3g}, and at step {blew['step']} the loss is {_fmt(blew['loss'])} and the "
                      f"gradient norm {_fmt(blew['grad_norm'])}: training blew up ({verdict_unclipped.kind}: "
                      f"{verdict_unclipped.reason.split(': ', 1)[1]}).")
@@ -144,17 +181,19 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     lines.append(f"- Meanwhile the recurrence was tamed: the gradient changes x{at_start.rate:.3g} per step "
                  f"going back at the start, x{end_rate:.3g} after training.")
     title = f"tanh RNN, W_hh = {gain:g} x orthogonal, SGD lr {lr:g}"
-    paths = _write(plots.plot_clipping({"without clipping": unclipped, f"with clipping (norm {clip:g})": clipped},
-                                       clip, title=title, baseline=baseline, xlog=True, loss_cap=1e3,
-                                       baseline_label="'next = this one'"), out,
-                    "exploding_clipping", formats)
-    paths += _write(plots.plot_flow_heatmap(recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
-                                            title="with clipping: gradient from the last step's loss, over "
-                                                  "training"), out, "exploding_flow_heatmap", formats)
-    lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
-    for line in lines:
-        log(line)
-    return ExplodingResult(unclipped, clipped, at_start, verdict_unclipped, float(test_loss), float(baseline), paths)
+    figures = {
+        "exploding_clipping": plots.plot_clipping(
+            {"without clipping": unclipped, f"with clipping (norm {clip:g})": clipped}, clip, title=title,
+            baseline=baseline, xlog=True, loss_cap=1e3, baseline_label="'next = this one'"),
+        "exploding_flow_heatmap": plots.plot_flow_heatmap(
+            recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
+            title="with clipping: gradient from the last step's loss, over training")}
+    paths = [path for name, fig in figures.items() for path in _write(fig, out, name, formats)]
+    if paths:
+        lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
+    _say(log, lines)
+    return ExplodingResult(unclipped, clipped, at_start, verdict_unclipped, float(test_loss), float(baseline), paths,
+                           "\n".join(lines), figures)
 
 
 # -- demo: vanishing gradients ----------------------------------------------------------------------
@@ -163,6 +202,8 @@ class VanishingResult:
     verdicts: dict[str, dg.Verdict]         # "RNN", "GRU", "LSTM", "LSTM, PyTorch init" (+ "LSTM, no forget gate")
     flows: dict[str, dg.StepNorms]          # the gradient of the last step's loss, per model
     paths: list[Path] = field(default_factory=list)
+    summary: str = ""                       # what it printed
+    figure: object = None                   # rnnlab.display.Figure (inline in a notebook)
 
 
 def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batch: int = 32, init: str = "orthogonal",
@@ -246,25 +287,10 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
                                                  f"({source}, T = {seq_len}, at initialization)",
                                    ylabel="||dL_T/dh_t||", floor=fraction)
     paths = _write(fig, out, "vanishing_rnn_gru_lstm", formats)
-    lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
-    for line in lines:
-        log(line)
-    return VanishingResult(verdicts, flows, paths)
-
-
-def _progress(progress: bool | None, total: int, desc: str):
-    """A bar (rnnlab.display) when asked, or by default inside a notebook, where a silent cell looks frozen."""
-    from .display import in_notebook, progress_bar
-
-    if progress is None:
-        progress = in_notebook()
-    return progress_bar(total=total, desc=desc, leave=False) if progress else None
-
-
-def _say(log, lines: list[str]) -> None:
-    if log is not None:
-        for line in lines:
-            log(line)
+    if paths:
+        lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
+    _say(log, lines)
+    return VanishingResult(verdicts, flows, paths, "\n".join(lines), fig)
 
 
 # -- demo: one-to-many ------------------------------------------------------------------------------
