@@ -235,6 +235,13 @@ def test_readme_neurone_numbers_are_the_experiments(tmp_path):
     assert f"{rnn['positions'][after_u]['p_next']:.2f}" == p_rnn
     assert (f"{ff['value']:.3f}", f"{rnn['value']:.3f}") == (acc_ff, acc_rnn)
     assert (f"{ff['baseline']:.3f}", f"{rnn['baseline']:.3f}") == (acc_ff, acc_rnn)  # "each exactly its Bayes limit"
+    # EXPERIMENTS.md prints the same run's table, position by position
+    from pathlib import Path
+
+    from rnnlab.experiments import format_neurone
+
+    table = [line for line in format_neurone([ff, rnn]).splitlines() if line.startswith("|")]
+    assert "\n".join(table) in (Path(__file__).resolve().parents[1] / "EXPERIMENTS.md").read_text(encoding="utf-8")
 
 
 def test_readme_bptt_cost_and_one_to_many_numbers_are_the_demos():

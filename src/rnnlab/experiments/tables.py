@@ -105,4 +105,4 @@ def format_neurone(rows: list[dict]) -> str:
     render = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join(["Reading \"neurone\" one character at a time:", "", render(head), rule] +
-                     [render(line) for line in lines] + ["", NEURONE_CAPTION])
+                     [render(line) for line in lines] + ["", "In the plot: " + NEURONE_CAPTION])
