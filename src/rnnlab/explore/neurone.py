@@ -42,7 +42,7 @@ class SequenceView:
         return self.model.parameters()
 
 
-def train_neurone(seed: int = 0, steps: int | None = None):
+def train_neurone(seed: int = 0, steps: int | None = None, progress: bool = False):
     """(feed-forward OneToOne, RNN as a SequenceView, vocab), trained by the experiment's own runner code."""
     experiment = EXPERIMENTS["neurone"]
     data = tasks.neurone_data()
@@ -50,15 +50,15 @@ def train_neurone(seed: int = 0, steps: int | None = None):
     for cell in (FF, "rnn"):
         spec = RunSpec("neurone", cell, None, experiment.hidden, steps or experiment.steps, experiment.batch,
                        experiment.lr, seed)
-        model, _, _ = fit_neurone(spec, data)
+        model, _, _ = fit_neurone(spec, data, progress)
         models.append(model.eval())
     return models[0], SequenceView(models[1]), Vocab.from_list(data.vocab)
 
 
-def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
+def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True, progress: bool = False):
     """(html, data, live models): the RNN reading "^neurone", the feed-forward net's top 5 beside it,
     and, above, the ten words with both models' predictions (static HTML, readable without a server)."""
-    ff, rnn, vocab = train_neurone(seed, steps)
+    ff, rnn, vocab = train_neurone(seed, steps, progress)
     text = "^" + WORD
     data = page_data(rnn, vocab, text, "RNN (rnnlab experiment neurone)", features="prose", window=len(text))
     ff_logp = log_softmax(np.asarray(ff(vocab.encode(text)[None, :])[0], np.float64))  # (T, V)

@@ -52,7 +52,9 @@ def explore(run=None, compare_run=None, *, neurone: bool = False, text: str | No
     if neurone:
         if run is not None or compare_run is not None:
             raise ValueError("neurone=True trains its own two models; give no run with it")
-        page, data, _ = neurone_page(seed=seed, live=False)
+        from ..display import in_notebook
+
+        page, data, _ = neurone_page(seed=seed, live=False, progress=in_notebook())  # a bar while it trains
         return ExplorePage(page, data, height)
     if run is None:
         raise ValueError("give a run directory or checkpoint, a trained model (with .model and .vocab), "
