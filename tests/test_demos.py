@@ -144,6 +144,8 @@ def test_one_to_many_writes_every_word_from_its_first_letter(tmp_path):
     assert all(result.written[w[0]] == w for w in result.words)
     assert result.p_letter.shape == (len(result.words), max(map(len, result.words)) + 1)
     assert result.losses[-1] < 0.05 * result.losses[0]
+    right = {step: sum(written[w[0]] == w for w in result.words) for step, written in result.snapshots.items()}
+    assert list(right) == [5, 10, 20, 100] and right[5] < right[100] and result.snapshots[100] == result.written
     assert isinstance(result.figure, Figure) and names(result.paths) == ["one_to_many.png"]
     assert result.summary == "\n".join(lines) and f"{len(result.words)} of {len(result.words)} words" in lines[1]
 

@@ -401,7 +401,7 @@ def _add_lecture(sub) -> None:
     p.add_argument("--lang", choices=("it", "en"), default="it", help="it: lezione.ipynb (default); en: lecture.ipynb")
     p.add_argument("--out", default=".", help="folder to write into (default: the current one)")
     p.add_argument("--overwrite", action="store_true", help="replace files of the same name in --out")
-    p.add_argument("--execute", action="store_true", help="run the notebook first (about a minute; needs "
+    p.add_argument("--execute", action="store_true", help="run the notebook first (a minute or two; needs "
                    "rnnlab[lecture]), so the copy and its HTML carry every figure and output")
     p.add_argument("--no-html", dest="html", action="store_false", help="write the notebook only")
     p.set_defaults(run=_run_lecture)
@@ -586,7 +586,7 @@ def _add_demo(subparsers) -> None:
     o = demos.add_parser("one-to-many", help="one input, a sequence out: a word written from its first letter",
                          description="A OneToMany GRU reads one letter and writes the whole word that starts with "
                                      "it, feeding back each letter it writes; trained in seconds on 18 words.")
-    o.add_argument("--steps", type=int, default=150, help="Adam steps (default: 150)")
+    o.add_argument("--steps", type=int, default=100, help="Adam steps (default: 100)")
     o.add_argument("--hidden", type=int, default=48, help="hidden units (default: 48)")
     o.add_argument("--seed", type=int, default=0, help="seed for the weights (default: 0)")
     _add_output_options(o, "demos")

@@ -1,13 +1,18 @@
-"""The lecture's two stories about BPTT, run end to end.
+"""The lecture's stories about recurrent networks, run end to end.
 
     rnnlab demo exploding     # tanh RNN, W_hh = 2 x orthogonal: nan without clipping, trains with it
     rnnlab demo vanishing     # RNN vs GRU vs LSTM reading text: how far back the gradient reaches
+    rnnlab demo one-to-many   # one input, a sequence out: a word written from its first letter
+    rnnlab demo bptt-cost     # time and memory of full BPTT against T; truncated BPTT's flat cost
 
-    from rnnlab.demos import run_exploding, run_vanishing
+    from rnnlab.demos import run_exploding, run_vanishing, one_to_many, bptt_cost
     result = run_exploding(out="demos")             # numbers in result, plots written, story printed
+    result = bptt_cost(out=None, log=None)          # in a notebook: result.summary, result.figure
 
-Each demo prints what it shows in plain words with the numbers, and writes its plots (PNG and SVG).
-Both train through `rnnlab.train.optimize`, the one training loop.
+Each demo prints what it shows in plain words with the numbers (log=None: silent), keeps it in
+result.summary, and returns its figures, which draw themselves inline in Jupyter; with `out` it
+also writes them (PNG and SVG). The training ones go through `rnnlab.train.optimize`, the one
+training loop, with a progress bar in a notebook.
 
 Shapes: B = batch, T = time, D = input features, H = hidden units, O = outputs, V = vocabulary.
 """
@@ -304,6 +309,7 @@ class OneToManyResult:
     written: dict[str, str]                 # first letter -> what the trained model writes from it
     p_letter: np.ndarray                    # (n_words, U) probability it gives each true letter (teacher forcing)
     losses: list[float]                     # training loss per step
+    snapshots: dict[int, dict[str, str]]    # step -> {first letter: what it writes after that many steps}
     summary: str
     figure: object = None                   # rnnlab.display.Figure: shows inline in a notebook
     paths: list[Path] = field(default_factory=list)
@@ -313,7 +319,7 @@ class OneToManyResult:
         return sum(self.written[w[0]] == w for w in self.words)
 
 
-def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, steps: int = 150, lr: float = 0.02,
+def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, steps: int = 100, lr: float = 0.02,
                 seed: int = 0, out=None, formats=FORMATS, progress: bool | None = None, log=print) -> OneToManyResult:
     """One input, a sequence out: a OneToMany net reads a single letter and writes the whole word that
     starts with it, one letter at a time, feeding back what it wrote (greedy decoding)."""
@@ -346,6 +352,11 @@ def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, step
     params = model.parameters()
     bar = _progress(progress, steps, "one-to-many")
 
+    def write() -> dict[str, str]:  # greedy: each letter written is the next step's input
+        with no_grad():
+            ids = model.generate(x, U + 2, start=GO, eos=EOS)  # (n, U + 2)
+        return {w[0]: "".join(tokens[i] for i in row if i > EOS) for w, row in zip(words, ids)}
+
     def loss_and_backward(step):
         loss, dlogits = cross_entropy(model(x, tgt_in), tgt_out, mask)
         model.backward(dlogits)
@@ -353,18 +364,23 @@ def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, step
             bar.update(1)
         return loss
 
+    snapshots = {}
+
+    def snapshot(row):
+        if row["step"] in (5, 10, 20, steps):
+            snapshots[row["step"]] = write()
+
     try:
-        history = optimize(params, loss_and_backward, Adam(params, lr=lr), steps, clip=1.0)
+        history = optimize(params, loss_and_backward, Adam(params, lr=lr), steps, clip=1.0, callback=snapshot)
     finally:
         if bar is not None:
             bar.close()
     with no_grad():
         logp = log_softmax(np.asarray(model(x, tgt_in), np.float64))            # (n, U, V)
         p_letter = np.exp(np.take_along_axis(logp, tgt_out[..., None], -1)[..., 0]) * mask  # (n, U)
-        ids = model.generate(x, U + 2, start=GO, eos=EOS)                        # (n, U + 2)
-    written = {w[0]: "".join(tokens[i] for i in row if i > EOS) for w, row in zip(words, ids)}
+    written = snapshots[steps]
     losses = [r["loss"] for r in history]
-    result = OneToManyResult(words, written, p_letter, losses, "")
+    result = OneToManyResult(words, written, p_letter, losses, snapshots, "")
     wrong = [f"{w[0]} -> {written[w[0]]!r} (not {w!r})" for w in words if written[w[0]] != w]
     lines = [f"rnnlab demo one-to-many: a {cell.upper()} with {hidden} units gets ONE input, a word's first letter, "
              f"and writes the whole word, one letter per step, each step fed the letter it just wrote. "
@@ -376,7 +392,7 @@ def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, step
              f"{p_letter[mask].min():.2f} at worst."]
     if wrong:
         lines.append("- Wrong: " + "; ".join(wrong))
-    result.figure = plots.plot_one_to_many(words, written, p_letter, losses)
+    result.figure = plots.plot_one_to_many(words, snapshots, losses)
     if out is not None:
         result.paths = _write(result.figure, out, "one_to_many", formats)
         lines.append(f"plots: {', '.join(str(p) for p in result.paths)} ({time.perf_counter() - started:.1f} s)")

@@ -408,29 +408,28 @@ def plot_state_norms(rows: list[dict], path) -> Path:
     return path
 
 
-def plot_one_to_many(words, written: dict, p_letter: np.ndarray, losses):
-    """Left: the training loss. Right: one row per word, from its first letter (the one input): each
-    letter it must write, shaded by the probability the trained model gives it."""
-    fig = new_figure(11, 0.32 * len(words) + 1.6)
-    left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
+def plot_one_to_many(words, snapshots: dict[int, dict[str, str]], losses):
+    """Left: the training loss. Right: what the net writes from each first letter (its one input)
+    after more and more training steps, green where it is the word, red where not yet."""
+    fig = new_figure(11, 0.3 * len(words) + 1.6)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.3])
     left.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue", label="all words, teacher forcing")
+    for step in snapshots:
+        left.axvline(step, color="0.6", lw=0.8, ls=":")
     _label_axes(left, "training step", "cross-entropy (nats per letter)", "training", ylog=True)
-    n, U = p_letter.shape
-    right.imshow(p_letter, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    right.axis("off")
+    right.set_xlim(-0.6, len(snapshots))
+    right.set_ylim(len(words), -1.2)
+    right.text(-0.35, -0.9, "input", ha="center", fontsize=9, color="0.35")
+    for col, (step, written) in enumerate(snapshots.items()):
+        right.text(col + 0.5, -0.9, f"after {step} steps", ha="center", fontsize=9, color="0.35")
+        for row, word in enumerate(words):
+            out = written[word[0]] or "(nothing)"
+            right.text(col + 0.5, row, out, ha="center", va="center", fontsize=10, family="monospace",
+                       color="tab:green" if out == word else "tab:red")
     for row, word in enumerate(words):
-        for t, c in enumerate(word + "$"):
-            right.text(t, row, c, ha="center", va="center", fontsize=10,
-                       color="white" if p_letter[row, t] > 0.6 else "black")
-        ok = written[word[0]] == word
-        right.text(U - 0.4, row, f"writes {written[word[0]]!r}" + ("" if ok else "  (wrong)"), va="center",
-                   fontsize=9, color="black" if ok else "tab:red")
-    right.set_yticks(np.arange(n), [f"{w[0]} ->" for w in words])
-    right.set_xticks(np.arange(U), [str(t + 1) for t in range(U)])
-    right.set_xlim(-0.5, U + 3.5)
-    right.set_xlabel("letter written (step)")
-    right.set_title("one input, one word out (shade: probability of the right letter; $ = end)", fontsize=10)
-    for side in ("top", "right"):
-        right.spines[side].set_visible(False)
+        right.text(-0.35, row, f"{word[0]} ->", ha="center", va="center", fontsize=10, family="monospace")
+    right.set_title("one input (a letter), a sequence out (the word it writes)", fontsize=10)
     return fig
 
 
