@@ -15,14 +15,12 @@ default choice for sequential data: compared with other algorithms, they build a
 a sequence and its context.
 
 **How to use this notebook.** Run the cells in order (Shift+Enter). Everything runs on a laptop CPU;
-the whole notebook takes about a minute. The code uses `rnnlab`, a library that implements RNNs, LSTMs
+the whole notebook runs in a minute or two. The code uses `rnnlab`, a library that implements RNNs, LSTMs
 and GRUs in NumPy with hand-written backpropagation. The demos also save their plots as PNG files in
 `lecture_figures/`, ready for slides.
 """),
 ("code", r"""
 import numpy as np
-from IPython.display import Image
-
 import rnnlab
 from rnnlab import demos, figures
 
@@ -93,20 +91,25 @@ letters: *neurone, nebbia, neve, nero, nuora, uno, treno, tenue, rete, ruota*. T
 "neurone".
 """),
 ("code", r"""
+from rnnlab import plots
 from rnnlab.experiments import run_experiment
 
-neurone = run_experiment("neurone", out=f"{FOLDER}/neurone")   # = rnnlab experiment neurone
+neurone = run_experiment("neurone")   # = rnnlab experiment neurone
 print(neurone.table)
-Image(filename=neurone.files[-1])
+plots.plot_neurone(neurone.rows)
 """),
 ("md", r"""
-No network can beat its theoretical limit. Seeing only the current letter, you cannot tell the "e" of
-"neurone" from the "e" of "neve"; seeing the whole prefix, you can. The lines in the chart are those
-two limits, and the bars show how close each network gets to its own.
+No network can beat its theoretical limit. Seeing only a "u", you cannot tell whether it is the "u"
+of "neurone", "uno", "nuora", "tenue" or "ruota"; remembering "neu", you know an "r" comes next. Memory is no
+magic, though: after "ne" the word may be *neurone*, *nebbia*, *neve* or *nero*, and the best anyone
+can do is give the "u" a probability of 1/4. The lines in the chart are those two limits (dashed: the
+current letter only; solid: the whole prefix), and the bars show how close each network gets.
 
-We can also look inside the RNN while it reads. The page below is interactive (hover over the
-letters): for each character read, it shows the five letters the RNN thinks most likely to come next,
-beside the feed-forward network's five.
+We can also look inside both networks while they read. The page below shows the ten words, one letter
+at a time: under each letter, the probability each network gives to the letter that really comes next
+(darker means more confident). Look at the "u" of "neurone": the feed-forward network hesitates, the
+RNN does not. The page is interactive: hover over the letters at the top to see the RNN's five most
+likely next letters.
 """),
 ("code", r"""
 page = rnnlab.explore(neurone=True)
@@ -156,7 +159,8 @@ print("many-to-many ", ManyToMany("lstm", D, 16, 5)(x_sequence).shape) # (B, T, 
 ("md", r"""
 One-to-many is the least obvious: how can a network write a whole sequence from a single input? The
 input sets the initial state $h_0$; from then on, at every step, the network is fed what it has just
-produced and decides on the next element. The demo trains a small network that does just that.
+produced and decides on the next element. The demo trains a small network that is given only the
+first letter of a word and writes the whole word, one letter at a time.
 """),
 ("code", r"""
 one_to_many = demos.one_to_many(out=FOLDER, formats=("png",))
@@ -231,8 +235,9 @@ print(f"finite differences: {(up - down) / (2 * eps):.10f}")
 Note, finally, that BPTT gets expensive when there are many time steps: to go backwards you must have
 kept the state of every step, so memory and time grow with the length $T$ of the sequence. On long
 sequences we therefore use **truncated BPTT**: cut the sequence into chunks of $k$ steps, carry the
-state from one chunk to the next, but send the gradient back at most $k$ steps. The cost stays flat,
-at the price of not seeing dependencies longer than $k$. The demo measures time and memory both ways.
+state from one chunk to the next, but send the gradient back at most $k$ steps. The cost of each
+update stays flat, at the price of not seeing dependencies longer than $k$. The demo measures time and
+memory both ways.
 """),
 ("code", r"""
 cost = demos.bptt_cost(lengths=(50, 100, 200, 400), window=50, hidden=64, out=FOLDER, formats=("png",))
@@ -273,7 +278,7 @@ vectors): once without clipping, once with it.
 """),
 ("code", r"""
 exploding = demos.run_exploding(steps=600, out=FOLDER, formats=("png",))   # steps=2000 for a full training run
-Image(filename=exploding.paths[0])   # FOLDER also holds exploding_flow_heatmap.png
+exploding.figures["exploding_clipping"]   # FOLDER also holds exploding_flow_heatmap.png
 """),
 ("md", r"""
 ### Vanishing gradients
@@ -288,7 +293,7 @@ much of the last step's gradient reaches each earlier step.
 """),
 ("code", r"""
 vanishing = demos.run_vanishing(seq_len=60, hidden=32, batch=16, out=FOLDER, formats=("png",))
-Image(filename=vanishing.paths[0])
+vanishing.figure
 """),
 ("md", r"""
 ## RNNs and LSTMs

@@ -15,14 +15,12 @@ l'algoritmo di riferimento per i dati sequenziali: rispetto ad altri algoritmi, 
 comprensione più profonda di una sequenza e del suo contesto.
 
 **Come usare questo notebook.** Eseguite le celle una dopo l'altra (Maiusc+Invio). Tutto gira sulla
-CPU di un portatile: il notebook intero richiede circa un minuto. Il codice usa `rnnlab`, una libreria
+CPU di un portatile: in tutto ci vogliono uno o due minuti. Il codice usa `rnnlab`, una libreria
 che implementa RNN, LSTM e GRU in NumPy, con la backpropagation scritta a mano. Le figure delle demo
 vengono salvate anche nella cartella `figure_lezione/`, pronte per le slide.
 """),
 ("code", r"""
 import numpy as np
-from IPython.display import Image
-
 import rnnlab
 from rnnlab import demos, figures
 
@@ -95,20 +93,26 @@ molte lettere: *neurone, nebbia, neve, nero, nuora, uno, treno, tenue, rete, ruo
 "neurone" a tutte e due.
 """),
 ("code", r"""
+from rnnlab import plots
 from rnnlab.experiments import run_experiment
 
-neurone = run_experiment("neurone", out=f"{CARTELLA}/neurone")   # = rnnlab experiment neurone
+neurone = run_experiment("neurone")   # = rnnlab experiment neurone
 print(neurone.table)
-Image(filename=neurone.files[-1])
+plots.plot_neurone(neurone.rows)
 """),
 ("md", r"""
-Nessuna rete può fare meglio dei suoi limiti teorici: chi vede solo la lettera corrente non può
-distinguere la "e" di "neurone" da quella di "neve"; chi vede tutto il prefisso sì. Le linee del grafico
-mostrano proprio questi due limiti, e le barre quanto ci arriva vicino ciascuna rete.
+Nessuna rete può fare meglio del suo limite teorico. Chi vede solo la "u" non sa se è la "u" di
+"neurone", di "uno", di "nuora", di "tenue" o di "ruota"; chi ricorda "neu" sa che viene una "r". Ma nemmeno la
+memoria fa miracoli: dopo "ne" la parola può essere *neurone*, *nebbia*, *neve* o *nero*, e il meglio
+che si possa fare è dare alla "u" una probabilità di 1/4. Le linee del grafico sono questi due limiti
+(tratteggiata: solo la lettera corrente; continua: tutto il prefisso), le barre mostrano quanto ci
+arriva vicino ciascuna rete.
 
-Possiamo anche guardare dentro la RNN mentre legge. La pagina qui sotto (interattiva: passate il mouse
-sulle lettere) mostra, per ogni carattere letto, le cinque lettere che la RNN ritiene più probabili
-come successive, accanto a quelle della rete feed-forward.
+Possiamo anche guardare dentro le due reti mentre leggono. La pagina qui sotto mostra le dieci parole,
+una lettera alla volta: sotto ogni lettera c'è la probabilità che ciascuna rete assegna alla lettera
+che viene davvero dopo (più scuro vuol dire più sicura). Guardate la "u" di "neurone": la rete
+feed-forward esita, la RNN no. La pagina è interattiva: passando il mouse sulle lettere in alto
+compaiono le cinque lettere più probabili secondo la RNN.
 """),
 ("code", r"""
 pagina = rnnlab.explore(neurone=True)
@@ -125,8 +129,8 @@ gradiente, calcolato con la *backpropagation through time* (BPTT), che vedremo t
 ("md", r"""
 ## Tipi di RNN
 
-A seconda di quanti ingressi e quante uscite ha la sequenza, esistono quattro tipi di RNN:
-*one-to-one*, *one-to-many*, *many-to-one* e *many-to-many*.
+A seconda di quanti elementi la rete riceve in ingresso e di quanti ne produce in uscita, si
+distinguono quattro tipi di RNN: *one-to-one*, *one-to-many*, *many-to-one* e *many-to-many*.
 """),
 ("code", r"""
 figures.four_kinds()
@@ -158,7 +162,8 @@ print("many-to-many ", ManyToMany("lstm", D, 16, 5)(x_sequenza).shape) # (B, T, 
 ("md", r"""
 Il caso *one-to-many* è il meno intuitivo: come fa una rete a scrivere una sequenza intera partendo da
 un solo dato? L'ingresso imposta lo stato iniziale $h_0$; poi, a ogni passo, la rete riceve ciò che ha
-appena prodotto e decide il prossimo elemento. La demo addestra una piccola rete che fa proprio questo.
+appena prodotto e decide il prossimo elemento. La demo addestra una piccola rete che riceve soltanto
+la prima lettera di una parola e la scrive tutta, una lettera alla volta.
 """),
 ("code", r"""
 uno_a_molti = demos.one_to_many(out=CARTELLA, formats=("png",))
@@ -235,8 +240,8 @@ Notiamo infine che la BPTT può essere computazionalmente costosa se gli step te
 tornare indietro bisogna aver conservato lo stato di ogni passo, quindi memoria e tempo crescono con la
 lunghezza $T$ della sequenza. Per questo, sulle sequenze lunghe si usa la **BPTT troncata**: si divide
 la sequenza in blocchi di $k$ passi, lo stato passa da un blocco al successivo, ma il gradiente torna
-indietro al massimo di $k$ passi. Il costo resta costante, al prezzo di non vedere le dipendenze più
-lunghe di $k$. La demo misura tempo e memoria nei due casi.
+indietro al massimo di $k$ passi. Il costo di ogni aggiornamento resta costante, al prezzo di non
+vedere le dipendenze più lunghe di $k$. La demo misura tempo e memoria nei due casi.
 """),
 ("code", r"""
 costo = demos.bptt_cost(lengths=(50, 100, 200, 400), window=50, hidden=64, out=CARTELLA, formats=("png",))
@@ -277,7 +282,7 @@ ortogonale (che quindi allunga i vettori): una volta senza clipping e una volta 
 """),
 ("code", r"""
 esplosione = demos.run_exploding(steps=600, out=CARTELLA, formats=("png",))   # steps=2000 per un addestramento completo
-Image(filename=esplosione.paths[0])   # in CARTELLA c'è anche exploding_flow_heatmap.png
+esplosione.figures["exploding_clipping"]   # in CARTELLA c'è anche exploding_flow_heatmap.png
 """),
 ("md", r"""
 ### Vanishing gradients
@@ -292,7 +297,7 @@ misura quanto gradiente dell'ultimo passo arriva a ciascun passo precedente.
 """),
 ("code", r"""
 svanimento = demos.run_vanishing(seq_len=60, hidden=32, batch=16, out=CARTELLA, formats=("png",))
-Image(filename=svanimento.paths[0])
+svanimento.figure
 """),
 ("md", r"""
 ## RNN e LSTM
