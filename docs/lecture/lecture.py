@@ -324,13 +324,14 @@ figures.lstm_cell()
 ("md", r"""
 The equations are on the right of the figure, in PyTorch's names: $W_{ii}$ weighs the input in gate
 $i$, $W_{hi}$ the previous state, and so on; $\sigma$ is the sigmoid and $\odot$ the element-wise
-product. The heart of the cell is the last two lines:
+product. The heart of the cell is the last two lines, written here with the time index (the
+drawing calls $c_t$ c′ and $c_{t-1}$ c):
 
-$$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c')$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
 
-The forget gate $f$ decides how much of the old memory $c$ to keep, the input gate $i$ how much of the
-new candidate $g$ to write, and the output gate $o$ how much of the memory to show the outside world,
-in $h'$.
+The forget gate $f_t$ decides how much of the old memory $c_{t-1}$ to keep, the input gate $i_t$ how
+much of the new candidate $g_t$ to write, and the output gate $o_t$ how much of the memory to show the
+outside world, in $h_t$.
 
 The gates of an LSTM use a sigmoid, so their output lies between zero (gate closed) and one (gate
 open). Let's train a small LSTM on the ten words from before (a few seconds) and watch its gates as it

@@ -328,12 +328,14 @@ figures.lstm_cell()
 ("md", r"""
 Le equazioni sono a destra nella figura, con i nomi di PyTorch: $W_{ii}$ pesa l'ingresso nella porta
 $i$, $W_{hi}$ lo stato precedente, e così via; $\sigma$ è la sigmoide e $\odot$ il prodotto elemento per
-elemento. Il cuore della cella sono le ultime due righe:
+elemento. Il cuore della cella sono le ultime due righe, che qui scriviamo con l'indice del tempo
+(nel disegno $c_t$ si chiama c′ e $c_{t-1}$ si chiama c):
 
-$$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c')$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
 
-La forget gate $f$ decide quanto della vecchia memoria $c$ tenere, la input gate $i$ quanto del nuovo
-candidato $g$ scrivere, la output gate $o$ quanto della memoria mostrare all'esterno, in $h'$.
+La forget gate $f_t$ decide quanto della vecchia memoria $c_{t-1}$ tenere, la input gate $i_t$ quanto
+del nuovo candidato $g_t$ scrivere, la output gate $o_t$ quanto della memoria mostrare all'esterno, in
+$h_t$.
 
 Le porte di una LSTM hanno un'attivazione sigmoidale: la loro uscita va da zero (porta chiusa) a uno
 (porta aperta). Addestriamo una piccola LSTM sulle dieci parole di prima (pochi secondi) e guardiamo
