@@ -132,3 +132,131 @@ def test_task_model_reads_last_step_or_every_step():
     assert last.rnn.grad_flow["h"].shape == (1, 5, 3, 4)
     every = task_model(PROBLEMS["sine"], "gru", 4, rng=0)
     assert isinstance(every, ManyToMany) and every(x[..., :1]).shape == (3, 5, 1)
+
+
+# -- one-to-many and the cost of BPTT ---------------------------------------------------------------
+def test_one_to_many_writes_every_word_from_its_first_letter(tmp_path):
+    from rnnlab.display import Figure
+
+    lines = []
+    result = demos.one_to_many(out=tmp_path, formats=("png",), log=lines.append)
+    assert result.correct == len(result.words) == len(demos.WORDS_BY_LETTER)
+    assert all(result.written[w[0]] == w for w in result.words)
+    assert result.p_letter.shape == (len(result.words), max(map(len, result.words)) + 1)
+    assert result.losses[-1] < 0.05 * result.losses[0]
+    right = {step: sum(written[w[0]] == w for w in result.words) for step, written in result.snapshots.items()}
+    assert list(right) == [5, 10, 20, 100] and right[5] < right[100] and result.snapshots[100] == result.written
+    assert isinstance(result.figure, Figure) and names(result.paths) == ["one_to_many.png"]
+    assert result.summary == "\n".join(lines) and f"{len(result.words)} of {len(result.words)} words" in lines[1]
+
+
+def test_one_to_many_needs_one_word_per_first_letter():
+    with pytest.raises(ValueError, match="start with a different letter"):
+        demos.one_to_many(words=("neve", "nero"), log=None)
+
+
+def test_bptt_cost_full_grows_with_T_truncated_stays_flat(tmp_path):
+    result = demos.bptt_cost(lengths=(10, 20, 40, 80), window=10, hidden=16, batch=4, repeats=1, out=tmp_path,
+                             formats=("png",), log=None)
+    rows = {r["T"]: r for r in result.rows}
+    full = [rows[T]["full_mb"] for T in (10, 20, 40, 80)]
+    truncated = [rows[T]["truncated_mb"] for T in (10, 20, 40, 80)]
+    assert all(b > a for a, b in zip(full, full[1:])) and full[-1] > 4 * full[0]  # activations kept per step
+    assert max(truncated) < 1.2 * min(truncated) and truncated[-1] < full[-1] / 4   # one chunk's at a time
+    assert rows[10]["missed"] < 1e-6 < rows[20]["missed"]   # T = k: the same gradient; beyond: cut terms
+    assert all(r[key] > 0 for r in result.rows for key in ("full_ms", "truncated_ms", "truncated_total_ms"))
+    assert names(result.paths) == ["bptt_cost.png"] and "T = 80" in result.summary
+
+
+def test_cli_new_demos_run_and_refuse_bad_lengths(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    assert run(["demo", "one-to-many", "--steps", "5", "--hidden", "8", "--out", str(tmp_path), "--format", "png"]) == 0
+    assert run(["demo", "bptt-cost", "--seq-len", "8", "--seq-len", "16", "--window", "8", "--hidden", "8",
+                "--batch", "2", "--out", str(tmp_path), "--format", "png"]) == 0
+    printed = capsys.readouterr().out
+    assert "rnnlab demo one-to-many" in printed and "rnnlab demo bptt-cost" in printed
+    assert {"one_to_many.png", "bptt_cost.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert main(["demo", "bptt-cost", "--seq-len", "0"]) != 0
+    assert "--seq-len must be an integer >= 1" in capsys.readouterr().err
+
+
+# -- what the README says about the demos is what the seeded demos produce -------------------------------
+def _readme_lecture() -> str:
+    """The README's "The lecture, made runnable" section, its line breaks folded into spaces."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("## The lecture, made runnable")
+    return " ".join(text[start:text.index("\n## ", start + 1)].split())
+
+
+def _says(pattern: str) -> tuple[str, ...]:
+    import re
+
+    found = re.search(pattern, _readme_lecture())
+    assert found, f"the README no longer says anything matching {pattern!r}: update this test with it"
+    return found.groups()
+
+
+def _close(stated: str, measured: float, rel: float = 0.02) -> bool:
+    return math.isclose(float(stated), measured, rel_tol=rel)
+
+
+def test_readme_exploding_gradient_numbers_are_the_demos():
+    start, million, blowup, what, mse, baseline = _says(
+        r"grows from (\d+) at step 1 past 1e6 at step (\d+), and at step (\d+) the gradient is (nan|inf)"
+        r".*? held-out MSE of ([\d.]+), against ([\d.]+) for")
+    result = demos.run_exploding(out=None, log=None)  # the command's defaults, seed 0
+    assert round(result.unclipped[0]["grad_norm"]) == int(start)
+    assert result.first_step_above(1e6) == int(million)
+    assert result.blowup_step == int(blowup) and f"{result.unclipped[-1]['grad_norm']}" == what
+    assert _close(mse, result.test_loss) and _close(baseline, result.baseline, 0.03)
+    assert f"at step {blowup} the loss is" in result.summary
+
+
+def test_readme_vanishing_gradient_numbers_are_the_demos():
+    fraction, steps, rate, lstm_first = _says(r"falls below (\S+) of its final value within (\d+) steps "
+                                              r"\(x([\d.]+) per step\).*? still carries (\S+) to the first step")
+    result = demos.run_vanishing(out=None, log=None)
+    rnn, lstm = result.verdicts["RNN"], result.verdicts["LSTM"]
+    assert float(fraction) == 1e-3 and rnn.steps_to_fraction == int(steps) and abs(rnn.rate - float(rate)) <= 0.006
+    assert 0.5 < lstm.start_ratio / float(lstm_first) < 1.5  # stated to one significant digit
+    assert result.verdicts["LSTM, PyTorch init"].kind == "vanishing"  # "the same LSTM vanishes too"
+
+
+def test_readme_neurone_numbers_are_the_experiments(tmp_path):
+    from rnnlab.experiments import run_experiment
+
+    p_ff, p_rnn, acc_ff, acc_rnn = _says(r"After \"u\" the feed-forward net gives the right next letter a "
+                                         r"probability of ([\d.]+),.*?gives it ([\d.]+)\. Over all positions they "
+                                         r"guess the right letter with accuracy ([\d.]+) and ([\d.]+)")
+    ff, rnn = run_experiment("neurone", out=tmp_path, progress=False).rows
+    after_u = [p["reads"] for p in ff["positions"]].index("u")
+    assert f"{ff['positions'][after_u]['p_next']:.2f}" == p_ff == f"{ff['positions'][after_u]['best_current_char']:.2f}"
+    assert f"{rnn['positions'][after_u]['p_next']:.2f}" == p_rnn
+    assert (f"{ff['value']:.3f}", f"{rnn['value']:.3f}") == (acc_ff, acc_rnn)
+    assert (f"{ff['baseline']:.3f}", f"{rnn['baseline']:.3f}") == (acc_ff, acc_rnn)  # "each exactly its Bayes limit"
+    # EXPERIMENTS.md prints the same run's table, position by position
+    from pathlib import Path
+
+    from rnnlab.experiments import format_neurone
+
+    table = [line for line in format_neurone([ff, rnn]).splitlines() if line.startswith("|")]
+    assert "\n".join(table) in (Path(__file__).resolve().parents[1] / "EXPERIMENTS.md").read_text(encoding="utf-8")
+
+
+def test_readme_bptt_cost_and_one_to_many_numbers_are_the_demos():
+    full_first, first_T, full_last, last_T, window, truncated, missed_T, missed = _says(
+        r"peak memory grows from ([\d.]+) MB at T = (\d+) to ([\d.]+) MB at T = (\d+).*? chunks of (\d+) steps "
+        r"stays at ([\d.]+) MB per update.*? at T = (\d+) its gradient differs from the full one by (\d+)%")
+    result = demos.bptt_cost(log=None)
+    rows = {r["T"]: r for r in result.rows}
+    assert result.window == int(window) and int(missed_T) == int(last_T) == max(rows)
+    assert _close(full_first, rows[int(first_T)]["full_mb"], 0.1) and _close(full_last, rows[int(last_T)]["full_mb"], 0.1)
+    assert all(_close(truncated, r["truncated_mb"], 0.1) for r in result.rows)
+    assert abs(100 * rows[int(missed_T)]["missed"] - int(missed)) < 1.5
+    right, total = _says(r"write a word from its first letter alone, feeding back each letter it writes: "
+                         r"(\d+) words of (\d+)")
+    words = demos.one_to_many(log=None)
+    assert (words.correct, len(words.words)) == (int(right), int(total))

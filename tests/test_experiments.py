@@ -56,11 +56,14 @@ def test_command_writes_table_json_and_plot(tmp_path, capsys):
 def test_neurone_shows_ff_and_rnn_per_position(tmp_path, capsys):
     assert run_cli(["neurone", "--steps", "150", "--out", str(tmp_path), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "Bayes: current char" in printed and "Bayes: prefix" in printed
+    assert "best P(next): this letter" in printed and "best P(next): whole prefix" in printed
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     ff, rnn = rows
     assert (ff["model"], rnn["model"]) == ("ff", "rnn")
     assert [p["reads"] + p["next"] for p in ff["positions"]] == ["^n", "ne", "eu", "ur", "ro", "on", "ne", "e$"]
+    # the reference lines measure what the bars do: P(right next letter), at its best (e -> u: 1 of 11, 1 of 4)
+    assert [p["best_current_char"] for p in ff["positions"]][2:4] == [1 / 11, 1 / 5]
+    assert [p["best_prefix"] for p in rnn["positions"]][2:4] == [1 / 4, 1.0]
     assert ff["value"] <= ff["baseline"] + 1e-9  # one character cannot tell more than its Bayes limit
     assert rnn["value"] > ff["value"]            # the history does
     assert (tmp_path / "neurone.png").is_file()

@@ -79,3 +79,45 @@ def test_layout_is_clean(build):
     for k, (a, box_a) in enumerate(labels):
         for b, box_b in labels[k + 1:]:
             assert not box_a.overlaps(box_b), f"labels overlap: {a!r} and {b!r}"
+
+
+# -- the neurone chart and page: bars and lines measure the same thing --------------------------------
+def test_neurone_chart_draws_bars_against_the_best_probability_of_the_same_letter():
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
+    from rnnlab import plots
+    from rnnlab.data.tasks import neurone_data
+
+    best = neurone_data().best_probability_per_position("neurone")
+    rows = [{"model": "ff", "positions": [{"p_next": p} for p in best.current_char * 0.9]},
+            {"model": "rnn", "positions": [{"p_next": p} for p in best.prefix * 0.8]}]
+    fig = plots.plot_neurone(rows)
+    ax = fig.axes[0]
+    heights = [patch.get_height() for patch in ax.patches if isinstance(patch, Rectangle)]
+    assert np.allclose(heights, np.concatenate([best.current_char * 0.9, best.prefix * 0.8]))
+    lines = [[segment[0][1] for segment in c.get_segments()] for c in ax.collections if isinstance(c, LineCollection)]
+    assert np.allclose(lines[0], best.current_char) and np.allclose(lines[1], best.prefix)
+    # e -> u: only "neurone" has e then u among 11 e's; after "^ne" one word of four goes on with u
+    assert best.current_char[2] == 1 / 11 and best.prefix[2] == 1 / 4
+    caption = fig._supxlabel.get_text()
+    assert caption == plots.NEURONE_CAPTION and caption.count(". ") == 0 and caption.endswith(".")
+    assert [t.get_text() for t in ax.get_xticklabels()][2] == "e->u"
+
+
+def test_static_neurone_page_shows_the_ten_words_and_both_models():
+    import re
+
+    from rnnlab.data.tasks import NEURONE_WORDS
+    from rnnlab.explore import neurone_page
+
+    html, _, _ = neurone_page(steps=30, live=False)
+    start = html.index('<section id="neurone-words">')
+    section = html[start:html.index("</section>", start)]
+    assert start < html.index("<main>")  # above the interactive part, outside any script
+    for word in NEURONE_WORDS:
+        assert f"<th>{word}: reads</th>" in section
+    assert section.count("<th>feed-forward (this letter only)</th>") == len(NEURONE_WORDS)
+    assert section.count("<th>RNN (all letters so far)</th>") == len(NEURONE_WORDS)
+    probabilities = re.findall(r"<small[^>]*>([01]\.\d\d)</small>", section)
+    assert len(probabilities) == 2 * sum(len(w) + 1 for w in NEURONE_WORDS)

@@ -9,4 +9,13 @@ __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "Recurrent", "RNNCell", "LSTMCell", "GRUCell", "Cell", "CellDefinition",
            "register_cell", "cell_names", "Linear", "Embedding", "Dropout",
            "cross_entropy", "mse", "Layer", "Parameter", "no_grad",
-           "OneToOne", "OneToMany", "ManyToOne", "ManyToMany", "Seq2Seq", "save", "load"]
+           "OneToOne", "OneToMany", "ManyToOne", "ManyToMany", "Seq2Seq", "save", "load", "explore"]
+
+
+
+def __getattr__(name):
+    if name == "explore":  # imported on first use; the package is callable: rnnlab.explore("runs/char")
+        import importlib
+
+        return importlib.import_module(".explore", __name__)
+    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The `rnnlab` command: train, fit, predict, generate, evaluate, export, explore, experiment, diagnose, demo, figures.
+"""The `rnnlab` command: train, fit, predict, generate, evaluate, export, explore, experiment, diagnose, demo, figures,
+lecture.
 
 The only module that knows argparse: each subcommand's options map onto a function or a
 configuration dataclass of the module that does the work.
@@ -591,6 +592,29 @@ def _explore_page(args):
     return html, models
 
 
+def _add_lecture(sub) -> None:
+    p = sub.add_parser("lecture", help="copy the lecture's notebook (Italian or English) for a class",
+                       description="Write the lecture as a Jupyter notebook (figures, demos, the explore page and "
+                                   "small trainings, with exercises) into --out, and a static HTML rendering where "
+                                   "nbconvert is installed. Open it with `jupyter lab lezione.ipynb`.")
+    p.add_argument("--lang", choices=("it", "en"), default="it", help="it: lezione.ipynb (default); en: lecture.ipynb")
+    p.add_argument("--out", default=".", help="folder to write into (default: the current one)")
+    p.add_argument("--overwrite", action="store_true", help="replace files of the same name in --out")
+    p.add_argument("--execute", action="store_true", help="run the notebook first (a minute or two; needs "
+                   "rnnlab[lecture]), so the copy and its HTML carry every figure and output")
+    p.add_argument("--no-html", dest="html", action="store_false", help="write the notebook only")
+    p.set_defaults(run=_run_lecture)
+
+
+def _run_lecture(args) -> int:
+    from .lecture import copy_lecture
+
+    for path in copy_lecture(args.lang, args.out, overwrite=args.overwrite, html=args.html,
+                             execute_first=args.execute, log=lambda line: print(line, file=sys.stderr)):
+        print(path)
+    return 0
+
+
 # -- rnnlab experiment ---------------------------------------------------------------------------
 def _csv(kind):
     def parse(text: str):
@@ -732,8 +756,9 @@ def _add_output_options(p, default_out: str) -> None:
 
 
 def _add_demo(subparsers) -> None:
-    """`rnnlab demo exploding|vanishing`: the lecture's two stories about BPTT, with numbers and plots."""
-    p = subparsers.add_parser("demo", help="run the lecture's stories: exploding and vanishing gradients",
+    """`rnnlab demo exploding|vanishing|one-to-many|bptt-cost`: the lecture's stories, with numbers and plots."""
+    p = subparsers.add_parser("demo", help="run the lecture's stories: exploding and vanishing gradients, "
+                                           "one-to-many, the cost of BPTT",
                               description="Run one of the lecture's stories end to end (well under a minute): "
                                           "it prints what it shows, with the numbers, and writes its plots.")
     demos = p.add_subparsers(dest="demo", required=True, metavar="DEMO")
@@ -763,6 +788,27 @@ def _add_demo(subparsers) -> None:
     v.add_argument("--seed", type=int, default=0, help="seed for weights and data (default: 0)")
     _add_output_options(v, "demos")
     v.set_defaults(run=_run_vanishing)
+    o = demos.add_parser("one-to-many", help="one input, a sequence out: a word written from its first letter",
+                         description="A OneToMany GRU reads one letter and writes the whole word that starts with "
+                                     "it, feeding back each letter it writes; trained in seconds on 18 words.")
+    o.add_argument("--steps", type=int, default=100, help="Adam steps (default: 100)")
+    o.add_argument("--hidden", type=int, default=48, help="hidden units (default: 48)")
+    o.add_argument("--seed", type=int, default=0, help="seed for the weights (default: 0)")
+    _add_output_options(o, "demos")
+    o.set_defaults(run=_run_one_to_many)
+    b = demos.add_parser("bptt-cost", help="time and memory of full BPTT against T; truncated BPTT's flat cost",
+                         description="Measure one weight update of an LSTM reading text by full BPTT over T steps "
+                                     "and by truncated BPTT in chunks of --window steps: time, peak memory, and "
+                                     "how much of the full gradient truncation misses.")
+    b.add_argument("--seq-len", type=int, action="append", dest="lengths",
+                   help="a sequence length T to measure; repeat for several (default: 25 50 100 200 400)")
+    b.add_argument("--window", type=int, default=25, help="truncated BPTT's chunk length k (default: 25)")
+    b.add_argument("--hidden", type=int, default=64, help="hidden units (default: 64)")
+    b.add_argument("--batch", type=int, default=16, help="sequences in the batch (default: 16)")
+    b.add_argument("--data", default=None, help="text to read (default: the built-in corpus)")
+    b.add_argument("--seed", type=int, default=0, help="seed for the weights (default: 0)")
+    _add_output_options(b, "demos")
+    b.set_defaults(run=_run_bptt_cost)
 
 
 def _formats(args) -> tuple[str, ...]:
@@ -782,6 +828,22 @@ def _run_vanishing(args) -> int:
 
     run_vanishing(task=args.task, seq_len=args.seq_len, hidden=args.hidden, batch=args.batch, init=args.init,
                   seed=args.seed, data=args.data, out=args.out, formats=_formats(args))
+    return 0
+
+
+def _run_one_to_many(args) -> int:
+    from .demos import one_to_many
+
+    one_to_many(steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, formats=_formats(args))
+    return 0
+
+
+def _run_bptt_cost(args) -> int:
+    from .demos import bptt_cost
+
+    lengths = args.lengths or (25, 50, 100, 200, 400)
+    bptt_cost(lengths=lengths, window=args.window, hidden=args.hidden, batch=args.batch, data=args.data,
+              seed=args.seed, out=args.out, formats=_formats(args))
     return 0
 
 
@@ -839,8 +901,8 @@ def _run_diagnose(args) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_fit, _add_predict, _add_generate, _add_evaluate, _add_explore, _add_export, _add_experiment, _add_diagnose,
-            _add_demo, _add_figures]
+COMMANDS = [_add_train, _add_fit, _add_predict, _add_generate, _add_evaluate, _add_explore, _add_export,
+            _add_experiment, _add_diagnose, _add_demo, _add_figures, _add_lecture]
 
 
 # -- checks that run before any work ---------------------------------------------------------------
@@ -919,11 +981,15 @@ def _check_diagnose(args) -> None:
 
 def _check_demo(args) -> None:
     _check(args, {"steps": POSITIVE_INT, "seq_len": POSITIVE_INT, "hidden": POSITIVE_INT, "batch": POSITIVE_INT,
-                  "gain": POSITIVE_REAL, "lr": POSITIVE_REAL, "clip": POSITIVE_REAL, "seed": SEED})
+                  "gain": POSITIVE_REAL, "lr": POSITIVE_REAL, "clip": POSITIVE_REAL, "seed": SEED,
+                  "window": POSITIVE_INT})
     check_out_dir(args.out)
-    need = sequence_model_bytes(batch=getattr(args, "batch", 32), seq_len=args.seq_len, hidden=args.hidden,
+    for T in getattr(args, "lengths", None) or []:  # bptt-cost: --seq-len repeated
+        _check(argparse.Namespace(seq_len=T), {"seq_len": POSITIVE_INT})
+    seq_len = max(args.lengths or [400]) if args.demo == "bptt-cost" else getattr(args, "seq_len", 10)
+    need = sequence_model_bytes(batch=getattr(args, "batch", 32), seq_len=seq_len, hidden=args.hidden,
                                 layers=1, features=128)
-    require_memory(need, f"demo {args.demo} (hidden {args.hidden}, seq-len {args.seq_len})",
+    require_memory(need, f"demo {args.demo} (hidden {args.hidden}, seq-len {seq_len})",
                    "--seq-len, --hidden or --batch")
 
 

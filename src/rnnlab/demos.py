@@ -1,13 +1,18 @@
-"""The lecture's two stories about BPTT, run end to end.
+"""The lecture's stories about recurrent networks, run end to end.
 
     rnnlab demo exploding     # tanh RNN, W_hh = 2 x orthogonal: nan without clipping, trains with it
     rnnlab demo vanishing     # RNN vs GRU vs LSTM reading text: how far back the gradient reaches
+    rnnlab demo one-to-many   # one input, a sequence out: a word written from its first letter
+    rnnlab demo bptt-cost     # time and memory of full BPTT against T; truncated BPTT's flat cost
 
-    from rnnlab.demos import run_exploding, run_vanishing
+    from rnnlab.demos import run_exploding, run_vanishing, one_to_many, bptt_cost
     result = run_exploding(out="demos")             # numbers in result, plots written, story printed
+    result = bptt_cost(out=None, log=None)          # in a notebook: result.summary, result.figure
 
-Each demo prints what it shows in plain words with the numbers, and writes its plots (PNG and SVG).
-Both train through `rnnlab.train.optimize`, the one training loop.
+Each demo prints what it shows in plain words with the numbers (log=None: silent), keeps it in
+result.summary, and returns its figures, which draw themselves inline in Jupyter; with `out` it
+also writes them (PNG and SVG). The training ones go through `rnnlab.train.optimize`, the one
+training loop, with a progress bar in a notebook.
 
 Shapes: B = batch, T = time, D = input features, H = hidden units, O = outputs, V = vocabulary.
 """
@@ -50,11 +55,27 @@ def check_positive_float(**values):
 
 
 def _write(fig, out, name, formats) -> list[Path]:
-    return plots.save_figure(fig, Path(out) / name, formats)
+    """The figure's files under `out` (none when out is None: a notebook shows result.figures)."""
+    return [] if out is None else plots.save_figure(fig, Path(out) / name, formats)
 
 
 def _fmt(value: float) -> str:
     return f"{value:.2g}" if value != 0 else "0"
+
+
+def _progress(progress: bool | None, total: int, desc: str):
+    """A bar (rnnlab.display) when asked, or by default inside a notebook, where a silent cell looks frozen."""
+    from .display import in_notebook, progress_bar
+
+    if progress is None:
+        progress = in_notebook()
+    return progress_bar(total=total, desc=desc, leave=False) if progress else None
+
+
+def _say(log, lines: list[str]) -> None:
+    if log is not None:
+        for line in lines:
+            log(line)
 
 
 # -- demo: exploding gradients ----------------------------------------------------------------------
@@ -67,11 +88,23 @@ class ExplodingResult:
     test_loss: float                        # clipped model on held-out data
     baseline: float                         # persistence forecast on the same data
     paths: list[Path] = field(default_factory=list)
+    summary: str = ""                       # what it printed
+    figures: dict = field(default_factory=dict)  # name -> rnnlab.display.Figure (inline in a notebook)
+
+    @property
+    def blowup_step(self) -> int | None:
+        """The step whose loss or gradient norm is no longer finite (None: no blow-up)."""
+        last = self.unclipped[-1]
+        return None if math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"]) else last["step"]
+
+    def first_step_above(self, norm: float) -> int | None:
+        """The first step of the unclipped run whose gradient norm exceeds `norm`."""
+        return next((r["step"] for r in self.unclipped if r["grad_norm"] > norm), None)
 
 
 def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: float = 2.0, lr: float = 0.2,
                   clip: float = 1.0, seed: int = 0, out="demos", formats=FORMATS, record_every: int = 50,
-                  log=print) -> ExplodingResult:
+                  progress: bool | None = None, log=print) -> ExplodingResult:
     """A tanh RNN with W_hh = gain x orthogonal learns sine forecasting by plain SGD, twice:
     without clipping (the loss blows up to inf/nan) and with clipping by norm (it trains)."""
     check_positive(steps=steps, seq_len=seq_len, hidden=hidden, record_every=record_every)
@@ -88,17 +121,24 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     def train(model, clip_value, callback=None):
         params = model.parameters()
         data = np.random.default_rng([seed, 1])  # both runs see the same batches
+        bar = _progress(progress, steps, "with clipping" if clip_value else "without clipping")
 
         def loss_and_backward(step):
             x, y = problem.make(32, seq_len, data)
             out = model(x)
             loss, dout = problem.loss(out, y)
             model.backward(dout)
+            if bar is not None:
+                bar.update(1)
             return loss
 
-        with np.errstate(over="ignore", invalid="ignore"):
-            return optimize(params, loss_and_backward, SGD(params, lr=lr), steps, clip=clip_value,
-                            on_nonfinite="stop", callback=callback)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return optimize(params, loss_and_backward, SGD(params, lr=lr), steps, clip=clip_value,
+                                on_nonfinite="stop", callback=callback)
+        finally:
+            if bar is not None:
+                bar.close()
 
     probe_x, probe_y = problem.make(64, seq_len, np.random.default_rng([seed, 2]))
     model = build()
@@ -128,8 +168,10 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
         f"T = {seq_len} steps, by plain gradient descent (SGD, lr {lr:g}).",
         f"- At the start, {at_start.reason}.",
     ]
+    million = next((r for r in unclipped if r["grad_norm"] > 1e6), None)
     if not (math.isfinite(blew["loss"]) and math.isfinite(blew["grad_norm"])):
-        lines.append(f"- Without clipping: the total gradient norm goes from {norms[0]:.3g} at step 1 to "
+        past = f" past 1e6 at step {million['step']} ({million['grad_norm']:.3g})" if million else ""
+        lines.append(f"- Without clipping: the total gradient norm goes from {norms[0]:.3g} at step 1{past} up to "
                      f"{finite.max():.3g}, and at step {blew['step']} the loss is {_fmt(blew['loss'])} and the "
                      f"gradient norm {_fmt(blew['grad_norm'])}: training blew up ({verdict_unclipped.kind}: "
                      f"{verdict_unclipped.reason.split(': ', 1)[1]}).")
@@ -144,17 +186,19 @@ def run_exploding(steps: int = 2000, seq_len: int = 50, hidden: int = 32, gain: 
     lines.append(f"- Meanwhile the recurrence was tamed: the gradient changes x{at_start.rate:.3g} per step "
                  f"going back at the start, x{end_rate:.3g} after training.")
     title = f"tanh RNN, W_hh = {gain:g} x orthogonal, SGD lr {lr:g}"
-    paths = _write(plots.plot_clipping({"without clipping": unclipped, f"with clipping (norm {clip:g})": clipped},
-                                       clip, title=title, baseline=baseline, xlog=True, loss_cap=1e3,
-                                       baseline_label="'next = this one'"), out,
-                    "exploding_clipping", formats)
-    paths += _write(plots.plot_flow_heatmap(recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
-                                            title="with clipping: gradient from the last step's loss, over "
-                                                  "training"), out, "exploding_flow_heatmap", formats)
-    lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
-    for line in lines:
-        log(line)
-    return ExplodingResult(unclipped, clipped, at_start, verdict_unclipped, float(test_loss), float(baseline), paths)
+    figures = {
+        "exploding_clipping": plots.plot_clipping(
+            {"without clipping": unclipped, f"with clipping (norm {clip:g})": clipped}, clip, title=title,
+            baseline=baseline, xlog=True, loss_cap=1e3, baseline_label="'next = this one'"),
+        "exploding_flow_heatmap": plots.plot_flow_heatmap(
+            recorder.steps, recorder.matrix(), label="||dL_T/dh_t||",
+            title="with clipping: gradient from the last step's loss, over training")}
+    paths = [path for name, fig in figures.items() for path in _write(fig, out, name, formats)]
+    if paths:
+        lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
+    _say(log, lines)
+    return ExplodingResult(unclipped, clipped, at_start, verdict_unclipped, float(test_loss), float(baseline), paths,
+                           "\n".join(lines), figures)
 
 
 # -- demo: vanishing gradients ----------------------------------------------------------------------
@@ -163,6 +207,8 @@ class VanishingResult:
     verdicts: dict[str, dg.Verdict]         # "RNN", "GRU", "LSTM", "LSTM, PyTorch init" (+ "LSTM, no forget gate")
     flows: dict[str, dg.StepNorms]          # the gradient of the last step's loss, per model
     paths: list[Path] = field(default_factory=list)
+    summary: str = ""                       # what it printed
+    figure: object = None                   # rnnlab.display.Figure (inline in a notebook)
 
 
 def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batch: int = 32, init: str = "orthogonal",
@@ -246,7 +292,232 @@ def run_vanishing(task: str = "text", seq_len: int = 100, hidden: int = 64, batc
                                                  f"({source}, T = {seq_len}, at initialization)",
                                    ylabel="||dL_T/dh_t||", floor=fraction)
     paths = _write(fig, out, "vanishing_rnn_gru_lstm", formats)
-    lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
-    for line in lines:
-        log(line)
-    return VanishingResult(verdicts, flows, paths)
+    if paths:
+        lines.append(f"plots: {', '.join(str(p) for p in paths)} ({time.perf_counter() - started:.0f} s)")
+    _say(log, lines)
+    return VanishingResult(verdicts, flows, paths, "\n".join(lines), fig)
+
+
+# -- demo: one-to-many ------------------------------------------------------------------------------
+WORDS_BY_LETTER = ("ape", "bosco", "casa", "dado", "erba", "fiore", "gatto", "luna", "mare", "neurone", "onda",
+                   "pane", "rete", "sole", "treno", "uva", "vento", "zaino")  # one word per first letter
+
+
+@dataclass
+class OneToManyResult:
+    words: tuple[str, ...]                  # what it should write, one word per first letter
+    written: dict[str, str]                 # first letter -> what the trained model writes from it
+    p_letter: np.ndarray                    # (n_words, U) probability it gives each true letter (teacher forcing)
+    losses: list[float]                     # training loss per step
+    snapshots: dict[int, dict[str, str]]    # step -> {first letter: what it writes after that many steps}
+    summary: str
+    figure: object = None                   # rnnlab.display.Figure: shows inline in a notebook
+    paths: list[Path] = field(default_factory=list)
+
+    @property
+    def correct(self) -> int:
+        return sum(self.written[w[0]] == w for w in self.words)
+
+
+def one_to_many(words=WORDS_BY_LETTER, cell: str = "gru", hidden: int = 48, steps: int = 100, lr: float = 0.02,
+                seed: int = 0, out=None, formats=FORMATS, progress: bool | None = None, log=print) -> OneToManyResult:
+    """One input, a sequence out: a OneToMany net reads a single letter and writes the whole word that
+    starts with it, one letter at a time, feeding back what it wrote (greedy decoding)."""
+    from .data.tasks import EOS, GO, PAD
+    from .models import OneToMany
+    from .nn.losses import cross_entropy, log_softmax
+    from .optim import Adam
+
+    words = tuple(words)
+    check_positive(hidden=hidden, steps=steps)
+    check_positive_float(lr=lr)
+    firsts = [w[:1] for w in words]
+    if not words or not all(isinstance(w, str) and w.isalpha() and w.islower() for w in words) \
+            or len(set(firsts)) != len(words):
+        raise ValueError("words must be lowercase words that each start with a different letter")
+    started = time.perf_counter()
+    letters = sorted(set("".join(words)))
+    tokens = ["<pad>", "<go>", "<eos>"] + letters                     # decoder vocabulary: PAD, GO, EOS first
+    index = {c: i for i, c in enumerate(tokens)}
+    U = max(len(w) for w in words) + 1
+    x = np.array([letters.index(w[0]) for w in words])               # (n,) the one input: the first letter
+    tgt_in = np.full((len(words), U), PAD, dtype=np.int64)           # (n, U) GO + word: teacher forcing
+    tgt_out = np.full((len(words), U), PAD, dtype=np.int64)          # (n, U) word + EOS
+    for row, w in enumerate(words):
+        ids = [index[c] for c in w]
+        tgt_in[row, :len(w) + 1], tgt_out[row, :len(w) + 1] = [GO] + ids, ids + [EOS]
+    mask = tgt_out != PAD
+    model = OneToMany(cell, 16, hidden, len(tokens), input_vocab=len(letters), embedding_dim=16,
+                      rng=np.random.default_rng(seed))
+    params = model.parameters()
+    bar = _progress(progress, steps, "one-to-many")
+
+    def write() -> dict[str, str]:  # greedy: each letter written is the next step's input
+        with no_grad():
+            ids = model.generate(x, U + 2, start=GO, eos=EOS)  # (n, U + 2)
+        return {w[0]: "".join(tokens[i] for i in row if i > EOS) for w, row in zip(words, ids)}
+
+    def loss_and_backward(step):
+        loss, dlogits = cross_entropy(model(x, tgt_in), tgt_out, mask)
+        model.backward(dlogits)
+        if bar is not None:
+            bar.update(1)
+        return loss
+
+    snapshots = {}
+
+    def snapshot(row):
+        if row["step"] in (5, 10, 20, steps):
+            snapshots[row["step"]] = write()
+
+    try:
+        history = optimize(params, loss_and_backward, Adam(params, lr=lr), steps, clip=1.0, callback=snapshot)
+    finally:
+        if bar is not None:
+            bar.close()
+    with no_grad():
+        logp = log_softmax(np.asarray(model(x, tgt_in), np.float64))            # (n, U, V)
+        p_letter = np.exp(np.take_along_axis(logp, tgt_out[..., None], -1)[..., 0]) * mask  # (n, U)
+    written = snapshots[steps]
+    losses = [r["loss"] for r in history]
+    result = OneToManyResult(words, written, p_letter, losses, snapshots, "")
+    wrong = [f"{w[0]} -> {written[w[0]]!r} (not {w!r})" for w in words if written[w[0]] != w]
+    lines = [f"rnnlab demo one-to-many: a {cell.upper()} with {hidden} units gets ONE input, a word's first letter, "
+             f"and writes the whole word, one letter per step, each step fed the letter it just wrote. "
+             f"Trained on {len(words)} words for {steps} steps (Adam, lr {lr:g}).",
+             f"- It writes {result.correct} of {len(words)} words right from their first letter alone: "
+             + ", ".join(f"{w[0]} -> {written[w[0]]}" for w in words[:6]) + ", ...",
+             f"- Training loss {np.mean(losses[:10]):.3g} (first 10 steps) -> {np.mean(losses[-10:]):.3g} (last 10); "
+             f"the right letter gets probability {p_letter[mask].mean():.2f} on average, "
+             f"{p_letter[mask].min():.2f} at worst."]
+    if wrong:
+        lines.append("- Wrong: " + "; ".join(wrong))
+    result.figure = plots.plot_one_to_many(words, snapshots, losses)
+    if out is not None:
+        result.paths = _write(result.figure, out, "one_to_many", formats)
+        lines.append(f"plots: {', '.join(str(p) for p in result.paths)} ({time.perf_counter() - started:.1f} s)")
+    result.summary = "\n".join(lines)
+    _say(log, lines)
+    return result
+
+
+# -- demo: the cost of BPTT -------------------------------------------------------------------------
+@dataclass
+class BPTTCostResult:
+    rows: list[dict]    # per T: T, full_ms, full_mb, truncated_ms (one update), truncated_total_ms, truncated_mb, missed
+    window: int         # truncated BPTT's chunk length k
+    summary: str
+    figure: object = None
+    paths: list[Path] = field(default_factory=list)
+
+
+def _grads(params) -> np.ndarray:
+    return np.concatenate([p.grad.astype(np.float64).ravel() for p in params])
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _peak_bytes(fn, before=None) -> int:
+    """Peak of the memory allocated while fn runs, after before() (NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+
+    if before is not None:
+        before()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def bptt_cost(lengths=(25, 50, 100, 200, 400), window: int = 25, cell: str = "lstm", hidden: int = 64,
+              batch: int = 16, repeats: int = 2, seed: int = 0, data=None, out=None, formats=FORMATS,
+              progress: bool | None = None, log=print) -> BPTTCostResult:
+    """Full BPTT against truncated BPTT (chunks of `window` steps, the state carried between them) on
+    a character model reading text: measured time and peak memory of one weight update against T,
+    and the share of the full gradient that truncation no longer sees."""
+    from .nn.losses import cross_entropy
+
+    lengths = sorted(set(lengths))
+    check_positive(window=window, hidden=hidden, batch=batch, repeats=repeats, **{"lengths": min(lengths, default=0)})
+    started = time.perf_counter()
+    x_all, y_all, vocab, description, _ = text_batch(data, batch=batch, seq_len=max(lengths), split="all")
+    model = CharRNN(CharRNNConfig(len(vocab), cell, hidden, 1, 32), rng=np.random.default_rng(seed))
+    params = model.parameters()
+
+    def full(x, y):
+        loss, dlogits = cross_entropy(model(x), y)
+        model.backward(dlogits)
+
+    def truncated(x, y, chunks=None):
+        state, T = None, x.shape[1]
+        for start in range(0, T, window)[:chunks]:
+            logits = model(x[:, start:start + window], state)
+            state = model.final_state  # carried forward; its gradient stops here
+            _, dlogits = cross_entropy(logits, y[:, start:start + window])
+            model.backward(dlogits * (logits.shape[1] / T))  # chunk means, weighted into the mean over T
+
+    def forget():  # a one-step pass replaces the activations the model holds from the last one
+        full(x_all[:, :1], y_all[:, :1])
+
+    rows = []
+    bar = _progress(progress, len(lengths), "bptt-cost")
+    try:
+        for T in lengths:
+            x, y = x_all[:, :T], y_all[:, :T]
+            model.zero_grad()
+            full(x, y)
+            g_full = _grads(params)
+            model.zero_grad()
+            truncated(x, y)
+            g_trunc = _grads(params)
+            rows.append({
+                "T": T,
+                "full_ms": 1e3 * _best_time(lambda: full(x, y), repeats),
+                "truncated_ms": 1e3 * _best_time(lambda: truncated(x, y, chunks=1), repeats),
+                "truncated_total_ms": 1e3 * _best_time(lambda: truncated(x, y), repeats),
+                "full_mb": _peak_bytes(lambda: full(x, y), before=forget) / 1e6,
+                "truncated_mb": _peak_bytes(lambda: truncated(x, y), before=forget) / 1e6,
+                "missed": float(np.linalg.norm(g_full - g_trunc) / np.linalg.norm(g_full))})
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    model.zero_grad()
+    first, last = rows[0], rows[-1]
+    lines = [f"rnnlab demo bptt-cost: one weight update of a 1-layer {cell.upper()} ({hidden} units, batch {batch}) "
+             f"reading {description}, by full BPTT over all T steps or by truncated BPTT in chunks of k = {window} "
+             f"(the state carried, its gradient cut).",
+             f"{'T':>6} | {'full BPTT: ms':>13} {'MB':>6} | {'truncated: ms per update':>24} {'MB':>6} | "
+             f"{'all T/k updates: ms':>19} | gradient missed"]
+    lines += [f"{r['T']:>6} | {r['full_ms']:13.1f} {r['full_mb']:6.1f} | {r['truncated_ms']:24.1f} {r['truncated_mb']:6.1f}"
+              f" | {r['truncated_total_ms']:19.1f} | {r['missed']:.1%}" for r in rows]
+    lines += [f"- Full BPTT keeps every step's activations for the backward pass: from T = {first['T']} to "
+              f"{last['T']} ({last['T'] / first['T']:.0f}x) its peak memory goes from {first['full_mb']:.1f} to "
+              f"{last['full_mb']:.1f} MB ({last['full_mb'] / first['full_mb']:.0f}x) and one update from "
+              f"{first['full_ms']:.1f} to {last['full_ms']:.1f} ms ({last['full_ms'] / first['full_ms']:.0f}x).",
+              f"- Truncated BPTT stays flat: {last['truncated_mb']:.1f} MB and {last['truncated_ms']:.1f} ms per "
+              f"update at T = {last['T']}. Reading the whole sequence still costs about the same time "
+              f"({last['truncated_total_ms']:.0f} ms against {last['full_ms']:.0f}), but in {math.ceil(last['T'] / window)} "
+              f"updates instead of one.",
+              f"- The price: no gradient flows across a chunk boundary, so what step t + {window} owes to step t "
+              f"is never learned. At T = {last['T']} the truncated gradient differs from the full one by "
+              f"{last['missed']:.1%} of its norm (this fresh model's memory is short; a trained one's is longer)."]
+    figure = plots.plot_bptt_cost(rows, window, title=f"{cell.upper()}, {hidden} units, batch {batch}")
+    result = BPTTCostResult(rows, window, "", figure)
+    if out is not None:
+        result.paths = _write(figure, out, "bptt_cost", formats)
+        lines.append(f"plots: {', '.join(str(p) for p in result.paths)} ({time.perf_counter() - started:.1f} s)")
+    result.summary = "\n".join(lines)
+    _say(log, lines)
+    return result

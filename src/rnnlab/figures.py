@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch
 
 from .plots import write_figure
+from .display import Figure  # a matplotlib Figure that Jupyter draws as a PNG
 
 SLIDE_16_9 = (13.333, 7.5)  # inches: a PowerPoint/Keynote 16:9 slide, so 1 pt prints as 1 pt
 MAX_WORD = 12               # past this the unrolled cells get too narrow to read on a slide

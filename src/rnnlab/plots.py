@@ -1,4 +1,4 @@
-"""Plots written to files with matplotlib's Agg backend (no display needed)."""
+"""Plots as figures that need no display: written to files, or drawn inline in Jupyter (rnnlab.display)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,8 @@ import numpy as np
 
 
 def new_figure(width: float = 8, height: float = 4.5):
-    """A figure that never needs a display (no pyplot state, no GUI backend)."""
-    from matplotlib.figure import Figure
+    """A figure that never needs a display (no pyplot state, no GUI backend) and shows inline in Jupyter."""
+    from .display import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
@@ -316,24 +316,51 @@ def plot_experiment(rows: list[dict], path, title: str, neurone: bool = False) -
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if neurone:
-        firsts = [runs[0] for runs in groups.values()]
-        ax = axes[1]
-        base = firsts[0]["positions"]
-        t = np.arange(len(base))
-        width = 0.8 / len(firsts)
-        for i, r in enumerate(firsts):
-            ax.bar(t - 0.4 + width * (i + 0.5), [p["p_next"] for p in r["positions"]], width,
-                   color=f"C{i}", label=f"{r['model']}: P(next)")
-        ax.step(t, [p["bayes_current_char"] for p in base], where="mid", color="k", ls="--",
-                label="Bayes: current char only")
-        ax.step(t, [p["bayes_prefix"] for p in base], where="mid", color="k", ls=":", label="Bayes: whole prefix")
-        ax.set_xticks(t, [f"{p['reads']}->{p['next']}" for p in base])
-        ax.set_ylim(0, 1.05)
-        ax.set_title('reading "neurone": probability of the right next character', fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        neurone_panel(axes[1], [runs[0] for runs in groups.values()])
     path.parent.mkdir(parents=True, exist_ok=True)
     write_figure(fig, path, dpi=110)
     return path
+
+
+NEURONE_CAPTION = ("Each bar shows how sure a network is of the letter that really comes next, and each line "
+                   "the most that any network could be, knowing only the current letter (dashed) or every letter "
+                   "so far (solid).")
+
+
+def neurone_panel(ax, rows: list[dict]) -> None:
+    """Reading "neurone": each model's P(right next letter) as bars, against the most any model can
+    give it from the current letter alone (dashed) and from the whole prefix (solid), on one axis."""
+    from .data.tasks import neurone_data
+
+    best = neurone_data().best_probability_per_position("neurone")
+    t = np.arange(len(best.inputs))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        x = t - 0.4 + width * (i + 0.5)
+        p = [q["p_next"] for q in r["positions"]]
+        name = "feed-forward net (one letter)" if r["model"] == "ff" else f"{r['model'].upper()} (all letters so far)"
+        ax.bar(x, p, width, color=f"C{i}", label=name)
+        for xi, pi in zip(x, p):
+            ax.text(xi, pi + 0.015, f"{pi:.2f}", ha="center", va="bottom", fontsize=7)
+    for values, style, label in ((best.current_char, "--", "best possible from the current letter"),
+                                 (best.prefix, "-", "best possible from all letters so far")):
+        ax.hlines(values, t - 0.45, t + 0.45, colors="k", linestyles=style, lw=1.6, label=label)
+    ax.set_xticks(t, [f"{a}->{b}" for a, b in zip(best.inputs, best.targets)])
+    ax.set_xlabel("reads -> must predict ('^' start, '$' end)")
+    ax.set_ylabel("probability of the right next letter")
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_title('reading "neurone": how sure each network is of the right next letter', fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
+
+
+def plot_neurone(rows: list[dict]):
+    """The neurone chart alone (rows: one per model, as `rnnlab experiment neurone` returns them),
+    with its one-sentence caption underneath."""
+    fig = new_figure(9, 5)
+    neurone_panel(fig.add_subplot(), rows)
+    fig.supxlabel(NEURONE_CAPTION, fontsize=9, wrap=True)
+    return fig
 
 
 def plot_horizon(rows: list[dict], path) -> Path:
@@ -428,3 +455,54 @@ def plot_forecast(true, predicted, baseline, path, title: str = "validation part
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+def plot_one_to_many(words, snapshots: dict[int, dict[str, str]], losses):
+    """Left: the training loss. Right: what the net writes from each first letter (its one input)
+    after more and more training steps, green where it is the word, red where not yet."""
+    fig = new_figure(11, 0.3 * len(words) + 1.6)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.3])
+    left.plot(np.arange(1, len(losses) + 1), losses, color="tab:blue", label="all words, teacher forcing")
+    for step in snapshots:
+        left.axvline(step, color="0.6", lw=0.8, ls=":")
+    _label_axes(left, "training step", "cross-entropy (nats per letter)", "training", ylog=True)
+    right.axis("off")
+    right.set_xlim(-0.6, len(snapshots))
+    right.set_ylim(len(words), -1.2)
+    right.text(-0.35, -0.9, "input", ha="center", fontsize=9, color="0.35")
+    for col, (step, written) in enumerate(snapshots.items()):
+        right.text(col + 0.5, -0.9, f"after {step} steps", ha="center", fontsize=9, color="0.35")
+        for row, word in enumerate(words):
+            out = written[word[0]] or "(nothing)"
+            right.text(col + 0.5, row, out, ha="center", va="center", fontsize=10, family="monospace",
+                       color="tab:green" if out == word else "tab:red")
+    for row, word in enumerate(words):
+        right.text(-0.35, row, f"{word[0]} ->", ha="center", va="center", fontsize=10, family="monospace")
+    right.set_title("one input (a letter), a sequence out (the word it writes)", fontsize=10)
+    return fig
+
+
+def plot_bptt_cost(rows: list[dict], window: int, title: str | None = None):
+    """Time and peak memory of one weight update against T, full vs truncated BPTT, and the share of
+    the full gradient that truncation misses."""
+    T = [r["T"] for r in rows]
+    fig = new_figure(13, 4.2)
+    axes = fig.subplots(1, 3)
+    full, trunc = dict(color="tab:red", marker="o", label="full BPTT"), \
+        dict(color="tab:blue", marker="s", label=f"truncated, k = {window}")
+    axes[0].plot(T, [r["full_ms"] for r in rows], **full)
+    axes[0].plot(T, [r["truncated_ms"] for r in rows], **trunc)
+    axes[0].plot(T, [r["truncated_total_ms"] for r in rows], color="tab:blue", ls=":",
+                 label="truncated, all T/k updates")
+    _label_axes(axes[0], "T (time steps)", "ms per weight update", "time")
+    axes[1].plot(T, [r["full_mb"] for r in rows], **full)
+    axes[1].plot(T, [r["truncated_mb"] for r in rows], **trunc)
+    _label_axes(axes[1], "T (time steps)", "peak memory (MB)", "memory")
+    axes[2].plot(T, [100 * r["missed"] for r in rows], color="tab:blue", marker="s",
+                 label="||g_full - g_truncated|| / ||g_full||")
+    _label_axes(axes[2], "T (time steps)", "% of the gradient", "what truncation no longer sees")
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -178,9 +178,9 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch: int, seq_len: int, max_batc
     total_chunks = min(len(epoch), max_batches) if max_batches else len(epoch)  # None or 0: the whole split
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .display import progress_bar
 
-        bar = tqdm(total=total_chunks, unit="chunk", desc="evaluating", delay=progress_delay, dynamic_ncols=True)
+        bar = progress_bar(total=total_chunks, unit="chunk", desc="evaluating", delay=progress_delay, dynamic_ncols=True)
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
@@ -614,9 +614,9 @@ class Trainer:
 def _progress_bar(enabled: bool, initial: int, total: int):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from .display import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    return progress_bar(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
 def _postfix(row: dict, val_loss: float | None) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "ADDING_BASELINE_MSE", "COPY_VOCAB", "NEURONE_WORDS", "TEMPORAL_ORDER_BASELINE_ACC",
-    "BayesAccuracy", "NextCharData", "Seq2SeqData",
+    "BayesAccuracy", "BestProbability", "NextCharData", "Seq2SeqData",
     "adding", "copy_memory", "copy_baseline", "temporal_order", "neurone_data", "digits",
     "sine", "sine_persistence_mse", "reverse_strings", "addition", "Problem", "PROBLEMS",
 ]
@@ -177,6 +177,20 @@ class BayesAccuracy:
 
 
 @dataclass(frozen=True)
+class BestProbability:
+    """The most probability any model can give the right next character at each position of one
+    word: `current_char[t]` = P(targets[t] | inputs[t]) (a model that sees only the current
+    character, a feed-forward net), `prefix[t]` = P(targets[t] | "^" + word[:t]) (a model with
+    memory, an RNN), both counted over every position of every word in the set."""
+
+    word: str
+    inputs: str
+    targets: str
+    current_char: np.ndarray  # (len(word)+1,) float64
+    prefix: np.ndarray        # (len(word)+1,) float64
+
+
+@dataclass(frozen=True)
 class NextCharData:
     """Next-character prediction on a word list. vocab[0] is "$", also used as padding.
 
@@ -202,8 +216,8 @@ class NextCharData:
     def decode(self, ids) -> str:
         return "".join(self.vocab[int(i)] for i in ids)
 
-    def bayes_accuracy_per_position(self, word: str) -> BayesAccuracy:
-        """Current-char-only vs whole-prefix Bayes accuracy at each position of `word`."""
+    def _next_char_counts(self, word: str) -> tuple[dict[str, Counter], dict[str, Counter]]:
+        """What follows each character and each prefix, counted over every position of every word."""
         if word not in self.words:
             raise ValueError(f"word: expected one of {self.words}, got {word!r}")
         by_char: dict[str, Counter] = defaultdict(Counter)
@@ -213,6 +227,11 @@ class NextCharData:
             for t in range(len(src)):
                 by_char[src[t]][tgt[t]] += 1
                 by_prefix[src[: t + 1]][tgt[t]] += 1
+        return by_char, by_prefix
+
+    def bayes_accuracy_per_position(self, word: str) -> BayesAccuracy:
+        """Current-char-only vs whole-prefix Bayes accuracy at each position of `word`."""
+        by_char, by_prefix = self._next_char_counts(word)
 
         def best(counts: Counter) -> float:  # accuracy of always guessing the most frequent
             return max(counts.values()) / sum(counts.values())
@@ -222,6 +241,18 @@ class NextCharData:
             word=word, inputs=src, targets=tgt,
             current_char=np.array([best(by_char[src[t]]) for t in range(len(src))]),
             prefix=np.array([best(by_prefix[src[: t + 1]]) for t in range(len(src))]),
+        )
+
+    def best_probability_per_position(self, word: str) -> BestProbability:
+        """The Bayes-optimal probability of the right next character of `word` at each position (what
+        cross-entropy training converges to): the same measure as a model's P(next), for one axis."""
+        by_char, by_prefix = self._next_char_counts(word)
+        src, tgt = START + word, word + END
+        return BestProbability(
+            word=word, inputs=src, targets=tgt,
+            current_char=np.array([by_char[src[t]][tgt[t]] / sum(by_char[src[t]].values()) for t in range(len(src))]),
+            prefix=np.array([by_prefix[src[: t + 1]][tgt[t]] / sum(by_prefix[src[: t + 1]].values())
+                             for t in range(len(src))]),
         )
 
 

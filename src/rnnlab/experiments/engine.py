@@ -144,10 +144,10 @@ def run_specs(specs: list[RunSpec], engine: str = "local", jobs: int = 1, addres
     workers = min(jobs, len(specs))
     bar = None
     if progress and not inline:
-        from tqdm.auto import tqdm
+        from ..display import progress_bar
 
         where = f"{engine} at {address}" if address else f"{engine}, {workers} worker{'s' * (workers > 1)}"
-        bar = tqdm(total=len(specs), desc=f"{label} ({where})", unit="run", dynamic_ncols=True)
+        bar = progress_bar(total=len(specs), desc=f"{label} ({where})", unit="run", dynamic_ncols=True)
     kept = lambda: f"{sum(row is not None for row in rows)} of {len(specs)} runs had finished and are kept"
     try:
         if inline:

@@ -49,11 +49,11 @@ def _fit(model, spec: RunSpec, step_loss: Callable[[int], float], progress: bool
     params = model.parameters()
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ..display import progress_bar
 
         T = "" if spec.T is None else f" T={spec.T}"
-        bar = tqdm(total=spec.steps, desc=f"{spec.experiment} {spec.cell}{T}", unit="step", leave=False,
-                   dynamic_ncols=True, mininterval=0.5)
+        bar = progress_bar(total=spec.steps, desc=f"{spec.experiment} {spec.cell}{T}", unit="step", leave=False,
+                           dynamic_ncols=True, mininterval=0.5)
 
     def callback(row):
         if bar is not None:
@@ -276,10 +276,10 @@ def run_neurone(spec: RunSpec, progress: bool) -> dict:
     row = data.words.index("neurone")
     length = int(data.lengths[row])
     p = np.exp(log_softmax(logits[row, :length].astype(np.float64)))  # (8, V)
-    bayes = data.bayes_accuracy_per_position("neurone")
-    positions = [{"reads": bayes.inputs[t], "next": bayes.targets[t], "guess": data.vocab[int(p[t].argmax())],
-                  "p_next": float(p[t, data.y[row, t]]), "bayes_current_char": float(bayes.current_char[t]),
-                  "bayes_prefix": float(bayes.prefix[t])} for t in range(length)]
+    best = data.best_probability_per_position("neurone")  # the same measure as p_next, at its best
+    positions = [{"reads": best.inputs[t], "next": best.targets[t], "guess": data.vocab[int(p[t].argmax())],
+                  "p_next": float(p[t, data.y[row, t]]), "best_current_char": float(best.current_char[t]),
+                  "best_prefix": float(best.prefix[t])} for t in range(length)]
     name = "Bayes limit, current char only" if spec.cell == FF else "Bayes limit, whole prefix"
     return _row(spec, model, accuracy, stats[limit][0], name, losses, stats[limit][1], positions=positions,
                 bayes=stats)

@@ -87,17 +87,22 @@ def format_table(rows: list[dict]) -> str:
 
 
 def format_neurone(rows: list[dict]) -> str:
-    """Per position of "neurone": each model's guess and P(next), beside the two Bayes limits."""
+    """Per position of "neurone": each model's guess and P(next), beside the most P(next) can be
+    from the current character alone and from the whole prefix."""
+    from ..data.tasks import neurone_data
+    from ..plots import NEURONE_CAPTION
+
     positions = [r["positions"] for r in rows]
+    best = neurone_data().best_probability_per_position("neurone")
     head = ["t", "reads", "next"] + [f"{r['model']}: guess, P(next)" for r in rows] + \
-           ["Bayes: current char", "Bayes: prefix"]
+           ["best P(next): this letter", "best P(next): whole prefix"]
     lines = []
     for t, base in enumerate(positions[0]):
         lines.append([str(t), repr(base["reads"]), repr(base["next"])] +
                      [f"{p[t]['guess']!r} {'ok' if p[t]['guess'] == base['next'] else '--'} {p[t]['p_next']:.2f}"
-                      for p in positions] + [f"{base['bayes_current_char']:.2f}", f"{base['bayes_prefix']:.2f}"])
+                      for p in positions] + [f"{best.current_char[t]:.2f}", f"{best.prefix[t]:.2f}"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
     render = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join(["Reading \"neurone\" one character at a time:", "", render(head), rule] +
-                     [render(line) for line in lines])
+                     [render(line) for line in lines] + ["", "In the plot: " + NEURONE_CAPTION])

@@ -12,7 +12,9 @@ Small GEMMs run on one BLAS thread (nn.threads.limit).
 """
 from __future__ import annotations
 
+import sys
 import time
+import types
 from pathlib import Path
 
 from ..nn import threads
@@ -129,3 +131,15 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
 
 
 __all__ = ["explore_page", "neurone_page", "page_data", "read_data", "render", "connectivity_rows", "DEFAULT_CHARS"]
+
+
+class _CallableModule(types.ModuleType):
+    """`rnnlab.explore(...)` is both this package and its notebook function (notebook.explore)."""
+
+    def __call__(self, *args, **kwargs):
+        from .notebook import explore
+
+        return explore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

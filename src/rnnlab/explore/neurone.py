@@ -15,6 +15,7 @@ from ..experiments.runners import fit_neurone
 from ..models import ManyToMany
 from ..nn.losses import log_softmax
 from . import codec
+from .neurone_words import with_words_table, words_table
 from .page import TOP_K, page_data, render
 from .server import LiveModel
 from .trace import top_k
@@ -41,7 +42,7 @@ class SequenceView:
         return self.model.parameters()
 
 
-def train_neurone(seed: int = 0, steps: int | None = None):
+def train_neurone(seed: int = 0, steps: int | None = None, progress: bool = False):
     """(feed-forward OneToOne, RNN as a SequenceView, vocab), trained by the experiment's own runner code."""
     experiment = EXPERIMENTS["neurone"]
     data = tasks.neurone_data()
@@ -49,14 +50,15 @@ def train_neurone(seed: int = 0, steps: int | None = None):
     for cell in (FF, "rnn"):
         spec = RunSpec("neurone", cell, None, experiment.hidden, steps or experiment.steps, experiment.batch,
                        experiment.lr, seed)
-        model, _, _ = fit_neurone(spec, data)
+        model, _, _ = fit_neurone(spec, data, progress)
         models.append(model.eval())
     return models[0], SequenceView(models[1]), Vocab.from_list(data.vocab)
 
 
-def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
-    """(html, data, live models): the RNN reading "^neurone", the feed-forward net's top 5 beside it."""
-    ff, rnn, vocab = train_neurone(seed, steps)
+def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True, progress: bool = False):
+    """(html, data, live models): the RNN reading "^neurone", the feed-forward net's top 5 beside it,
+    and, above, the ten words with both models' predictions (static HTML, readable without a server)."""
+    ff, rnn, vocab = train_neurone(seed, steps, progress)
     text = "^" + WORD
     data = page_data(rnn, vocab, text, "RNN (rnnlab experiment neurone)", features="prose", window=len(text))
     ff_logp = log_softmax(np.asarray(ff(vocab.encode(text)[None, :])[0], np.float64))  # (T, V)
@@ -67,4 +69,5 @@ def neurone_page(seed: int = 0, steps: int | None = None, live: bool = True):
         "connectivity": {"window": len(text), "positions": [], "lengths": [], "values": codec.pack(np.zeros(0))}})
     data["live"] = live
     models = [LiveModel("feed-forward", ff, vocab, prefix="^", states=False), LiveModel("RNN", rnn, vocab, prefix="^")]
-    return render(data, "rnnlab explore: neurone"), data, models
+    page = with_words_table(render(data, "rnnlab explore: neurone"), words_table(ff, rnn.model))
+    return page, data, models
