@@ -561,3 +561,11 @@ def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
     err = proc.stderr.read().decode()
     assert code == 130, err
     assert err.strip() == "rnnlab: interrupted while importing the RNNLAB_CELLS files"
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_the_work(outputs_home, capsys):
+    """Where the issue is silent: explore would compute the page and only then fail to write it."""
+    code = main(["explore", str(outputs_home / "run"), "--out", str(outputs_home / "nowhere" / "page.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"rnnlab explore: error: --out {outputs_home / 'nowhere' / 'page.html'}: its folder "
+                                 f"{outputs_home / 'nowhere'} does not exist\n")

@@ -291,6 +291,9 @@ def check_output(path, *, reads=(), overwrite: bool = False, flag: str = "--out"
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise OutputError(f"{flag} must name a file; got {str(path)!r}")
     path = check_regular_target(path, flag)
+    if not path.parent.is_dir():  # said now, not after the work whose result it was to hold
+        why = "is not a directory" if path.parent.exists() else "does not exist"
+        raise OutputError(f"{flag} {path}: its folder {path.parent} {why}")
     for source, what in reads:
         if source is not None and _same_file(path, Path(source)):
             raise OutputError(f"{flag} {path} is {what}, which this command reads; choose another name")
