@@ -11,6 +11,10 @@ The lock is an OS lock on `<run>/.lock` (flock on POSIX, msvcrt.locking on Windo
 it when the holder's process ends for any reason, SIGKILL included, so a dead run never blocks the
 next one. The holder writes its PID into the file so a refused writer can say who holds it.
 
+What any command writes goes through check_output (before any work: a regular file's path, never a
+file the command reads, nor a run's file or a checkpoint unless --overwrite) and write_output (the
+same check, then io.atomic_write_bytes).
+
 log.jsonl gets one JSON row per step. A line that does not parse, and a row past the checkpoint's
 step (written after the last save, before a crash), is never dropped: it moves to log.aside.jsonl
 with its line number and the reason, and the report says so.
@@ -300,8 +304,7 @@ def check_output(path, *, reads=(), overwrite: bool = False, flag: str = "--out"
     if overwrite or not path.exists():
         return path
     directory = path.parent
-    if path.name in RUN_FILES + (LOCK,) and any(name in run_files(directory) for name in ("config.json",
-                                                                                          "checkpoint.safetensors")):
+    if path.name in RUN_FILES + (LOCK,) and holds_run(directory):
         raise OutputError(f"{flag} {path} is a file of the run in {directory} ({describe_run(directory)}); choose "
                           "another name, or pass --overwrite to replace it")
     try:
@@ -326,5 +329,5 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "holds_run", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
-           "write_atomic", "check_output", "write_output"]
+__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "holds_run", "abandon", "run_files", "describe_run",
+           "read_log", "reconcile_log", "write_atomic", "check_output", "write_output"]
