@@ -560,7 +560,7 @@ def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
             proc.wait()
     err = proc.stderr.read().decode()
     assert code == 130, err
-    assert err.strip() == "rnnlab: interrupted while importing the RNNLAB_CELLS files"
+    assert err.strip() == "rnnlab generate: interrupted while importing the RNNLAB_CELLS files"
 
 
 def test_an_output_in_a_missing_folder_is_refused_before_the_work(outputs_home, capsys):
