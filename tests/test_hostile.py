@@ -569,3 +569,24 @@ def test_an_output_in_a_missing_folder_is_refused_before_the_work(outputs_home, 
     err = capsys.readouterr().err
     assert code == 2 and err == (f"rnnlab explore: error: --out {outputs_home / 'nowhere' / 'page.html'}: its folder "
                                  f"{outputs_home / 'nowhere'} does not exist\n")
+
+
+def test_overwrite_keeps_the_old_checkpoint_until_the_new_one_is_written(outputs_home, tmp_path, capsys, monkeypatch):
+    """Where the issue is silent: a full disk at the new run's first save leaves the old checkpoint."""
+    import errno
+    import shutil
+
+    import rnnlab.train
+    from rnnlab.io import read_metadata
+
+    run = tmp_path / "run"
+    shutil.copytree(outputs_home / "run", run)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "cannot write (No space left on device)", str(run / "checkpoint.safetensors"))
+
+    monkeypatch.setattr(rnnlab.train, "save_checkpoint", full)
+    code = main(["train", "--data", str(outputs_home / "text.txt"), "--out", str(run), "--overwrite", "--steps", "2",
+                 "--hidden", "8", "--layers", "1", "--batch", "2", "--seq-len", "8", "--no-progress"])
+    assert code == 2 and "No space left on device" in capsys.readouterr().err
+    assert read_metadata(run / "checkpoint.safetensors")["step"] == 3  # the old run's, resumable

@@ -189,12 +189,13 @@ def holds_run(directory) -> bool:
     return isinstance(config, dict) and {"model", "hidden", "seq_len", "batch", "out"} <= set(config)
 
 
-def clear_run(directory) -> None:
-    """Remove the run files of `directory` (held under its lock): --overwrite's last step before the new
-    run's first checkpoint, so any refusal before it leaves the old run whole."""
+def clear_run(directory, keep=()) -> None:
+    """Remove the run files of `directory` (held under its lock) but those named in `keep`: --overwrite's
+    last step before the new run's first checkpoint, so any refusal before it leaves the old run whole."""
     directory = Path(directory)
     for name in run_files(directory):
-        (directory / name).unlink()
+        if name not in keep:
+            (directory / name).unlink()
 
 
 def abandon(directory) -> None:
