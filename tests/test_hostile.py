@@ -573,7 +573,9 @@ def test_ctrl_c_while_cell_files_import_exits_130(tmp_path):
             proc.wait()
     err = proc.stderr.read().decode()
     assert code == 130, err
-    assert err.strip() == "rnnlab: interrupted while importing the RNNLAB_CELLS files"
+    assert err.strip() == "rnnlab generate: interrupted while importing the RNNLAB_CELLS files"
+
+
 # -- issue 25 (explore's server, sweeps): one line, no traceback, nothing lost ---------------------
 def test_explore_on_a_taken_port_names_it_before_any_work(home, capsys):
     import socket
@@ -623,3 +625,32 @@ def test_a_sweep_whose_runs_kill_their_workers_ends_in_one_line(tmp_path, capsys
     out, err = capsys.readouterr()
     assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("rnnlab experiment: error: run adding lstm T=100 seed 3: the worker died 3 times")
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_the_work(outputs_home, capsys):
+    """Where the issue is silent: explore would compute the page and only then fail to write it."""
+    code = main(["explore", str(outputs_home / "run"), "--out", str(outputs_home / "nowhere" / "page.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == (f"rnnlab explore: error: --out {outputs_home / 'nowhere' / 'page.html'}: its folder "
+                                 f"{outputs_home / 'nowhere'} does not exist\n")
+
+
+def test_overwrite_keeps_the_old_checkpoint_until_the_new_one_is_written(outputs_home, tmp_path, capsys, monkeypatch):
+    """Where the issue is silent: a full disk at the new run's first save leaves the old checkpoint."""
+    import errno
+    import shutil
+
+    import rnnlab.train
+    from rnnlab.io import read_metadata
+
+    run = tmp_path / "run"
+    shutil.copytree(outputs_home / "run", run)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "cannot write (No space left on device)", str(run / "checkpoint.safetensors"))
+
+    monkeypatch.setattr(rnnlab.train, "save_checkpoint", full)
+    code = main(["train", "--data", str(outputs_home / "text.txt"), "--out", str(run), "--overwrite", "--steps", "2",
+                 "--hidden", "8", "--layers", "1", "--batch", "2", "--seq-len", "8", "--no-progress"])
+    assert code == 2 and "No space left on device" in capsys.readouterr().err
+    assert read_metadata(run / "checkpoint.safetensors")["step"] == 3  # the old run's, resumable

@@ -361,3 +361,46 @@ def test_rnnlab_lstm_weights_move_to_torch_and_back(tmp_path):
     again = rnnlab.LSTM(4, 5, num_layers=2, bidirectional=True, rng=1)
     again.load_state_dict(load_weights(path))
     assert_same_arrays(ours.state_dict(), again.state_dict())
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink", "device"])
+def test_atomic_write_refuses_anything_but_a_regular_file(tmp_path, kind):
+    """The rename would replace a device node, FIFO or link (not its target) with a regular file."""
+    from rnnlab.io import OutputError, atomic_write_bytes
+
+    target = {"directory": tmp_path / "d", "fifo": tmp_path / "f", "symlink": tmp_path / "l",
+              "device": Path("/dev/null")}[kind]
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "symlink":
+        (tmp_path / "real").write_text("kept")
+        target.symlink_to(tmp_path / "real")
+    words = {"directory": "is a directory", "fifo": "is a FIFO", "symlink": "is a symbolic link",
+             "device": "is a device"}[kind]
+    with pytest.raises(OutputError, match=words):
+        atomic_write_bytes(target, b"data")
+    assert Path("/dev/null").is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+    if kind == "symlink":
+        assert target.is_symlink() and (tmp_path / "real").read_text() == "kept"
+
+
+def test_a_failed_atomic_write_names_the_target_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    import rnnlab.io
+    from rnnlab.io import atomic_write_bytes
+
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rnnlab.io.os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        atomic_write_bytes(path, b"new")
+    assert caught.value.filename == str(path) and caught.value.filename2 is None
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]

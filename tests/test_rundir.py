@@ -260,3 +260,18 @@ def test_overwrite_never_deletes_files_of_a_directory_that_holds_no_run(tmp_path
         claim(project, overwrite=True)
     assert (project / "config.json").read_text() == '{"name": "my project"}'
     assert (project / "samples.txt").read_text() == "my samples"
+
+
+def test_check_output_knows_an_input_by_its_inode(tmp_path):
+    """A hard link or another spelling of the file a command reads is still that file."""
+    from rnnlab.io import OutputError
+    from rnnlab.rundir import check_output
+
+    (tmp_path / "text.txt").write_text("data")
+    os.link(tmp_path / "text.txt", tmp_path / "alias.txt")
+    for out in (tmp_path / "alias.txt", tmp_path / "sub" / ".." / "text.txt"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(OutputError, match="is the --text file, which this command reads"):
+            check_output(out, reads=[(tmp_path / "text.txt", "the --text file")], overwrite=True)
+    assert check_output(tmp_path / "new.html", reads=[(tmp_path / "text.txt", "the --text file")]) \
+        == tmp_path / "new.html"

@@ -1033,19 +1033,23 @@ def _quiet_stdout() -> None:
 
 
 def main(argv=None) -> int:
-    from .nn.cells import load_cell_files
-    from .train import NothingToDo, TrainingDiverged
-
     for stream in ("stdout", "stderr"):  # started with >&- : write into nothing rather than crash
         if getattr(sys, stream) is None:
             setattr(sys, stream, open(os.devnull, "w"))
+    importing_cells = False
     try:  # the user's cells first: the parser lists them among the choices
+        from .nn.cells import load_cell_files
+        from .train import NothingToDo, TrainingDiverged
+
+        importing_cells = bool(os.environ.get("RNNLAB_CELLS"))
         load_cell_files()
     except ValueError as error:
         print(f"rnnlab: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\nrnnlab: interrupted while importing the RNNLAB_CELLS files", file=sys.stderr)
+    except KeyboardInterrupt:  # while modules or cell files import: as anywhere else, one line and 130
+        command = next((a for a in (sys.argv[1:] if argv is None else list(argv))[:1] if not a.startswith("-")), "")
+        during = " while importing the RNNLAB_CELLS files" if importing_cells else ""
+        print(f"\nrnnlab{' ' + command if command else ''}: interrupted{during}", file=sys.stderr)
         return 130
     args = build_parser().parse_args(argv)
     name = f"rnnlab {args.command}"

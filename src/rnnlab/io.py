@@ -19,7 +19,10 @@ JSON keeps ints of any size (a PCG64 state is 128-bit) and floats exactly; tuple
 
 Every file is written to a temp file beside the target, fsynced, then `os.replace`d onto it, so a
 crash, Ctrl-C or SIGKILL mid-save leaves the previous file intact (a SIGKILL may leave a stray
-`.<name>.*.tmp`, never a broken target).
+`.<name>.*.tmp`, never a broken target). `atomic_write_bytes` does it for every file rnnlab writes
+(checkpoints, exports, pages, plots, tables), and only over a regular file: a directory, device,
+FIFO or symbolic link at the target is refused (OutputError); rundir.check_output adds what a
+command must never overwrite.
 """
 from __future__ import annotations
 

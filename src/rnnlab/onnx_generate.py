@@ -80,8 +80,12 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=None)
     a = p.parse_args(argv)
     sys.stdout.write(a.prime)
-    generate(a.model, a.prime, a.length, a.temperature, a.top_k, a.seed,
-             on_text=lambda c: (sys.stdout.write(c), sys.stdout.flush()))
+    try:
+        generate(a.model, a.prime, a.length, a.temperature, a.top_k, a.seed,
+                 on_text=lambda c: (sys.stdout.write(c), sys.stdout.flush()))
+    except ValueError as error:  # a forged or damaged file, non-finite logits: one line, no traceback
+        sys.stdout.write("\n")
+        sys.exit(f"onnx_generate.py: error: {error}")
     sys.stdout.write("\n")
 
 

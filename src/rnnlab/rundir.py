@@ -11,6 +11,10 @@ The lock is an OS lock on `<run>/.lock` (flock on POSIX, msvcrt.locking on Windo
 it when the holder's process ends for any reason, SIGKILL included, so a dead run never blocks the
 next one. The holder writes its PID into the file so a refused writer can say who holds it.
 
+What any command writes goes through check_output (before any work: a regular file's path, never a
+file the command reads, nor a run's file or a checkpoint unless --overwrite) and write_output (the
+same check, then io.atomic_write_bytes).
+
 log.jsonl gets one JSON row per step. A line that does not parse, and a row past the checkpoint's
 step (written after the last save, before a crash), is never dropped: it moves to log.aside.jsonl
 with its line number and the reason, and the report says so.
@@ -186,12 +190,13 @@ def holds_run(directory) -> bool:
     return isinstance(config, dict) and {"model", "hidden", "seq_len", "batch", "out"} <= set(config)
 
 
-def clear_run(directory) -> None:
-    """Remove the run files of `directory` (held under its lock): --overwrite's last step before the new
-    run's first checkpoint, so any refusal before it leaves the old run whole."""
+def clear_run(directory, keep=()) -> None:
+    """Remove the run files of `directory` (held under its lock) but those named in `keep`: --overwrite's
+    last step before the new run's first checkpoint, so any refusal before it leaves the old run whole."""
     directory = Path(directory)
     for name in run_files(directory):
-        (directory / name).unlink()
+        if name not in keep:
+            (directory / name).unlink()
 
 
 def abandon(directory) -> None:
@@ -292,14 +297,16 @@ def check_output(path, *, reads=(), overwrite: bool = False, flag: str = "--out"
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise OutputError(f"{flag} must name a file; got {str(path)!r}")
     path = check_regular_target(path, flag)
+    if not path.parent.is_dir():  # said now, not after the work whose result it was to hold
+        why = "is not a directory" if path.parent.exists() else "does not exist"
+        raise OutputError(f"{flag} {path}: its folder {path.parent} {why}")
     for source, what in reads:
         if source is not None and _same_file(path, Path(source)):
             raise OutputError(f"{flag} {path} is {what}, which this command reads; choose another name")
     if overwrite or not path.exists():
         return path
     directory = path.parent
-    if path.name in RUN_FILES + (LOCK,) and any(name in run_files(directory) for name in ("config.json",
-                                                                                          "checkpoint.safetensors")):
+    if path.name in RUN_FILES + (LOCK,) and holds_run(directory):
         raise OutputError(f"{flag} {path} is a file of the run in {directory} ({describe_run(directory)}); choose "
                           "another name, or pass --overwrite to replace it")
     try:
@@ -324,5 +331,5 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "holds_run", "abandon", "run_files", "describe_run", "read_log", "reconcile_log",
-           "write_atomic", "check_output", "write_output"]
+__all__ = ["RunDirError", "RunLock", "claim", "clear_run", "holds_run", "abandon", "run_files", "describe_run",
+           "read_log", "reconcile_log", "write_atomic", "check_output", "write_output"]

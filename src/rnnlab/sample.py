@@ -24,9 +24,10 @@ CHUNK = 64  # characters per compiled call: the stream yields them in bursts thi
 class NonFiniteLogits(ValueError):
     """The model's logits hold NaN or inf (damaged or diverged weights): there is nothing to sample."""
 
-    def __init__(self, generated: int):
-        super().__init__(f"the model's logits are not finite (NaN or inf) after {generated} generated "
-                         "character(s); its weights are damaged or diverged, so generation stopped")
+    def __init__(self, generated: int | None = None):
+        where = "" if generated is None else f" after {generated} generated character(s)"
+        super().__init__(f"the model's logits are not finite (NaN or inf){where}; its weights are damaged or "
+                         "diverged, so generation stopped")
         self.generated = generated
 
 
@@ -34,7 +35,7 @@ def next_char_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: 
     """p over the vocabulary from logits (V,): softmax(logits / temperature), kept to the top k.
     NonFiniteLogits if a logit is NaN or infinite."""
     if not np.isfinite(logits).all():
-        raise NonFiniteLogits(0)
+        raise NonFiniteLogits()
     scaled = logits.astype(np.float64) / temperature
     if top_k is not None and top_k < scaled.size:
         cutoff = np.partition(scaled, -top_k)[-top_k]

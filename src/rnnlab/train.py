@@ -476,8 +476,8 @@ class Trainer:
         self._lock.acquire()  # a no-op unless this trainer already ran fit once
         if self.step >= self.total_steps:
             raise NothingToDo(f"{self.run_dir} is at step {self.step} of {self.total_steps}: nothing to do")
-        if self._fresh:  # --overwrite: the old run goes only now, when the new one is sure to start
-            clear_run(self.run_dir)
+        if self._fresh:  # --overwrite: the old run goes only now, when the new one is sure to start; its
+            clear_run(self.run_dir, keep=(CHECKPOINT,))  # checkpoint until the new one replaces it atomically
         write_atomic(self.run_dir / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
         if self._fresh:
             self.save()  # step 0: from here on no crash leaves the run without a checkpoint
