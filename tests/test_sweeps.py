@@ -162,19 +162,26 @@ def test_a_damaged_run_file_is_set_aside_named_and_retrained(tmp_path, capsys):
     spec = plan("temporal-order", seeds=[1], **TINY)[0]
     path = RunStore(out).path(spec)
     good = json.loads(path.read_text())
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-    for k, (name, (data, reason)) in enumerate(_damaged(good, spec).items()):
+    cases = _damaged(good, spec)
+    for k, (name, (data, reason)) in enumerate(cases.items()):  # each read back, refused, named and kept
         path.write_bytes(data)
-        warned = []
-        again = run_experiment("temporal-order", seeds=[0, 1], out=out, warn=warned.append, **TINY)
-        assert (again.reused, again.trained) == (1, 1), name
-        assert warned == again.set_aside and len(warned) == 1, (name, warned)
+        store = RunStore(out)
+        assert store.load(spec) is None and not path.exists(), name
         aside = out / "runs" / "set-aside" / (path.name + (f".{k}" if k else ""))
-        assert warned[0].startswith(f"{path}: {reason}") and f"moved to {aside};" in warned[0], (name, warned)
+        assert len(store.set_aside) == 1 and store.set_aside[0].startswith(f"{path}: {reason}"), name
+        assert store.set_aside[0].endswith(f"moved to {aside}; the run is trained again"), (name, store.set_aside)
         assert aside.read_bytes() == data, name  # kept, not deleted
-        assert strip(again.rows) == strip(first.rows), name
-        assert json.loads(path.read_text())["row"]["seed"] == 1  # the retrained run's file replaced it
-        assert json.loads((out / "results.json").read_text())["set_aside"] == warned
+    path.write_text(json.dumps(good))
+    assert RunStore(out).load(spec) == good["row"]  # the good file reads back as it was
+    # end to end: reported before training, retrained the same, recorded in results.json
+    path.write_bytes(cases["no value"][0])
+    warned = []
+    again = run_experiment("temporal-order", seeds=[0, 1], out=out, warn=warned.append, **TINY)
+    assert (again.reused, again.trained) == (1, 1) and warned == again.set_aside and len(warned) == 1
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert strip(again.rows) == strip(first.rows)
+    assert json.loads(path.read_text())["row"]["seed"] == 1  # the retrained run's file replaced it
+    assert json.loads((out / "results.json").read_text())["set_aside"] == warned
     # the command says so on stderr, one line per file, and goes on
     path.write_bytes(b"{")
     code = main(["experiment", "temporal-order", "--cells", "rnn", "--T", "10", "--seeds", "0-1", "--steps", "3",
@@ -183,7 +190,7 @@ def test_a_damaged_run_file_is_set_aside_named_and_retrained(tmp_path, capsys):
     assert code == 0 and "Traceback" not in err
     assert [line for line in err.splitlines() if "set aside" in line] == [
         f"rnnlab experiment: set aside: {path}: not a JSON document (cut short or damaged); moved to "
-        f"{out / 'runs' / 'set-aside' / path.name}.{len(_damaged(good, spec))}; the run is trained again"]
+        f"{out / 'runs' / 'set-aside' / path.name}.{len(cases) + 1}; the run is trained again"]
 
 
 def test_engine_choices_are_checked():
@@ -354,12 +361,20 @@ def test_ctrl_c_stops_a_dask_sweep_at_once(tmp_path):
         deadline = time.monotonic() + 90
         while "(dask, 2 workers)" not in err and time.monotonic() < deadline:
             err += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
-        time.sleep(2)  # the cluster is starting, or the runs are under way: either way Ctrl-C must land
-        workers = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        driver = psutil.Process(proc.pid)
+        while not driver.children() and time.monotonic() < deadline:  # the LocalCluster is starting its workers:
+            time.sleep(0.02)                                           # a Ctrl-C now must not be lost
+        workers = {p.pid for p in driver.children(recursive=True)}
         sent = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
-        code = proc.wait(timeout=30)
-        assert time.monotonic() - sent < 15, "Ctrl-C waited for the runs"
+        while proc.poll() is None and time.monotonic() - sent < 90:  # the runs themselves would take minutes
+            try:
+                workers |= {p.pid for p in driver.children(recursive=True)}  # those started after the Ctrl-C too
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)
+        code = proc.wait(timeout=10)
+        assert time.monotonic() - sent < 30, "Ctrl-C waited for the cluster's start and the runs"
         err += proc.stderr.read()
     finally:
         if proc.poll() is None:

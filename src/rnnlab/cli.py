@@ -721,10 +721,11 @@ def _run_experiment(args) -> int:
     out = args.out if args.out is not None else str(Path("runs") / args.name)
     try:
         result = run_experiment(args.name, cells=args.cells, Ts=args.Ts, steps=args.steps, hidden=args.hidden,
-                                seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out, jobs=args.jobs,
-                                engine=args.engine, address=args.address, progress=not args.no_progress,
-                                command=command, warn=lambda line: print(f"rnnlab experiment: set aside: {line}",
-                                                                         file=sys.stderr, flush=True))
+                                seed=args.seed, seeds=args.seeds, batch=args.batch, lr=args.lr, out=out,
+                                jobs=args.jobs, engine=args.engine, address=args.address,
+                                progress=not args.no_progress, command=command,
+                                warn=lambda line: print(f"rnnlab experiment: set aside: {line}", file=sys.stderr,
+                                                        flush=True))
     except SweepFailed as failure:  # runs that kept killing their workers, named; the finished ones are kept
         print(f"rnnlab experiment: error: {' '.join(str(failure).split())}", file=sys.stderr)
         return 1

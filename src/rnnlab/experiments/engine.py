@@ -168,7 +168,8 @@ def run_specs(specs: list[RunSpec], engine: str = "local", jobs: int = 1, addres
             bar.close()
     if not inline and failed:
         names = ", ".join(describe(specs[i]) for i in failed)
-        raise SweepFailed(f"{'run' if len(failed) == 1 else 'runs'} {names}: the worker died {RETRIES + 1} times "
+        times = f"{RETRIES + 1} times" if address is None else "every time it was tried"  # a remote scheduler's own count
+        raise SweepFailed(f"{'run' if len(failed) == 1 else 'runs'} {names}: the worker died {times} "
                           f"(killed for memory, or a crash outside Python?); {kept()}; run the same command "
                           "again to retry")
     return rows
