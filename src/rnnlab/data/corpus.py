@@ -254,18 +254,23 @@ class _Reading:
         self.characters = 0
         self.crlf = 0
         self.bad = 0                    # undecodable byte sequences (each one U+FFFD under "replace")
-        self.bad_at: list[tuple[int, int]] = []   # (byte offset, line) of the first few
-        self.non_ascii = 0              # characters above U+007F decoded correctly (a UTF-8 file shows some)
+        self.bad_at: list[int] = []     # byte offsets of the first few
+        self.non_ascii = False          # a character above U+007F decoded correctly (a UTF-8 file shows some)
         self.nul = 0
         self.has_text = False           # anything but whitespace
         self.bytes = 0
+
+    def lines(self, read_bytes) -> list[int]:
+        """The line of each offset in bad_at, counting newlines in read_bytes(stop) (only on failure)."""
+        prefix = read_bytes(max(self.bad_at) + 1) if self.bad_at else b""
+        return [prefix.count(b"\n", 0, offset) + 1 for offset in self.bad_at]
 
 
 def _chunks(path: Path, keep_crlf: bool, reading: _Reading | None = None):
     """Yield the text of `path` as code-point arrays (C,), chunk by chunk; count into `reading`."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
     held = ""  # a final "\r" held back: the "\n" that completes it may open the next chunk
-    offset = newlines = 0
+    offset = 0
     with open(path, "rb") as f:
         while True:
             chunk = f.read(CHUNK_BYTES)
@@ -273,35 +278,37 @@ def _chunks(path: Path, keep_crlf: bool, reading: _Reading | None = None):
             pending = decoder.getstate()[0]
             text = decoder.decode(chunk, final)
             if reading is not None:
-                _count(reading, pending + chunk, text, offset - len(pending), newlines - pending.count(b"\n"), final)
+                _count(reading, pending + chunk if pending else chunk, text, offset - len(pending), final)
                 offset += len(chunk)
-                newlines += chunk.count(b"\n")
             text, held = held + text, ""
             if not keep_crlf and "\r" in text:
                 if text.endswith("\r") and not final:
                     text, held = text[:-1], "\r"
-                crlf = text.count("\r\n")
-                if crlf:
-                    text = text.replace("\r\n", "\n")
-                    if reading is not None:
-                        reading.crlf += crlf
+                before = len(text)
+                text = text.replace("\r\n", "\n")
+                if reading is not None:
+                    reading.crlf += before - len(text)
             if text:
                 yield code_points(text)
             if final:
                 return
 
 
-def _count(reading: _Reading, data: bytes, text: str, base: int, newlines: int, final: bool) -> None:
+def _count(reading: _Reading, data: bytes, text: str, base: int, final: bool) -> None:
     """Add one chunk to `reading`: data is the bytes decoded into text, starting at byte `base`."""
     reading.bytes += len(data)
     reading.characters += len(text)
-    reading.nul += data.count(b"\0")
+    if b"\0" in data:
+        reading.nul += data.count(b"\0")
     if not reading.has_text and text.strip():
         reading.has_text = True
     if text.isascii():
         return
-    replaced = text.count(_REPLACEMENT) - data.count(_REPLACEMENT.encode("utf-8"))
-    reading.non_ascii += len(text) - len(text.encode("ascii", "ignore")) - max(replaced, 0)
+    replaced = 0
+    if _REPLACEMENT in text:
+        replaced = text.count(_REPLACEMENT) - data.count(_REPLACEMENT.encode("utf-8"))
+    if not reading.non_ascii:
+        reading.non_ascii = replaced <= 0 or len(text) - len(text.encode("ascii", "ignore")) > replaced
     if replaced <= 0:
         return
     reading.bad += replaced
@@ -313,8 +320,7 @@ def _count(reading: _Reading, data: bytes, text: str, base: int, newlines: int, 
         except UnicodeDecodeError as error:
             if error.reason == "unexpected end of data" and not final:
                 break  # a character cut by the chunk's end: the next chunk completes it
-            where = position + error.start
-            reading.bad_at.append((base + where, newlines + data.count(b"\n", 0, where) + 1))
+            reading.bad_at.append(base + position + error.start)
             position += error.end
 
 
@@ -329,7 +335,7 @@ def _build(path: Path, description: str, ids_path: Path, keep_crlf: bool, errors
     except OSError as error:
         raise DataError(f"data file {description} cannot be read ({error.strerror or error}); check its "
                         "permissions.") from None
-    _check_reading(reading, description, errors)
+    _check_reading(reading, description, errors, lambda stop: _head(path, stop))
     own_vocab, table, known = _tables(seen, vocab, skip_unknown, description)
     length = reading.characters - reading.crlf  # before any skipping: an upper bound
     need = length * table.dtype.itemsize
@@ -362,7 +368,8 @@ def _build(path: Path, description: str, ids_path: Path, keep_crlf: bool, errors
     if reading.crlf:
         notes.append(_crlf_note(reading.crlf))
     if reading.bad:
-        notes.append(f"{reading.bad:,} undecodable byte sequence(s) read as U+FFFD ({_offsets(reading)})")
+        notes.append(f"{reading.bad:,} undecodable byte sequence(s) read as U+FFFD "
+                     f"({_offsets(reading, lambda stop: _head(path, stop))})")
     if skipped:
         notes.append(_skip_note(skipped, seen, vocab))
     header = {"length": written, "dtype": table.dtype.name, "vocab": [ord(c) for c in own_vocab.chars],
@@ -370,12 +377,17 @@ def _build(path: Path, description: str, ids_path: Path, keep_crlf: bool, errors
     return header, own_vocab
 
 
-def _check_reading(reading: _Reading, description: str, errors: str) -> None:
+def _head(path: Path, stop: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(stop)
+
+
+def _check_reading(reading: _Reading, description: str, errors: str, read_bytes) -> None:
     """One clear DataError for a text that is empty, not text, or (strict) not valid UTF-8."""
     if not reading.has_text:
         raise DataError(f"data file {description} is empty{' (only whitespace)' if reading.characters else ''}; "
                         "a character model needs text to learn from.")
-    if reading.nul > max(16, reading.bytes // 100) or reading.bad > max(16, reading.bytes // 10):
+    if reading.nul > max(16, reading.bytes // 100) or reading.bad > max(16, reading.bytes // 4):
         raise DataError(f"data file {description} does not look like text ({reading.nul:,} NUL bytes, "
                         f"{reading.bad:,} byte sequences that are not UTF-8, in {reading.bytes:,} bytes); pass a "
                         "UTF-8 text file (UTF-16 text: `iconv -f utf-16 -t utf-8 in.txt > out.txt`).")
@@ -389,11 +401,11 @@ def _check_reading(reading: _Reading, description: str, errors: str) -> None:
                       "it, e.g. `iconv -f cp1252 -t utf-8 in.txt > out.txt`, or pass --errors replace to read "
                       "each bad byte as U+FFFD")
         raise DataError(f"data file {description} is not valid UTF-8: {reading.bad:,} undecodable byte "
-                        f"sequence(s) ({_offsets(reading)}). {advice}.")
+                        f"sequence(s) ({_offsets(reading, read_bytes)}). {advice}.")
 
 
-def _offsets(reading: _Reading) -> str:
-    shown = ", ".join(f"byte offset {o} (line {line})" for o, line in reading.bad_at)
+def _offsets(reading: _Reading, read_bytes) -> str:
+    shown = ", ".join(f"byte offset {o} (line {line})" for o, line in zip(reading.bad_at, reading.lines(read_bytes)))
     return ("at " if reading.bad <= len(reading.bad_at) else "first at ") + shown
 
 

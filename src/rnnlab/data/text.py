@@ -354,8 +354,8 @@ def _decode(data: bytes, name: str, errors: str = "strict", final: bool = True) 
     decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
     text = decoder.decode(data, final)
     reading = _Reading()
-    _count(reading, data, text, 0, 0, final)
-    _check_reading(reading, name, errors)
+    _count(reading, data, text, 0, final)
+    _check_reading(reading, name, errors, lambda stop: data[:stop])
     return text
 
 
