@@ -198,3 +198,26 @@ def test_training_data_larger_than_the_address_space_limit(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "steps 3 val" in done.stdout and "Windows line endings" in done.stdout
+
+
+def test_the_memory_check_counts_the_text_and_refuses_before_any_work(tmp_path, monkeypatch):
+    from rnnlab.train import TrainConfig, Trainer
+    from rnnlab.validate import MemoryLimitError, char_rnn_training_bytes
+
+    config = TrainConfig(data=str(_file(tmp_path, TEXT.encode())), hidden=8, layers=1, embedding=4, batch=2,
+                         seq_len=8, out=str(tmp_path / "run"))
+    model = char_rnn_training_bytes(vocab=1, cell="lstm", hidden=8, layers=1, embedding=4, batch=2, seq_len=8)
+    text = "x" * 5_000_000  # read whole, in memory: 12 bytes a character counted
+    monkeypatch.setenv("RNNLAB_MEMORY_LIMIT", str(model + 12 * len(text) - 1))
+    with pytest.raises(MemoryLimitError, match="for the text.*lower the text's size .*head -c"):
+        Trainer(config, text=text)
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+    monkeypatch.setenv("RNNLAB_MEMORY_LIMIT", str(model + C.loading_bytes(len(TEXT)) - 1))
+    with pytest.raises(MemoryLimitError, match=f"for reading {config.data} \\({len(TEXT.encode()):,} bytes, streamed"):
+        Trainer(config)
+    assert not (tmp_path / "run").exists() and not C.cache_dir().exists()
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:  # a file's size beyond the first chunk adds nothing: it is streamed
+        f.truncate(50 * C.CHUNK_BYTES)
+    assert C.data_loading_bytes(str(big)) == (C.loading_bytes(C.CHUNK_BYTES), f"reading {big} "
+                                              f"({50 * C.CHUNK_BYTES:,} bytes, streamed)")
