@@ -66,6 +66,8 @@ def child(data: str, out: str) -> None:
     def at_step(row):
         if row["step"] == 1:
             seen["first_step_s"] = time.time() - started
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            seen["first_step_cpu_s"] = usage.ru_utime + usage.ru_stime
         if row["step"] == 3:
             seen["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
             print(json.dumps(seen), flush=True)
@@ -104,14 +106,19 @@ def main() -> None:
         cached = measure(data, cache, work)
         ids = sum(f.stat().st_size for f in (cache / "corpora").glob("*.ids"))
         rows.append((megabytes, cold, cached, ids))
-        print(f"{megabytes:g} MB: cold first step {cold['first_step_s']:.1f} s, peak RSS {cold['peak_rss_mb']:.0f} MB;"
-              f" cached {cached['first_step_s']:.1f} s, {cached['peak_rss_mb']:.0f} MB; ids on disk "
-              f"{ids / 1e6:.0f} MB", flush=True)
-    print("\n| corpus | first step, cold | first step, cached | peak RSS, cold | peak RSS, cached | ids on disk |")
+        print(f"{megabytes:g} MB: cold {_cell(cold)}; cached {_cell(cached)}; ids on disk {ids / 1e6:.0f} MB; "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print("\n| corpus | first step, cold: wall (CPU) | cached: wall (CPU) | peak RSS, cold | cached | ids on disk |")
     print("|---|---|---|---|---|---|")
     for megabytes, cold, cached, ids in rows:
-        print(f"| {megabytes:g} MB | {cold['first_step_s']:.1f} s | {cached['first_step_s']:.1f} s | "
+        print(f"| {megabytes:g} MB | {cold['first_step_s']:.1f} s ({cold['first_step_cpu_s']:.1f} s) | "
+              f"{cached['first_step_s']:.1f} s ({cached['first_step_cpu_s']:.1f} s) | "
               f"{cold['peak_rss_mb']:.0f} MB | {cached['peak_rss_mb']:.0f} MB | {ids / 1e6:.0f} MB |")
+
+
+def _cell(run: dict) -> str:
+    return (f"first step {run['first_step_s']:.1f} s wall, {run['first_step_cpu_s']:.1f} s CPU, "
+            f"peak RSS {run['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

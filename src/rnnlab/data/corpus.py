@@ -92,7 +92,7 @@ class IdFile:
         self.stop = total if stop is None else int(stop)
         if not 0 <= self.start <= self.stop <= total:
             raise ValueError(f"window {self.start}:{self.stop} outside the {total} ids of {self.path}")
-        self._fd = None
+        self._fd = os.open(self.path, os.O_RDONLY)  # open now: a cache rebuilt meanwhile cannot swap it
 
     def __getstate__(self):
         return {"path": self.path, "dtype": self.dtype, "start": self.start, "stop": self.stop, "_fd": None}
