@@ -37,3 +37,18 @@ def assert_rel(name, analytic, numeric, tol=1e-6):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _corpus_cache(tmp_path_factory):
+    """Token-id caches (and any download) of the whole run go to a temporary directory, not ~/.cache;
+    subprocesses inherit it. A test that needs its own sets RNNLAB_CACHE again."""
+    import os
+
+    before = os.environ.get("RNNLAB_CACHE")
+    os.environ["RNNLAB_CACHE"] = str(tmp_path_factory.mktemp("rnnlab-cache"))
+    yield
+    if before is None:
+        os.environ.pop("RNNLAB_CACHE", None)
+    else:
+        os.environ["RNNLAB_CACHE"] = before

@@ -118,3 +118,53 @@ def test_console_entry_point_without_traceback(tmp_path):
     for option in ("--data", "--model", "--hidden", "--layers", "--dropout", "--seq-len", "--batch", "--steps",
                    "--epochs", "--lr", "--optimizer", "--clip", "--out", "--resume", "--seed"):
         assert option in help_text
+
+
+def test_text_hygiene_options(tmp_path, capsys):
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(TEXT.replace("\n", "\r\n").encode())
+    code, out, _ = run_cli(capsys, "train", "--data", str(crlf), "--steps", "2", "--out", str(tmp_path / "a"), *TINY)
+    assert code == 0 and "200 Windows line endings (\\r\\n) read as \\n (--keep-crlf keeps them)" in out
+    code, out, _ = run_cli(capsys, "train", "--data", str(crlf), "--steps", "2", "--out", str(tmp_path / "b"),
+                           "--keep-crlf", *TINY)
+    assert code == 0 and "Windows line endings" not in out
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_bytes(TEXT.replace("fox", "café").encode() + b"one bad \xe9 byte\n")
+    code, _, err = run_cli(capsys, "train", "--data", str(mixed), "--steps", "2", "--out", str(tmp_path / "c"), *TINY)
+    assert code == 2 and err.count("\n") == 1 and "--errors replace" in err and "byte offset" in err
+    assert "iconv" not in err
+    code, out, _ = run_cli(capsys, "train", "--data", str(mixed), "--steps", "2", "--out", str(tmp_path / "c"),
+                           "--errors", "replace", *TINY)
+    assert code == 0 and "1 undecodable byte sequence(s) read as U+FFFD" in out
+
+
+def test_evaluate_max_chars_and_skip_unknown(trained, capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "evaluate", str(trained), "--batch", "2", "--seq-len", "8", "--max-chars", "100",
+                           "--split", "all")
+    assert code == 0 and f"the first 100 of {len(TEXT):,} characters; --max-chars 0 reads all" in out
+    code, out, _ = run_cli(capsys, "evaluate", str(trained), "--batch", "2", "--seq-len", "8", "--max-chars", "0")
+    assert code == 0 and "the first" not in out
+    other = tmp_path / "other.txt"
+    other.write_text("line 1: the quick brown fox, Zürich\n" * 40, encoding="utf-8")
+    code, _, err = run_cli(capsys, "evaluate", str(trained), "--data", str(other), "--batch", "2", "--seq-len", "8")
+    assert code == 2 and "--skip-unknown" in err and "'Z'" in err
+    code, out, err = run_cli(capsys, "evaluate", str(trained), "--data", str(other), "--batch", "2", "--seq-len", "8",
+                             "--skip-unknown", "--split", "all")
+    assert code == 0 and "skipped 120 character(s)" in err and "bits/char" in out
+    code, _, err = run_cli(capsys, "evaluate", str(trained), "--max-chars", "-1")
+    assert code == 2 and "--max-chars must be an integer >= 0" in err
+
+
+def test_prime_with_unknown_characters_can_skip_them(trained, capsys):
+    code, out, err = run_cli(capsys, "generate", str(trained), "--prime", "Zürich line", "--length", "5",
+                             "--skip-unknown", "--seed", "0")
+    assert code == 0 and "skipped 2 character(s) of --prime" in err and out.startswith("rich line")
+
+
+@pytest.mark.parametrize("content, expected", [(bytes(range(256)) * 40, "does not look like text"),
+                                               (b" \r\n\t\n", "only whitespace")])
+def test_not_text_is_one_line(tmp_path, capsys, content, expected):
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+    code, _, err = run_cli(capsys, "train", "--data", str(path), "--steps", "2", "--out", str(tmp_path / "o"), *TINY)
+    assert code == 2 and err.count("\n") == 1 and expected in err

@@ -53,18 +53,23 @@ TRAIN_HELP = {
     "out": "run directory: checkpoint, log, loss plot and samples go here",
     "init": "orthogonal (recurrent weights orthogonal, forget bias 1) or uniform (PyTorch's)",
     "dtype": "float32 (fast) or float64 (exact)",
+    "keep_crlf": "keep Windows line endings (\\r\\n) as two characters (by default they are read as \\n, and "
+                 "the log says how many)",
+    "errors": "undecodable bytes in the text: strict refuses the file, naming their byte offsets; replace reads "
+              "each bad sequence as U+FFFD and keeps the rest as it is",
 }
 
 
 def _add_train(sub) -> None:
-    from .train import OPTIMIZERS, PRESETS, TrainConfig
+    from .data.corpus import ERRORS
     from .models import CELLS
+    from .train import OPTIMIZERS, PRESETS, TrainConfig
 
     p = sub.add_parser("train", help="train a character-level model on a text",
                        description="Train a character-level RNN/LSTM/GRU with truncated BPTT. With no "
                                    "options it trains on the built-in corpus for a few minutes.")
     choices = {"model": CELLS, "optimizer": tuple(OPTIMIZERS), "clip_mode": ("norm", "value"),
-               "init": ("orthogonal", "uniform"), "dtype": ("float32", "float64")}
+               "init": ("orthogonal", "uniform"), "dtype": ("float32", "float64"), "errors": ERRORS}
     for field in fields(TrainConfig):
         name = field.name
         flag = "--" + name.replace("_", "-")
@@ -73,6 +78,10 @@ def _add_train(sub) -> None:
         if name == "random_offset":
             p.add_argument("--no-random-offset", dest=name, action="store_false", default=argparse.SUPPRESS,
                            help="start every epoch at the beginning of the streams")
+            continue
+        if name == "keep_crlf":
+            p.add_argument("--keep-crlf", dest=name, action="store_true", default=argparse.SUPPRESS,
+                           help=TRAIN_HELP[name])
             continue
         kind = {"steps": int, "epochs": float, "clip": float, "eval_batches": int, "data": str}.get(name, type(default))
         p.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, choices=choices.get(name),
@@ -171,6 +180,8 @@ def _add_generate(sub) -> None:
                    help="below 1: safer, more repetitive; above 1: more surprising (default: 0.8)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest characters")
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--skip-unknown", action="store_true", help="leave out the characters of --prime that are not "
+                   "in the model's vocabulary (saying how many) instead of refusing it")
     p.set_defaults(run=_run_generate, check=_check_generate)
 
 
@@ -188,6 +199,11 @@ def _run_generate(args) -> int:
     if args.onnx is not None:
         return _run_generate_onnx(args)
     model, vocab, _ = load_char_model(args.checkpoint)
+    if args.prime and args.skip_unknown:
+        args.prime, skipped = vocab.known(args.prime)
+        if skipped:
+            print(f"rnnlab generate: skipped {skipped:,} character(s) of --prime not in the model's vocabulary",
+                  file=sys.stderr)
     if args.prime:
         vocab.encode(args.prime, source="--prime")  # fail before printing anything
         cfg = model.config  # the prime is read in one pass: its cache grows with its length
@@ -311,16 +327,30 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--batch", type=int, default=32,
                    help="parallel streams (default: 32; fewer when the split is too short for them)")
     p.add_argument("--seq-len", type=int, default=128, help="steps per chunk (default: 128)")
+    p.add_argument("--max-chars", type=int, default=EVALUATE_CHARS, metavar="N",
+                   help=f"evaluate on the first N characters of the split, 0 for all of it (default: "
+                        f"{EVALUATE_CHARS:,}, a few seconds)")
+    p.add_argument("--keep-crlf", action="store_true", default=None,
+                   help="keep Windows line endings as two characters (default: as the run was trained)")
+    p.add_argument("--errors", choices=("strict", "replace"), default=None,
+                   help="undecodable bytes: refuse the file (strict) or read them as U+FFFD (replace) "
+                        "(default: as the run was trained)")
+    p.add_argument("--skip-unknown", action="store_true", help="leave out the characters the model's vocabulary "
+                   "lacks (saying how many) instead of refusing the text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (shown after a second otherwise)")
     p.set_defaults(run=_run_evaluate, check=_check_evaluate)
 
 
+EVALUATE_CHARS = 200_000
+
+
 def _check_evaluate(args) -> None:
-    _check(args, {"batch": POSITIVE_INT, "seq_len": POSITIVE_INT})
+    _check(args, {"batch": POSITIVE_INT, "seq_len": POSITIVE_INT, "max_chars": INT_GE0})
 
 
 def _run_evaluate(args) -> int:
-    from .data.text import load_text, split_text
+    from .data.corpus import open_corpus
+    from .data.text import split_text
     from .models import load_char_model
     from .train import evaluate, fit_batch
 
@@ -333,11 +363,21 @@ def _run_evaluate(args) -> int:
         raise ValueError(f"{args.checkpoint} holds a character model: give its text with --data {args.table}")
 
     model, vocab, ckpt = load_char_model(args.checkpoint)
-    source = args.data if args.data is not None else (ckpt.train_config or {}).get("data")
-    text, description = load_text(source)
-    ids = vocab.encode(text, source=description)
+    trained = ckpt.train_config or {}
+    source = args.data if args.data is not None else trained.get("data")
+    reading = {"keep_crlf": args.keep_crlf if args.keep_crlf is not None else bool(trained.get("keep_crlf", False)),
+               "errors": args.errors or trained.get("errors", "strict")}
+    corpus = open_corpus(source, **reading)  # the training run's own ids, from the cache, where they match
+    if corpus.vocab != vocab:
+        corpus = open_corpus(source, **reading, vocab=vocab, skip_unknown=args.skip_unknown)
+    for note in corpus.notes:
+        print(f"rnnlab evaluate: {corpus.description}: {note}", file=sys.stderr)
+    description, ids = corpus.description, corpus.ids
     if args.split == "val":
         ids = split_text(ids, 0.1)[1]
+    whole = len(ids)
+    if args.max_chars and whole > args.max_chars:
+        ids = ids[:args.max_chars]
     batch, seq_len = fit_batch(len(ids), args.batch, args.seq_len)
     if (batch, seq_len) != (args.batch, args.seq_len):
         print(f"rnnlab evaluate: the {args.split} split has {len(ids):,} characters, too few for --batch "
@@ -348,8 +388,9 @@ def _run_evaluate(args) -> int:
                           what="evaluating")
     loss = evaluate(model, ids, batch, seq_len, source=f"{args.split} split of {description}",
                     progress=not args.no_progress)
-    print(f"{description} ({args.split}, {len(ids):,} characters): {loss:.4f} nats/char = "
-          f"{loss / math.log(2):.4f} bits/char")
+    read = f"{len(ids):,} characters" if len(ids) == whole else \
+        f"the first {len(ids):,} of {whole:,} characters; --max-chars 0 reads all"
+    print(f"{description} ({args.split}, {read}): {loss:.4f} nats/char = {loss / math.log(2):.4f} bits/char")
     return 0
 
 

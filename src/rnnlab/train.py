@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value
-from .data.text import _URL_RE, DataError, TBPTTBatches, Vocab, load_text, split_text
+from .data.corpus import ERRORS, corpus_from_text, data_loading_bytes, open_corpus
+from .data.text import _URL_RE, DataError, TBPTTBatches, split_text
 from .io import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from .models import CELLS, CharRNN, CharRNNConfig, check_char_checkpoint
 from .rundir import LOG, RunDirError, abandon, claim, clear_run, reconcile_log, run_files, write_atomic
@@ -99,6 +100,8 @@ class TrainConfig:
     out: str = "runs/char"
     init: str = "orthogonal"        # orthogonal (Keras's defaults, forget bias 1) | uniform (PyTorch's)
     dtype: str = "float32"
+    keep_crlf: bool = False         # keep Windows line endings (\r\n) as two characters; default: read as \n
+    errors: str = "strict"          # undecodable bytes: strict (refuse, naming them) | replace (read as U+FFFD)
 
     def __post_init__(self):
         problems = config_problems(vars(self))
@@ -135,9 +138,12 @@ def config_problems(values: dict, as_flags: bool = False) -> list[str]:
     name = (lambda n: "--" + n.replace("_", "-")) if as_flags else (lambda n: n)
     problems = check_values(values, TRAIN_RULES, as_flags=as_flags)
     for field, allowed in (("model", CELLS), ("optimizer", tuple(OPTIMIZERS)), ("clip_mode", ("norm", "value")),
-                           ("init", ("orthogonal", "uniform")), ("dtype", ("float32", "float64"))):
+                           ("init", ("orthogonal", "uniform")), ("dtype", ("float32", "float64")),
+                           ("errors", ERRORS)):
         if field in values and values[field] not in allowed:
             problems.append(f"{name(field)} must be one of {', '.join(allowed)}; got {values[field]!r}")
+    if not isinstance(values.get("keep_crlf", False), bool):
+        problems.append(f"{name('keep_crlf')} must be True or False; got {values['keep_crlf']!r}")
     if values.get("steps") is not None and values.get("epochs") is not None:
         problems.append(f"give {name('steps')} or {name('epochs')}, not both")
     out = values.get("out", "runs/char")
@@ -289,8 +295,10 @@ class Trainer:
         config = _with_absolute_data(config)
         self.config = config
         self.progress, self.log = progress, log
-        # the sizes alone say whether the model can fit: refuse before reading a byte (V >= 1)
-        check_char_rnn_memory(vocab=1, **_sizes(config), dtype=config.dtype)
+        # the sizes alone say whether the model and the reading of the text can fit: refuse before
+        # reading a byte (V >= 1)
+        check_char_rnn_memory(vocab=1, **_sizes(config), dtype=config.dtype,
+                              data=data_loading_bytes(config.data, text))
         self.run_dir = Path(config.out)
         created = not self.run_dir.exists()
         self._fresh = _lock is None  # a new run (not a resume): fit() clears the directory first
@@ -307,14 +315,17 @@ class Trainer:
 
     def _build(self, text, description) -> None:
         config = self.config
-        if text is None:
-            text, description = load_text(config.data)
-        self.description = description or "text"
-        self.data_record = {"path": _local_path(config.data), "sha256": text_sha256(text), "characters": len(text)}
-        self.vocab = Vocab.from_text(text)
+        if text is None:  # ids on disk, read in windows: memory does not grow with the text
+            corpus = open_corpus(config.data, keep_crlf=config.keep_crlf, errors=config.errors)
+        else:
+            corpus = corpus_from_text(text, description or "text", keep_crlf=config.keep_crlf)
+        self.description = corpus.description
+        for note in corpus.notes:
+            self.log(f"rnnlab: {self.description}: {note}")
+        self.data_record = {"path": _local_path(config.data), "sha256": corpus.sha256, "characters": len(corpus)}
+        self.vocab = corpus.vocab
         check_char_rnn_memory(vocab=len(self.vocab), **_sizes(config), dtype=config.dtype)
-        ids = self.vocab.encode(text)
-        train_ids, val_ids = split_text(ids, 0.1)
+        train_ids, val_ids = split_text(corpus.ids, 0.1)
         self.batches = TBPTTBatches(train_ids, config.batch, config.seq_len,
                                     source=f"training split (first 90%) of {self.description}")
         self.val_ids = val_ids
@@ -384,6 +395,7 @@ class Trainer:
             raise CheckpointError(f"{path} is not a training checkpoint (no training state to resume from)")
         settings = dict(ckpt.train_config)
         settings["out"] = str(run_dir)
+        settings.setdefault("keep_crlf", True)  # a run from before the option read \r\n as two characters
         try:
             stored = TrainConfig.from_dict(settings)
         except (TypeError, ValueError) as error:

@@ -193,12 +193,20 @@ def char_rnn_memory_hint(*, vocab: int, cell: str, hidden: int, layers: int, emb
 
 
 def check_char_rnn_memory(*, vocab: int, cell: str, hidden: int, layers: int, embedding: int, batch: int,
-                          seq_len: int, dtype: str = "float32", what: str = "this run") -> None:
+                          seq_len: int, dtype: str = "float32", what: str = "this run",
+                          data: tuple[int, str] | None = None) -> None:
+    """MemoryLimitError where the model, its BPTT cache and (data: (bytes, what)) the reading of the
+    text cannot fit; the message names the bigger part and the way out."""
     sizes = dict(vocab=vocab, cell=cell, hidden=hidden, layers=layers, embedding=embedding, batch=batch,
                  seq_len=seq_len)
-    need = char_rnn_training_bytes(dtype=dtype, **sizes)
-    require_memory(need, f"{what} ({cell}, hidden {hidden}, {layers} layers, batch {batch} x seq-len {seq_len})",
-                   char_rnn_memory_hint(**sizes))
+    model = char_rnn_training_bytes(dtype=dtype, **sizes)
+    data_bytes, data_what = data if data is not None else (0, "")
+    hint = char_rnn_memory_hint(**sizes)
+    if data_bytes > model:
+        hint = f"the text's size (train on a part of it: head -c 100M in.txt > part.txt), or {hint}"
+    where = f"{what} ({cell}, hidden {hidden}, {layers} layers, batch {batch} x seq-len {seq_len}"
+    where += f"; {format_bytes(data_bytes)} for {data_what})" if data_bytes else ")"
+    require_memory(model + data_bytes, where, hint)
 
 
 def sequence_model_bytes(*, batch: int, seq_len: int, hidden: int, layers: int = 1, cell: str = "lstm",

@@ -1,5 +1,7 @@
-"""Data: text corpora and truncated-BPTT batches (`rnnlab.data.text`); a user's own tables and
-sequences: padding, forecasting windows, labelled sequences (`rnnlab.data.tables`)."""
+"""Data: text corpora, character vocabularies and truncated-BPTT batches (`rnnlab.data.text`); corpora
+of any size as token ids on disk (`rnnlab.data.corpus`); a user's own tables and sequences: padding,
+forecasting windows, labelled sequences (`rnnlab.data.tables`)."""
+from .corpus import Corpus, IdFile, open_corpus
 from .text import (
     BUILTIN_MODULES,
     TINYSHAKESPEARE_SHA256,
@@ -27,6 +29,7 @@ from .tables import (
 )
 
 __all__ = [
+    "Corpus", "IdFile", "open_corpus",
     "BUILTIN_MODULES", "TINYSHAKESPEARE_SHA256", "TINYSHAKESPEARE_URL", "DataError", "Epoch",
     "TBPTTBatches", "Vocab", "builtin_corpus", "cache_dir", "load_text", "split_text",
     "ClassifyData", "ForecastData", "ForecastWindows", "SequenceEncoder", "Standardizer",

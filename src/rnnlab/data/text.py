@@ -16,6 +16,7 @@ problem and what to do, so the CLI can print it without a traceback.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -32,7 +33,7 @@ import numpy as np
 
 __all__ = [
     "DataError", "Vocab", "load_text", "builtin_corpus", "split_text", "TBPTTBatches", "Epoch",
-    "TINYSHAKESPEARE_URL", "TINYSHAKESPEARE_SHA256", "BUILTIN_MODULES", "cache_dir",
+    "TINYSHAKESPEARE_URL", "TINYSHAKESPEARE_SHA256", "BUILTIN_MODULES", "cache_dir", "resolve_source",
 ]
 
 
@@ -89,17 +90,27 @@ class Vocab:
         shown = "".join(self.chars[:40])
         return f"Vocab(size={len(self)}, chars={shown!r}{'...' if len(self) > 40 else ''})"
 
+    def _unknown(self, cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in the sorted code points, which code points are not in the vocabulary), both (N,)."""
+        if len(self) == 0:
+            return np.zeros(len(cps), dtype=np.intp), np.ones(len(cps), dtype=bool)
+        # binary search in the sorted code points, then check it is really there
+        pos = np.minimum(np.searchsorted(self._sorted, cps), len(self) - 1)  # (N,)
+        return pos, self._sorted[pos] != cps                                 # (N,) bool
+
+    def known(self, text: str) -> tuple[str, int]:
+        """(`text` without the characters outside the vocabulary, how many were left out)."""
+        cps = _code_points(text)                                  # (N,) uint32
+        bad = self._unknown(cps)[1]
+        if not bad.any():
+            return text, 0
+        return cps[~bad].tobytes().decode("utf-32-le", "surrogatepass"), int(bad.sum())
+
     def encode(self, text: str, *, source: str | None = None) -> np.ndarray:
         """Ids of the characters of `text`, shape (N,) int32. Unknown characters raise DataError;
         `source` (e.g. "--prompt") names where the text came from in that message."""
         cps = _code_points(text)                                  # (N,) uint32
-        if len(self) == 0:
-            pos = np.zeros(len(cps), dtype=np.intp)
-            bad = np.ones(len(cps), dtype=bool)
-        else:
-            # binary search in the sorted code points, then check it is really there
-            pos = np.minimum(np.searchsorted(self._sorted, cps), len(self) - 1)  # (N,)
-            bad = self._sorted[pos] != cps                                       # (N,) bool
+        pos, bad = self._unknown(cps)
         if bad.any():
             unknown = _from_code_points(np.unique(cps[bad]))
             listed = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:20])
@@ -108,7 +119,8 @@ class Vocab:
             raise DataError(
                 f"{where}{len(unknown)} character(s) not in the vocabulary: {listed}{more}. "
                 f"The model was trained on a vocabulary of {len(self)} characters; use only those "
-                "characters (see Vocab.chars) or train on a corpus that contains them.")
+                "characters (see Vocab.chars), leave the others out (--skip-unknown, Vocab.known), or train "
+                "on a corpus that contains them.")
         return self._order[pos]                                   # (N,) int32
 
     def decode(self, ids) -> str:
@@ -152,24 +164,41 @@ TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca5
 _URL_RE = re.compile(r"^(https?|file)://", re.IGNORECASE)
 
 
-def load_text(source: str | os.PathLike | None = None) -> tuple[str, str]:
-    """(text, description) of a corpus. `source` is one of:
+def load_text(source: str | os.PathLike | None = None, *, keep_crlf: bool = False, errors: str = "strict",
+              max_chars: int | None = None) -> tuple[str, str]:
+    """(text, description) of a corpus, whole in memory (`open_corpus` streams one of any size into
+    ids on disk instead). `source` is one of:
 
     - None or "builtin": `builtin_corpus()`, Python standard-library source (no network, no file);
     - "tinyshakespeare": char-rnn's tiny Shakespeare, downloaded once and sha256-checked, then read
       from the cache (`$RNNLAB_CACHE`, else ~/.cache/rnnlab) without network;
     - an http(s):// or file:// URL: downloaded once, cached by a hash of the URL (no checksum);
     - anything else: a path to a UTF-8 text file (write ./builtin for a file named "builtin").
+
+    Windows line endings are read as "\\n" unless keep_crlf; errors="replace" reads undecodable bytes
+    as U+FFFD; max_chars reads only the start of a file (at most that many characters).
     """
+    path, text, description = resolve_source(source)
+    if path is not None:
+        text = _read_file(path, description, errors, max_chars)
+    if not keep_crlf:
+        text = text.replace("\r\n", "\n")
+    return (text if max_chars is None else text[:max_chars]), description
+
+
+def resolve_source(source: str | os.PathLike | None) -> tuple[Path | None, str | None, str]:
+    """(path, None, description) of the file that holds `source`'s text (downloaded first where needed),
+    or (None, text, description) for the built-in corpus; DataError for a path that is no text file."""
     if source is None or (isinstance(source, str) and source == "builtin"):
-        return builtin_corpus()
+        text, description = builtin_corpus()
+        return None, text, description
     if not str(source).strip():  # Path("") is the current directory: say what was really given
         raise DataError(f"the data source is empty ({str(source)!r}); give a text file, a URL, tinyshakespeare "
                         "or builtin")
     if isinstance(source, str) and source == "tinyshakespeare":
         path = _download(TINYSHAKESPEARE_URL, "tinyshakespeare.txt", sha256=TINYSHAKESPEARE_SHA256,
                          name="tinyshakespeare", hint="--data path/to/tinyshakespeare.txt")
-        return _decode(path.read_bytes(), f"tinyshakespeare ({path})"), f"tinyshakespeare ({path})"
+        return path, None, f"tinyshakespeare ({path})"
     if isinstance(source, str) and _URL_RE.match(source):
         if source.lower().startswith("file://"):  # a local file: the checks a path gets, before any copy
             local = Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
@@ -178,8 +207,10 @@ def load_text(source: str | os.PathLike | None = None) -> tuple[str, str]:
                                 "pass a text file.")
         fname = "url-" + hashlib.sha256(source.encode()).hexdigest()[:16] + "-" + _safe_name(source)
         path = _download(source, fname, sha256=None, name=source, hint="--data path/to/file.txt")
-        return _decode(path.read_bytes(), f"{source} (cached at {path})"), f"{source} (cached at {path})"
-    return _read_file(Path(source).expanduser()), str(source)
+        return path, None, f"{source} (cached at {path})"
+    path = Path(source).expanduser()
+    _check_file(path)
+    return path, None, str(source)
 
 
 def builtin_corpus() -> tuple[str, str]:
@@ -274,7 +305,7 @@ def _safe_name(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", tail)[:64] or "download"
 
 
-def _read_file(path: Path) -> str:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"data file {str(path)!r} not found; check the path, or use --data builtin "
                         "or --data tinyshakespeare.")
@@ -284,42 +315,47 @@ def _read_file(path: Path) -> str:
     if not path.is_file():  # /dev/zero, a FIFO, a terminal: reading would never end
         raise DataError(f"data path {str(path)!r} is not a regular file (a device, pipe or socket); save the "
                         "text to a file first.")
+
+
+def _read_file(path: Path, description: str, errors: str = "strict", max_chars: int | None = None) -> str:
+    """The text of a file, whole (refused up front where it cannot fit in memory) or its first max_chars."""
     from ..validate import format_bytes
 
     size, limit = path.stat().st_size, _max_text_bytes()
-    if limit is not None and size > limit:
-        raise DataError(f"data file {str(path)!r} has {format_bytes(size)}; reading and encoding it needs about "
-                        f"{format_bytes(10 * size)}, more than this machine's memory. Train on a part of it.")
+    wanted = size if max_chars is None else min(size, 4 * int(max_chars) + 4)  # UTF-8: at most 4 bytes a char
+    if limit is not None and wanted > limit:
+        raise DataError(f"data file {str(path)!r} has {format_bytes(size)}; reading it whole needs about "
+                        f"{format_bytes(10 * size)}, more than this machine's memory. `rnnlab train` and "
+                        "`rnnlab evaluate` stream a file of any size; here, pass a part of it "
+                        "(head -c 100M in.txt > part.txt).")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(wanted)
     except OSError as e:
         raise DataError(f"data file {str(path)!r} cannot be read ({e.strerror or e}); "
                         "check its permissions.") from None
-    return _decode(data, repr(str(path)))
+    return _decode(data, description, errors, final=wanted >= size)
 
 
 def _max_text_bytes() -> int | None:
-    """The largest text file this machine can read and encode: bytes, str (up to 4 per character)
-    and ids (4 per character) take about 10 times the file's size."""
+    """The largest text file this machine can read and encode whole: bytes, str (up to 4 per
+    character) and ids (4 per character) take about 10 times the file's size."""
     from ..validate import machine_memory
 
     memory = machine_memory()
     return None if memory is None else memory // 10
 
 
-def _decode(data: bytes, name: str) -> str:
-    """Strict UTF-8 (a leading BOM dropped); undecodable or empty text raises DataError."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"data file {name} is not valid UTF-8: {e.reason} (byte 0x{data[e.start]:02x}) "
-                        f"at byte offset {e.start} (line {line}). Convert it to UTF-8, e.g. "
-                        "`iconv -f latin1 -t utf-8 in.txt > out.txt`.") from None
-    text = text.removeprefix("\ufeff")  # a BOM is an encoding marker, not a character of the text
-    if not text.strip():
-        raise DataError(f"data file {name} is empty{' (only whitespace)' if text else ''}; "
-                        "a character model needs text to learn from.")
+def _decode(data: bytes, name: str, errors: str = "strict", final: bool = True) -> str:
+    """UTF-8 (a leading BOM dropped; a character cut at the end dropped unless final); undecodable
+    bytes (strict) or an empty text raise DataError, with the offsets of the first bad bytes."""
+    from .corpus import _check_reading, _count, _Reading
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
+    text = decoder.decode(data, final)
+    reading = _Reading()
+    _count(reading, data, text, 0, final)
+    _check_reading(reading, name, errors, lambda stop: data[:stop])
     return text
 
 
@@ -358,7 +394,8 @@ class TBPTTBatches:
     """
 
     def __init__(self, ids, batch_size: int, seq_len: int, *, source: str = "corpus"):
-        ids = np.asarray(ids)                                     # (N,)
+        if not hasattr(ids, "rows"):  # an IdFile (corpus.py) stays on disk; anything else is an array
+            ids = np.asarray(ids)                                 # (N,)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"ids must be a 1-D integer array; got shape {ids.shape}, dtype {ids.dtype}")
         if int(batch_size) < 1 or int(seq_len) < 1:
@@ -389,24 +426,29 @@ class TBPTTBatches:
     def __len__(self) -> int:
         return self.batches_per_epoch
 
-    def _streams(self, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    def _check_offset(self, offset: int) -> None:
         if not 0 <= offset <= self.max_offset:
             raise ValueError(f"offset must be in [0, {self.max_offset}]; got {offset}")
+
+    def _chunk(self, index: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk `index` at `offset`, read as B windows of T + 1 ids (one per stream): (x, y), (B, T) int32."""
         B, T = self.batch_size, self.seq_len
         L = (len(self.ids) - offset - 1) // B
-        KT = L // T * T
-        xs = self.ids[offset:offset + B * L].reshape(B, L)[:, :KT]          # (B, K*T) view
-        ys = self.ids[offset + 1:offset + B * L + 1].reshape(B, L)[:, :KT]  # (B, K*T) view
-        return xs, ys
+        starts = offset + np.arange(B) * L + index * T                       # (B,)
+        if hasattr(self.ids, "rows"):
+            window = self.ids.rows(starts, T + 1)                            # (B, T+1) read from disk
+        else:
+            window = self.ids[starts[:, None] + np.arange(T + 1)]            # (B, T+1)
+        window = window.astype(np.int32)
+        return np.ascontiguousarray(window[:, :T]), np.ascontiguousarray(window[:, 1:])
 
     def batch_at(self, index: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Chunk `index` of the epoch that starts at `offset`: (x, y), both (B, T), fresh copies."""
-        xs, ys = self._streams(offset)
-        K = xs.shape[1] // self.seq_len
+        self._check_offset(offset)
+        K = self.num_batches(offset)
         if not 0 <= index < K:
             raise IndexError(f"chunk index {index} out of range for {K} chunks per epoch")
-        cols = slice(index * self.seq_len, (index + 1) * self.seq_len)
-        return np.ascontiguousarray(xs[:, cols]), np.ascontiguousarray(ys[:, cols])  # (B, T) each
+        return self._chunk(index, offset)
 
     def epoch(self, rng: np.random.Generator | None = None, *, offset: int | None = None,
               start: int = 0) -> "Epoch":
@@ -428,18 +470,16 @@ class Epoch:
 
     def __init__(self, batches: TBPTTBatches, offset: int, start: int = 0):
         self.batches, self.offset, self.start = batches, int(offset), int(start)
-        self._xs, self._ys = batches._streams(self.offset)  # validates offset; (B, K*T) views
+        batches._check_offset(self.offset)
         if not 0 <= self.start <= len(self):
             raise IndexError(f"start chunk {start} out of range for {len(self)} chunks per epoch")
 
     def __len__(self) -> int:
-        return self._xs.shape[1] // self.batches.seq_len
+        return self.batches.num_batches(self.offset)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        T = self.batches.seq_len
         for k in range(self.start, len(self)):
-            cols = slice(k * T, (k + 1) * T)
-            yield np.ascontiguousarray(self._xs[:, cols]), np.ascontiguousarray(self._ys[:, cols])
+            yield self.batches._chunk(k, self.offset)
 
     def __repr__(self) -> str:
         return f"Epoch(offset={self.offset}, start={self.start}, chunks={len(self)})"

@@ -26,11 +26,13 @@ DEFAULT_CHARS = 2000
 
 def default_text(ckpt, vocab, chars: int) -> str:
     """`chars` characters of the model's validation split (the last 10% of its training text), from a line start."""
-    from ..data.text import load_text
+    from ..data.corpus import open_corpus
 
-    source = (ckpt.train_config or {}).get("data")
-    text, _ = load_text(source)
-    val = text[int(len(text) * 0.9):]
+    trained = ckpt.train_config or {}
+    corpus = open_corpus(trained.get("data"), keep_crlf=bool(trained.get("keep_crlf", False)),
+                         errors=trained.get("errors", "strict"))  # the run's ids, from the cache
+    first = int(len(corpus) * 0.9)
+    val = corpus.text(first, first + chars + 1000)  # a window: the text is never read whole
     start = val.find("\n") + 1
     return val[start:start + chars]
 
@@ -39,7 +41,7 @@ def _text_for(model, vocab, ckpt, text_file, prime, chars: int, seed: int) -> st
     if text_file is not None:
         from ..data.text import load_text
 
-        text = load_text(text_file)[0][:chars]
+        text = load_text(text_file, max_chars=chars)[0]
     elif prime is not None:
         from ..sample import generate
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import driver
 from .cells import CellDefinition, get_cell
-from .module import Layer, Parameter, as_generator, is_grad_enabled
+from .module import Layer, Parameter, as_generator, check_bool, is_grad_enabled
 from .stack import _state_text, check_array
 
 
@@ -25,7 +25,7 @@ class Cell(Layer):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         self.kind = get_cell(cell)
-        self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bool(bias)
+        self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), check_bool("bias", bias)
         self.dtype = np.dtype(dtype)
         rng = as_generator(rng)
         bound = 1.0 / np.sqrt(hidden_size)  # PyTorch's init

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Layer, as_generator, save_for_backward, saved_for_backward
+from .module import Layer, as_generator, check_probability, save_for_backward, saved_for_backward
 
 
 class Dropout(Layer):
     def __init__(self, p: float = 0.5, rng=None):
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"p must be in [0, 1); got {p!r}")
-        self.p = float(p)
+        self.p = p
         self.rng = as_generator(rng)
         self._keep = None
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value) -> None:  # checked when set, not only at construction
+        self._p = check_probability("p", value)
 
     def forward(self, x):
         x = np.asarray(x)

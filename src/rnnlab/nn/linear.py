@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import threads
-from .module import Layer, Parameter, as_generator, save_for_backward, saved_for_backward
+from .module import Layer, Parameter, as_generator, check_bool, save_for_backward, saved_for_backward
 
 
 class Linear(Layer):
@@ -14,6 +14,7 @@ class Linear(Layer):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        bias = check_bool("bias", bias)
         rng = as_generator(rng)
         self.in_features, self.out_features, self.dtype = int(in_features), int(out_features), np.dtype(dtype)
         bound = 1.0 / np.sqrt(in_features)

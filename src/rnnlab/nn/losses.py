@@ -30,7 +30,8 @@ def _check_mask(mask, shape) -> np.ndarray | None:
 def cross_entropy(logits, targets, mask=None) -> tuple[float, np.ndarray]:
     """Mean of -log softmax(logits)[target] over unmasked positions; logits (*S, V), targets (*S,).
 
-    The gradient is the fused (p - onehot(target)) / N, zero at masked positions.
+    The gradient is the fused (p - onehot(target)) / N, zero at masked positions, whatever the
+    logits and targets hold there (NaN, a padding id).
     """
     logits = np.asarray(logits)
     targets = np.asarray(targets)
@@ -40,9 +41,12 @@ def cross_entropy(logits, targets, mask=None) -> tuple[float, np.ndarray]:
         raise ValueError(f"logits must have shape targets.shape + (classes,) = {targets.shape} + (V,); "
                          f"got logits {logits.shape}")
     V = logits.shape[-1]
+    mask = _check_mask(mask, targets.shape)
+    if mask is not None:  # masked positions may hold anything (a pad id, NaN logits): they never count
+        targets = np.where(mask, targets, 0)
+        logits = np.where(mask[..., None], logits, 0)
     if targets.size and (targets.min() < 0 or targets.max() >= V):
         raise ValueError(f"targets must lie in 0..{V - 1}; got min {targets.min()}, max {targets.max()}")
-    mask = _check_mask(mask, targets.shape)
     count = targets.size if mask is None else int(mask.sum())
     if count == 0:
         raise ValueError("the mask leaves no position to average the loss over")
@@ -63,14 +67,15 @@ def cross_entropy(logits, targets, mask=None) -> tuple[float, np.ndarray]:
 def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
     """Mean of (pred - target)^2 over all (unmasked) elements, like torch's MSELoss(reduction="mean").
 
-    A mask of the leading shape (*S,) or of the full shape selects the elements that count.
+    A mask of the leading shape (*S,) or of the full shape selects the elements that count; the
+    others may hold anything, NaN included, and get a zero gradient.
     """
     pred = np.asarray(pred)
     target = np.asarray(target, dtype=pred.dtype)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape; got {pred.shape} and {target.shape}")
-    diff = pred - target
     if mask is None:
+        diff = pred - target
         count = diff.size
     else:
         mask = np.asarray(mask).astype(bool)
@@ -78,7 +83,7 @@ def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
             if mask.shape != pred.shape[:mask.ndim]:
                 raise ValueError(f"mask must have shape {pred.shape} or a leading part of it; got {mask.shape}")
             mask = np.broadcast_to(mask.reshape(mask.shape + (1,) * (pred.ndim - mask.ndim)), pred.shape)
-        diff = diff * mask
+        diff = np.where(mask, pred, 0) - np.where(mask, target, 0)  # NaN padding never enters the gradient
         count = int(mask.sum())
         if count == 0:
             raise ValueError("the mask leaves no element to average the loss over")

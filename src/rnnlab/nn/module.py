@@ -70,10 +70,38 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None; got {type(rng).__name__}")
 
 
+def check_bool(name: str, value) -> bool:
+    """`value` if it is a bool (NumPy's too), else TypeError naming the argument, as torch does:
+    bias="False" is a non-empty string, hence true, and would silently keep the biases."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False); got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_probability(name: str, value) -> float:
+    """A dropout probability in [0, 1) (1 would divide by zero: every unit dropped, outputs NaN)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r} ({type(value).__name__})")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+    return float(value)
+
+
 class Layer:
-    """Base class: parameters, child layers, train/eval mode and PyTorch-style state dicts."""
+    """Base class: parameters, child layers, train/eval mode and PyTorch-style state dicts.
+
+    Layers pickle and deep-copy (joblib, Dask, multiprocessing, copy.deepcopy) with their weights,
+    gradients and settings; what a forward kept for its backward (`_transient`) is left behind."""
 
     training: bool = True
+    _transient = ("_cache", "_caches", "_x", "_ids", "_keep", "grad_flow")
+
+    def __getstate__(self):
+        state = dict(vars(self))
+        for name in self._transient:
+            if name in state:
+                state[name] = [] if isinstance(state[name], list) else None
+        return state
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

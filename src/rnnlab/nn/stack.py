@@ -21,7 +21,8 @@ import numpy as np
 from . import backend, driver
 from .cells import CellDefinition, get_cell
 from .lookup import Lookup, scatter_rows
-from .module import Layer, Parameter, as_generator, is_grad_enabled, save_for_backward, saved_for_backward
+from .module import (Layer, Parameter, as_generator, check_bool, check_probability, is_grad_enabled, save_for_backward,
+                     saved_for_backward)
 
 INITS = ("uniform", "orthogonal")
 # "fast": the driver's time loop in Numba where installed, else in NumPy (backend.py);
@@ -30,14 +31,21 @@ KERNELS = ("fast", "numba", "numpy", "reference")
 
 
 def check_array(name: str, value, ndim: int, dtype) -> np.ndarray:
-    """A float array of the given rank, or a clear error naming the argument."""
+    """`value` as a `dtype` array of rank `ndim`, or one clear error naming the argument.
+
+    The dtype policy: real numbers (any float or integer dtype, or lists of them) are cast to the
+    layer's dtype without a warning, so NumPy's default float64 feeds a float32 layer as it does
+    Keras; bool, complex, string and object arrays are refused with TypeError, since a cast would
+    drop an imaginary part or read text as numbers."""
     try:
-        array = np.asarray(value, dtype=dtype)
+        array = np.asarray(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be a numeric array; got {type(value).__name__} ({error})") from None
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a numeric array of real numbers (float or integer); got dtype {array.dtype}")
     if array.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {array.shape}")
-    return array
+    return array.astype(dtype, copy=False)
 
 
 def lengths_to_mask(lengths, B: int, T: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +64,15 @@ def lengths_to_mask(lengths, B: int, T: int, dtype) -> tuple[np.ndarray, np.ndar
         raise ValueError(f"lengths must lie in 1..T = 1..{T}; got min {lengths.min()}, max {lengths.max()}")
     mask = (np.arange(T)[:, None] < lengths[None, :]).astype(dtype)[:, :, None]
     return lengths.astype(np.int64), mask
+
+
+def without_padding(a: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """a (B, T, ...) with every position past its sequence's length set to zero: NaN or inf padding
+    (common in time series) never meets a weight, so no kernel can carry it into a gradient."""
+    inside = np.arange(a.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    if inside.all():
+        return a
+    return np.where(inside.reshape(inside.shape + (1,) * (a.ndim - 2)), a, 0).astype(a.dtype, copy=False)
 
 
 def reverse_in_place_order(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
@@ -111,8 +128,7 @@ class Recurrent(Layer):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        bias, bidirectional = check_bool("bias", bias), check_bool("bidirectional", bidirectional)
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}; got {init!r}")
         if kernel not in KERNELS:
@@ -121,7 +137,7 @@ class Recurrent(Layer):
             backend.resolve("numba")  # fail here, with the reason, if numba cannot run
         self.kind = get_cell(cell)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
-        self.bias, self.dropout, self.bidirectional = bool(bias), float(dropout), bool(bidirectional)
+        self.bias, self.dropout, self.bidirectional = bias, dropout, bidirectional
         self.num_directions = 2 if bidirectional else 1
         self.dtype = np.dtype(dtype)
         self.kernel = kernel
@@ -135,6 +151,15 @@ class Recurrent(Layer):
                     if self.bias or not name.startswith("bias"):
                         setattr(self, f"{name}{suffix}", Parameter(np.zeros(shape, self.dtype)))
         self.reset_parameters(init)
+
+    @property
+    def dropout(self) -> float:
+        """Dropout between layers in training, checked whenever it is set (layer.dropout = 1 raises)."""
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, value) -> None:
+        self._dropout = check_probability("dropout", value)
 
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
@@ -242,11 +267,14 @@ class Recurrent(Layer):
         np.copyto(out, a.transpose(1, 0, 2))
         return out
 
-    def _check_lookup(self, x: Lookup) -> Lookup:
-        """An embedding's rows with ids (B, T) in range and a (V, input_size) table of this layer's dtype."""
+    def _check_lookup(self, x: Lookup, lengths=None) -> Lookup:
+        """An embedding's rows with ids (B, T) in range and a (V, input_size) table of this layer's dtype;
+        ids past a sequence's length read row 0, whatever padding value they held."""
         ids, table = np.asarray(x.ids), check_array("the lookup's table", x.table, 2, self.dtype)
         if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 2:
             raise TypeError(f"a Lookup's ids must be a 2-D integer array (batch, time); got {ids.dtype} {ids.shape}")
+        if lengths is not None:
+            ids = without_padding(ids, lengths_to_mask(lengths, *ids.shape, self.dtype)[0])
         if table.shape[1] != self.input_size or len(table) == 0:
             raise ValueError(f"a Lookup's table must have shape (vocabulary, input_size={self.input_size}); "
                              f"got {table.shape}")
@@ -266,7 +294,7 @@ class Recurrent(Layer):
     def forward(self, x, state=None, lengths=None):
         """x (B, T, D) or Lookup(ids (B, T), table (V, D)), state (L*K, B, H) [or (h, c)], lengths (B,)
         -> y (B, T, K*H), final state."""
-        x = self._check_lookup(x) if isinstance(x, Lookup) else check_array("x", x, 3, self.dtype)
+        x = self._check_lookup(x, lengths) if isinstance(x, Lookup) else check_array("x", x, 3, self.dtype)
         B, T, D = x.shape
         if D != self.input_size:
             raise ValueError(f"x must have shape (batch, time, input_size={self.input_size}); got {x.shape}")
@@ -276,6 +304,8 @@ class Recurrent(Layer):
         mask = None
         if lengths is not None:
             lengths, mask = lengths_to_mask(lengths, B, T, self.dtype)
+            if not isinstance(x, Lookup):
+                x = without_padding(x, lengths)
         forward = self._kernels()[0]
         grad = is_grad_enabled()
         layer_input = self._first_input(x, grad)  # (T, B, D)
@@ -333,6 +363,8 @@ class Recurrent(Layer):
             dy = check_array("dy", dy, 3, self.dtype)
             if dy.shape != (B, T, K * H):
                 raise ValueError(f"dy must have the output's shape {(B, T, K * H)}; got {dy.shape}")
+            if lengths is not None:
+                dy = without_padding(dy, lengths)
             d_out = self._time_major("dy", dy, True)  # (T, B, K*H)
         else:
             d_out = None

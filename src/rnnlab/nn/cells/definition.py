@@ -48,14 +48,27 @@ class Param:
     init: str
 
 
+def _gates_by_hidden(D, H, G):
+    return (G * H, H)
+
+
+def _gates_by_input(D, H, G):
+    return (G * H, D)
+
+
+def _gates(D, H, G):
+    return (G * H,)
+
+
 def standard_parameters(recurrence: str = "dense") -> tuple[Param, ...]:
-    """weight_ih (G*H, D), weight_hh (G*H, H) or, diagonal, (G*H,), bias_ih (G*H,), bias_hh (G*H,)."""
+    """weight_ih (G*H, D), weight_hh (G*H, H) or, diagonal, (G*H,), bias_ih (G*H,), bias_hh (G*H,).
+    The shapes are module-level functions, not lambdas, so layers pickle (joblib, Dask, copy)."""
     if recurrence == "dense":
-        hh = Param("weight_hh", lambda D, H, G: (G * H, H), "orthogonal")
+        hh = Param("weight_hh", _gates_by_hidden, "orthogonal")
     else:
-        hh = Param("weight_hh", lambda D, H, G: (G * H,), "ones")
-    return (Param("weight_ih", lambda D, H, G: (G * H, D), "glorot"), hh,
-            Param("bias_ih", lambda D, H, G: (G * H,), "zeros"), Param("bias_hh", lambda D, H, G: (G * H,), "zeros"))
+        hh = Param("weight_hh", _gates, "ones")
+    return (Param("weight_ih", _gates_by_input, "glorot"), hh,
+            Param("bias_ih", _gates, "zeros"), Param("bias_hh", _gates, "zeros"))
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one definition, one set of compiled loops
@@ -96,6 +109,13 @@ class CellDefinition:
             object.__setattr__(self, "label", self.name.upper())
         if self.parameters is None:
             object.__setattr__(self, "parameters", standard_parameters(self.recurrence))
+
+    def __reduce_ex__(self, protocol):
+        """Pickled (and deep-copied) by name when registered, so a worker's layer runs the registered
+        definition and its compiled loops; by value otherwise."""
+        if _REGISTRY.get(self.name) is self:
+            return (get_cell, (self.name,))
+        return super().__reduce_ex__(protocol)
 
     @property
     def G(self) -> int:
