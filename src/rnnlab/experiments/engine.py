@@ -21,8 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ..nn import threads as thread_policy
-from ..nn.threads import cores
+from ..settings import cores, settings
 from .registry import EXPERIMENTS, RunSpec
 
 ENGINES = ("local", "dask", "ray")
@@ -50,8 +49,8 @@ def _work(index: int, spec: RunSpec, threads: int | None, driver: int) -> tuple[
     if os.getpid() != driver and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: no worker tracebacks
     if threads is None:
-        threads = max(1, min(thread_policy.allowed(), cores() // _worker_threads()))
-    with threadpool_limits(limits=threads), thread_policy.pinned(threads):  # every pool, and the policy's ceiling
+        threads = max(1, min(settings.max_threads(), cores() // _worker_threads()))
+    with threadpool_limits(limits=threads), settings.pinned(threads):  # every pool, and the policy's ceiling
         return index, run_spec(spec)
 
 

@@ -1,108 +1,113 @@
-"""Which code runs the driver's time loop (driver.py): Numba's compiled steps or NumPy's ufuncs.
+"""rnnlab.fast: everything that exists only for speed, behind one object, `FastPath`.
 
-    "numba"  each step is one GEMM (NumPy's BLAS) and one compiled call for the cell's step (fused.py)
-    "numpy"  the driver's NumPy sweep: one GEMM and the cell's step on (B, H) arrays, NumPy alone
-    None     Numba where it is installed, else NumPy: what kernel="fast" uses
+The lecture's engine (rnnlab.nn) runs on NumPy alone and imports nothing from here. Where Numba is
+installed, `import rnnlab` imports this package, which registers one FastPath as
+`rnnlab.settings.fast`; the driver then asks `settings.loop_for(cell, kernel, *arrays)` for the time
+loop and gets this package's compiled one, or None for its own NumPy loop. Nothing here imports
+Numba until a compiled loop is first asked for, so `import rnnlab` stays quick.
 
-Numba is a core dependency; nothing here imports it until a Numba sweep is first asked for, so
-`import rnnlab` stays quick, and where numba cannot import the time loop runs in NumPy.
+    loop.py            the compiled time loop's forward and backward (what the driver calls)
+    fused.py           the loops' source, generated per cell and compiled by Numba with the cell inlined
+    packed.py          the recurrent GEMM on W_hh^T packed once per sequence (an LLVM-IR micro-kernel)
+    threads.py         the thread policy: how many threads each GEMM and time loop gets, and whose
+    blas.py            NumPy's own BLAS by name: the transposed copy (omatcopy)
+    sample_compiled.py the char model's whole per-character step, compiled (sample.generate)
+    optim_compiled.py  Adam's update in one compiled pass (optim.Adam)
+
+Which compiled loop runs, stated once (loop.py): with gradients, the whole loop in one compiled call
+(its per-step GEMM by NumPy's BLAS called from Numba, or on W_hh^T packed once where that BLAS
+cannot be called, or in Numba for one small sequence), saving the activations backward needs.
+Under no_grad() nothing is saved, and where the step has a GEMM the hidden units are shared among
+threads, each running the whole loop for its own units (threads.step_parts). BENCHMARKS.md has what
+each of these buys.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
-import numpy as np
+from ..settings import settings
 
-BACKENDS = ("numba", "numpy")
-
-_fused = None  # the module fused.py once imported
-_missing = None  # why the Numba sweeps cannot run here, once known
+__all__ = ["FastPath"]
 
 
-def fused_or_none():
-    """The Numba sweeps (fused.py, imported on first call), or None where numba cannot run."""
-    global _fused, _missing
-    if _fused is None and _missing is None:
-        if importlib.util.find_spec("numba") is None:
-            _missing = "numba is not installed (pip install numba)"
-        else:
+class FastPath:
+    """The fast path as rnnlab.settings holds it, with its state in one place:
+
+    compiled   {(what, cell definition[, dtype]): compiled code}: the loops of each cell and dtype
+               (fused.loops_for), its sampler, Adam's update. Made once per process; Numba's disk cache serves later runs.
+    policy     the thread policy's readings of the machine and its helper threads (threads.Policy).
+    missing    why Numba cannot run here, once an import failed (then every loop is NumPy's).
+    """
+
+    def __init__(self):
+        self.compiled: dict = {}
+        self.missing: str | None = None
+        from .threads import Policy
+
+        self.policy = Policy()
+
+    def fused(self):
+        """The fused module (imports numba on first call), or None where numba fails to import."""
+        if self.missing is None:
             try:
-                from . import fused
+                return importlib.import_module(f"{__name__}.fused")
             except ImportError as error:  # a broken numba install: run on NumPy
-                _missing = f"numba failed to import ({error})"
-            else:
-                _fused = fused
-    return _fused
+                self.missing = f"numba failed to import ({error})"
+                settings.fast_missing = self.missing
+        return None
 
+    def loop_for(self, cell, kernel: str, *arrays):
+        """The compiled loop (loop.CompiledLoop) for this cell and dtype, or None for the NumPy loop."""
+        if self.fused() is None:
+            if kernel == "numba":
+                raise RuntimeError(f"kernel 'numba' is unavailable: {self.missing}")
+            return None
+        if not dtype_ok(*arrays):
+            if kernel == "numba":
+                raise TypeError(f"kernel 'numba' takes float32 or float64 arrays of one dtype; got "
+                                f"{sorted({str(a.dtype) for a in arrays if a is not None})}")
+            return None
+        from .loop import CompiledLoop
 
-def numba_available() -> bool:
-    return fused_or_none() is not None
+        return CompiledLoop(cell, arrays[0].dtype)
 
+    def adam(self, *arrays):
+        """Adam's update compiled (optim_compiled.py) where it takes these arrays, else None."""
+        if self.fused() is None or not dtype_ok(*arrays):
+            return None
+        from .optim_compiled import compiled_adam
 
-def describe() -> str:
-    """One line for a run's log: which code runs the time loop, and why not Numba's where it cannot."""
-    if fused_or_none() is not None:
+        return compiled_adam(self)
+
+    def sampler(self, model, state):
+        """A compiled sampler for a char model from this state (sample_compiled.py), or None."""
+        if self.fused() is None:
+            return None
+        from .sample_compiled import compiled_sampler
+
+        return compiled_sampler(self, model, state)
+
+    def matmul(self, a, b):
+        """a @ b on the thread policy's threads (threads.matmul)."""
+        from . import threads
+
+        return threads.matmul(a, b)
+
+    def describe(self) -> str:
+        """One line for a run's log: the time loop's code and the threads."""
+        from . import threads
+
+        if self.fused() is None:
+            return f"time loop in NumPy ({self.missing}), {threads.describe()}"
         import numba
 
-        return f"time loop compiled (Numba {numba.__version__})"
-    return f"time loop in NumPy ({_missing})"
+        return f"time loop compiled (Numba {numba.__version__}), {threads.describe()}"
 
 
-def resolve(backend: str | None):
-    """The fused module when the time loop should run in Numba, None when it should run in NumPy."""
-    if backend == "numpy":
-        return None
-    if backend is None:
-        return fused_or_none()
-    if backend == "numba":
-        module = fused_or_none()
-        if module is None:
-            raise RuntimeError(f"kernel 'numba' is unavailable: {_missing}")
-        return module
-    raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
-
-
-def sweep_dtype_ok(*arrays) -> bool:
-    """Numba's steps take float32 or float64 arrays, all of one dtype (None entries are skipped)."""
+def dtype_ok(*arrays) -> bool:
+    """Numba's loops take float32 or float64 arrays, all of one dtype (None entries are skipped)."""
     dtype = arrays[0].dtype
     return dtype.kind == "f" and dtype.itemsize in (4, 8) and all(a is None or a.dtype == dtype for a in arrays)
 
 
-def sweeps_for(backend: str | None, *arrays):
-    """The fused module if Numba does this time loop's gate arithmetic (asked for or available, and
-    the arrays' dtype suits it), else None for the NumPy sweep."""
-    module = resolve(backend)
-    if module is not None and not sweep_dtype_ok(*arrays):
-        if backend == "numba":
-            raise TypeError(f"kernel 'numba' takes float32 or float64 arrays of one dtype; got "
-                            f"{sorted({str(a.dtype) for a in arrays if a is not None})}")
-        return None
-    return module
-
-
-def whole_loop(B: int, G: int, H: int) -> bool:
-    """Run the whole time loop in one compiled call (fused.*_sweep) rather than one step at a time
-    from Python: for one sequence at a time whose step GEMM (B, H) @ (H, G*H) is small, where BLAS
-    does not pay for its call. Measured (LSTM, forward + backward per step): H = 100: 4.8 us in one
-    call, 7.9 us from Python; H = 128: 7.1 vs 9.9 us; H = 256: 27 vs 22 us, so BLAS from there on."""
-    return B == 1 and G * H * H <= 1 << 17
-
-
-def live_mask(mask, T: int, B: int, dtype) -> np.ndarray:
-    """The (T, B) mask Numba's steps take, from a (T, B, 1) mask or None (every step live)."""
-    return np.ones((T, B), dtype) if mask is None else np.ascontiguousarray(mask[:, :, 0], dtype=dtype)
-
-
-def state_or_zeros(d, shape, dtype) -> np.ndarray:
-    """A fresh, writable (B, H) copy of a state gradient, or zeros where none came."""
-    return np.zeros(shape, dtype) if d is None else np.array(d, dtype=dtype)
-
-
-def outputs(hs: np.ndarray, mask) -> np.ndarray:
-    """y (T, B, H) from hs (T+1, B, H): h_1 .. h_T, zero past each sequence's end. Without a mask, a
-    read-only view rather than a copy: the cache keeps hs for backward, so nobody may write to it."""
-    if mask is not None:
-        return hs[1:] * mask
-    y = hs[1:]
-    y.flags.writeable = False
-    return y
+settings.fast = FastPath()
