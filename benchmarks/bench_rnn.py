@@ -21,6 +21,13 @@ and without the wait the next block shared the cores with it, and rnnlab's threa
 a neighbour (its 2-layer (64, 100, 256) LSTM inference read 173-196 ms that way, 123 ms with the
 wait). The first call of each block is not counted either.
 
+Dense inputs: the bare LSTM layer alone, x (B, T, H) float32 in, loss sum(y * dy) for a fixed random
+dy (what a time series, a decoder or an upper layer gets: no embedding to fold), torch.nn.LSTM
+against rnnlab.LSTM with the same weights, training step (forward, backward, Adam) and inference;
+with each side's share of the machine's sgemm peak, measured in rnnlab's worker as the best of
+(2048, 512) x (512, 2048) float32 GEMMs on the same threads (the recurrent layer's flops:
+forward 2 * B * T * (D + H) * 4H, backward twice that).
+
 Busy: the same, for the neighbour configs, while benchmarks/neighbour.py (64 GEMMs of (32, 128) x
 (128, 512) in a loop on NumPy's default threads: a second small RNN run) runs beside; the
 coordinator starts it and stops it by its PID. Generation: the default char model (E = 64, 2 x 256
@@ -55,14 +62,22 @@ class Config:
     T: int
     H: int
     L: int = 1
+    dense: bool = False  # the bare layer on dense inputs, not the char model
 
     @property
     def name(self) -> str:
-        return f"{self.cell}-{self.B}x{self.T}x{self.H}" + (f"-L{self.L}" if self.L > 1 else "")
+        return (("dense-" if self.dense else "") + f"{self.cell}-{self.B}x{self.T}x{self.H}"
+                + (f"-L{self.L}" if self.L > 1 else ""))
 
     @property
     def label(self) -> str:
-        return f"{self.cell} {self.B}, {self.T}, {self.H}, {self.L}"
+        return ("dense " if self.dense else "") + f"{self.cell} {self.B}, {self.T}, {self.H}, {self.L}"
+
+    def flops(self, train: bool) -> float:
+        """The recurrent layers' flops for one call (D = H): the forward's GEMMs, and twice that back."""
+        G = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+        forward = 2 * self.B * self.T * 2 * self.H * G * self.H * self.L
+        return 3 * forward if train else forward
 
 
 def _c(cell, B, T, H, L=1):
@@ -73,6 +88,9 @@ CONFIGS = [_c("lstm", 32, 64, 128), _c("lstm", 32, 64, 128, 2), _c("lstm", 64, 1
            _c("lstm", 64, 100, 256, 2), _c("lstm", 64, 100, 512), _c("lstm", 64, 100, 512, 2),
            _c("lstm", 1, 25, 100), _c("gru", 64, 100, 256), _c("gru", 32, 64, 128),
            _c("rnn", 64, 100, 256), _c("rnn", 32, 64, 128)]
+DENSE_CONFIGS = [Config("lstm", 32, 64, 128, dense=True), Config("lstm", 64, 100, 256, dense=True),
+                 Config("lstm", 64, 100, 512, dense=True), Config("lstm", 16, 100, 1024, dense=True)]
+DENSE_TARGET = 1.0  # issue 27: rnnlab/torch <= 1 for training and inference on dense inputs
 BUSY_CONFIGS = [_c("lstm", 32, 64, 128), _c("lstm", 64, 100, 256)]
 TINY = _c("lstm", 2, 5, 8)
 # issue 11's targets: the largest rnnlab/torch time ratio (train), every inference <= 0.8, busy <= 3x idle
@@ -90,6 +108,7 @@ def parse_args(argv=None):
     p.add_argument("--only", nargs="*", help="run only the configs with these names (e.g. lstm-32x64x128-L2)")
     p.add_argument("--no-busy", action="store_true", help="skip the noisy-neighbour table")
     p.add_argument("--no-generate", action="store_true", help="skip the generation row")
+    p.add_argument("--no-dense", action="store_true", help="skip the dense-input bare layer table")
     p.add_argument("--out", type=Path, help="also write the markdown here")
     p.add_argument("--worker", choices=["rnnlab", "torch"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -100,6 +119,9 @@ def data(cfg: Config, seed: int = 1):
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    if cfg.dense:  # x (B, T, H), and the fixed upstream gradient dy of the loss sum(y * dy)
+        return (rng.standard_normal((cfg.B, cfg.T, cfg.H)).astype(np.float32),
+                rng.standard_normal((cfg.B, cfg.T, cfg.H)).astype(np.float32))
     return rng.integers(0, V, (cfg.B, cfg.T)), rng.integers(0, V, (cfg.B, cfg.T))
 
 
@@ -110,10 +132,8 @@ class RnnlabSide:
     def __init__(self):
         import numpy as np
         import rnnlab
-        from rnnlab.nn import backend, threads
-
         self.np, self.rnnlab = np, rnnlab
-        self.info = (f"rnnlab: NumPy {np.__version__}, {backend.describe()}, {threads.describe()}; "
+        self.info = (f"rnnlab: NumPy {np.__version__}, {rnnlab.settings.describe()}; "
                      f"inference {'under rnnlab.no_grad()' if hasattr(rnnlab, 'no_grad') else 'in eval mode'}")
 
     def _save(self, weights: str) -> None:
@@ -127,6 +147,13 @@ class RnnlabSide:
         from rnnlab.models import CharRNN, CharRNNConfig
         from rnnlab.optim import Adam
 
+        self.dense = cfg.dense
+        if cfg.dense:  # the bare layer
+            self.model = self.rnnlab.LSTM(cfg.H, cfg.H, num_layers=cfg.L, rng=0)
+            self.opt = Adam(self.model.parameters(), lr=1e-3)
+            self.ids, self.targets = data(cfg)  # x, dy
+            self.np.savez(weights, **{f"rnn.{k}": v for k, v in self.model.state_dict().items()})
+            return
         config = CharRNNConfig(vocab_size=V, cell=cfg.cell, hidden_size=cfg.H, num_layers=cfg.L,
                                embedding_dim=cfg.H, init="uniform")
         self.model = CharRNN(config, rng=0)
@@ -136,6 +163,11 @@ class RnnlabSide:
 
     def train_step(self) -> float:
         self.opt.zero_grad()
+        if self.dense:
+            y, _ = self.model(self.ids)
+            self.model.backward(self.targets)
+            self.opt.step()
+            return float((y.astype(self.np.float64) * self.targets).sum())
         loss, dlogits = self.rnnlab.cross_entropy(self.model(self.ids), self.targets)  # logits (B, T, V)
         self.model.backward(dlogits)
         self.opt.step()
@@ -144,6 +176,19 @@ class RnnlabSide:
     def infer(self) -> None:
         with self.rnnlab.no_grad():
             self.model(self.ids)
+
+    def gemm_peak(self, seconds: float) -> float:
+        """The best sgemm rate on this worker's threads, flops/s: (2048, 512) x (512, 2048) float32."""
+        np = self.np
+        a, b = np.ones((2048, 512), np.float32), np.ones((512, 2048), np.float32)
+        out, best, end = np.empty((2048, 2048), np.float32), float("inf"), time.perf_counter() + seconds
+        while True:
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            now = time.perf_counter()
+            best = min(best, now - start)
+            if now > end:
+                return 2 * 2048 * 512 * 2048 / best
 
     def setup_generate(self, weights: str) -> None:
         from rnnlab.data.text import Vocab
@@ -184,6 +229,16 @@ class TorchSide:
             self.modules.load_state_dict({k: torch.from_numpy(arrays[k]) for k in arrays.files})
 
     def setup(self, cfg: Config, weights: str) -> None:
+        self.dense = cfg.dense
+        if cfg.dense:  # the bare layer
+            torch = self.torch
+            self.rnn = torch.nn.LSTM(cfg.H, cfg.H, num_layers=cfg.L, batch_first=True)
+            with self.np.load(weights, allow_pickle=False) as arrays:
+                self.rnn.load_state_dict({k[4:]: torch.from_numpy(arrays[k]) for k in arrays.files})
+            self.opt = torch.optim.Adam(self.rnn.parameters(), lr=1e-3)
+            x, dy = data(cfg)
+            self.ids, self.targets = torch.from_numpy(x), torch.from_numpy(dy)
+            return
         self._build(cfg.H, cfg.H, cfg.L, cfg.cell, weights)
         self.opt = self.torch.optim.Adam(self.modules.parameters(), lr=1e-3)
         ids, targets = data(cfg)
@@ -191,6 +246,12 @@ class TorchSide:
 
     def train_step(self) -> float:
         self.opt.zero_grad()
+        if self.dense:
+            y, _ = self.rnn(self.ids)
+            loss = (y * self.targets).sum()
+            loss.backward()
+            self.opt.step()
+            return float((y.detach().double() * self.targets.double()).sum())
         y, _ = self.rnn(self.emb(self.ids))
         loss = self.torch.nn.functional.cross_entropy(self.head(y).reshape(-1, V), self.targets.reshape(-1))
         loss.backward()
@@ -199,7 +260,10 @@ class TorchSide:
 
     def infer(self) -> None:
         with self.torch.inference_mode():
-            self.head(self.rnn(self.emb(self.ids))[0])
+            if self.dense:
+                self.rnn(self.ids)
+            else:
+                self.head(self.rnn(self.emb(self.ids))[0])
 
     def setup_generate(self, weights: str) -> None:
         self._build(GEN_MODEL["E"], GEN_MODEL["H"], GEN_MODEL["L"], "lstm", weights)
@@ -230,6 +294,8 @@ def worker(framework: str, threads: int) -> int:
             side.setup(Config(**request["cfg"]), request["weights"])
         elif op == "first_loss":
             reply["loss"] = side.train_step()
+        elif op == "gemm_peak":
+            reply["flops"] = side.gemm_peak(request["seconds"])
         elif op == "setup_generate":
             side.setup_generate(request["weights"])
         elif op == "time":
@@ -396,6 +462,27 @@ def main(args) -> int:
             emit(f"| {cfg.label} | {fmt_ms(train['torch'])} | {fmt_ms(train['rnnlab'])} | "
                  f"{mark(train['rnnlab'] / train['torch'], target)} | {fmt_ms(infer['torch'])} | "
                  f"{fmt_ms(infer['rnnlab'])} | {mark(infer['rnnlab'] / infer['torch'], None if args.tiny else INFER_TARGET)} |")
+
+        if not args.no_dense:
+            dense_configs = [Config("lstm", 2, 5, 8, dense=True)] if args.tiny else DENSE_CONFIGS
+            if args.only:
+                dense_configs = [c for c in dense_configs if c.name in args.only]
+            peak = workers["rnnlab"].ask("gemm_peak", seconds=0.05 if args.tiny else 1.0)["flops"]
+            emit("", f"### Dense inputs: the bare LSTM layer (sgemm peak {peak / 1e9:.0f} GFLOP/s on "
+                     f"{args.threads} threads)", "",
+                 "| cell, B, T, H, layers | train: torch ms | train: rnnlab ms | ratio | share of peak: torch, rnnlab | "
+                 "inference: torch ms | inference: rnnlab ms | ratio | share of peak: torch, rnnlab |",
+                 "|---|---|---|---|---|---|---|---|---|")
+            for cfg in dense_configs:
+                same_model(workers, cfg, weights)
+                train = time_in_turns(order, "train", seconds)
+                infer = time_in_turns(order, "infer", seconds)
+                target = None if args.tiny else DENSE_TARGET
+                share = lambda t, train_: f"{cfg.flops(train_) / t['torch'] / peak:.0%}, {cfg.flops(train_) / t['rnnlab'] / peak:.0%}"
+                emit(f"| {cfg.label} | {fmt_ms(train['torch'])} | {fmt_ms(train['rnnlab'])} | "
+                     f"{mark(train['rnnlab'] / train['torch'], target)} | {share(train, True)} | "
+                     f"{fmt_ms(infer['torch'])} | {fmt_ms(infer['rnnlab'])} | "
+                     f"{mark(infer['rnnlab'] / infer['torch'], target)} | {share(infer, False)} |")
 
         if not args.no_generate:
             chars = 20 if args.tiny else 200

@@ -50,12 +50,14 @@ def timed(fn):
 
 
 ours = bench.RnnlabSide()
-fused = __import__("rnnlab.nn.backend", fromlist=["backend"]).fused_or_none()
+fast = __import__("rnnlab").settings.fast
 ours.setup(cfg, weights)
 for _ in range(2):
     ours.train_step()
-if fused is not None:  # the compiled loops of each cell (fused.loops_for), made by the warm-up steps
-    for loops in fused._loops.values():
+if fast is not None:  # the compiled loops of each cell (fused.loops_for), made by the warm-up steps
+    for key, loops in fast.compiled.items():
+        if key[0] != "loops":
+            continue
         for name in ("forward_step", "backward_step", "forward_sweep", "backward_sweep"):
             setattr(loops, name, timed(getattr(loops, name)))
 profiler = cProfile.Profile(time.perf_counter)

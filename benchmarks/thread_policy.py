@@ -1,4 +1,4 @@
-"""The measurements behind rnnlab's thread policy (src/rnnlab/nn/threads.py): one GEMM of each kind
+"""The measurements behind rnnlab's thread policy (src/rnnlab/fast/threads.py): one GEMM of each kind
 the time loop does, at 1 thread and at every allowed thread, idle and beside a noisy neighbour.
 
     python benchmarks/thread_policy.py              # idle, then busy (starts neighbour.py itself)

@@ -1,37 +1,8 @@
 import numpy as np
 import pytest
 
-
-def numerical_grad(f, array, eps=1e-6):
-    """Central differences of scalar f() with respect to every entry of `array` (modified in place)."""
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        plus = f()
-        array[i] = old - eps
-        minus = f()
-        array[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def assert_close(name, ours, theirs, tol):
-    """Relative-to-scale agreement; on failure print ours, theirs and the max difference."""
-    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    assert ours.shape == theirs.shape, f"{name}: shape {ours.shape} != {theirs.shape}"
-    scale = max(1.0, float(np.abs(theirs).max(initial=0.0)))
-    diff = float(np.abs(ours - theirs).max(initial=0.0))
-    if not diff <= tol * scale:
-        raise AssertionError(f"{name}: max |ours - theirs| = {diff:.3e} > {tol:.0e} * {scale:.3g}\n"
-                             f"ours:\n{ours}\ntheirs:\n{theirs}")
-
-
-def assert_rel(name, analytic, numeric, tol=1e-6):
-    """Max error relative to the larger of the two gradients; on failure print both."""
-    denom = max(np.abs(analytic).max(), np.abs(numeric).max(), 1e-8)
-    rel = np.abs(analytic - numeric).max() / denom
-    assert rel < tol, f"{name}: relative error {rel:.2e}\nanalytic:\n{analytic}\nnumeric:\n{numeric}"
+import rnnlab
+from rnnlab.testing import assert_close, assert_rel, numerical_grad  # noqa: F401 - the tests' helpers
 
 
 @pytest.fixture
@@ -52,3 +23,10 @@ def _corpus_cache(tmp_path_factory):
         os.environ.pop("RNNLAB_CACHE", None)
     else:
         os.environ["RNNLAB_CACHE"] = before
+
+
+# the time loops every cell is held to the reference with (rnnlab.testing.kernels, as pytest params)
+_needs_numba = pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba cannot run here")
+CELL_KERNELS = [pytest.param("numba", 4, marks=_needs_numba), pytest.param("numba", 1, marks=_needs_numba),
+                ("numpy", 4)]
+CELL_KERNEL_IDS = ["numba", "numba-B1", "numpy"]

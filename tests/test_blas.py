@@ -1,8 +1,8 @@
-"""nn.blas: the transposed copy by NumPy's own BLAS (omatcopy), exact, with NumPy's copy where it cannot."""
+"""fast.blas: the transposed copy by NumPy's own BLAS (omatcopy), exact, with NumPy's copy where it cannot."""
 import numpy as np
 import pytest
 
-from rnnlab.nn import blas
+from rnnlab.fast import blas
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -17,9 +17,9 @@ def test_transpose_is_exact(dtype, shape):
 
 
 def test_numpys_blas_has_omatcopy():
-    """NumPy's wheels bundle OpenBLAS, which has it: else the copy falls back to NumPy's, 5-12x slower
-    at power-of-two row lengths (blas.py)."""
-    from rnnlab.nn import threads
+    """NumPy's wheels bundle OpenBLAS, which has it: else the copy falls back to NumPy's, slower at
+    power-of-two row lengths (blas.py)."""
+    from rnnlab.fast import threads
 
     if not any(lib.internal_api == "openblas" for lib in threads.blas_libraries()):
         pytest.skip("NumPy's BLAS here is not OpenBLAS")

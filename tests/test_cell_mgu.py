@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 import rnnlab
-from cellcheck import (KERNEL_IDS, KERNELS, TOLERANCES, check_cli_trains, check_finite_differences,
-                       check_time_loop_equals_reference)
+from conftest import CELL_KERNEL_IDS as KERNEL_IDS
+from conftest import CELL_KERNELS as KERNELS
+from rnnlab.testing import (TOLERANCES, check_cli_trains, check_finite_differences, check_no_grad,
+                            check_time_loop_equals_reference)
 from conftest import assert_close
 from external_cells.mgu import MGU
 
@@ -22,6 +24,12 @@ def test_finite_differences():
 @pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)
 def test_time_loop_equals_reference(kernel, B, dtype, tol):
     check_time_loop_equals_reference("mgu", kernel, B, dtype, tol)
+
+
+@pytest.mark.parametrize("dtype,tol", TOLERANCES, ids=["f64", "f32"])
+@pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)
+def test_no_grad_keeps_nothing_and_gives_the_same_outputs(kernel, B, dtype, tol):
+    check_no_grad("mgu", kernel, B, dtype, tol)
 
 
 @pytest.mark.parametrize("kernel,B", KERNELS, ids=KERNEL_IDS)

@@ -12,7 +12,8 @@ import pytest
 
 import rnnlab
 from conftest import assert_close
-from rnnlab.nn import backend, driver, threads
+from rnnlab.fast import loop, threads
+from rnnlab.nn import driver
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKERS = {
@@ -22,7 +23,7 @@ MAKERS = {
     "gru": lambda **kw: rnnlab.GRU(5, 6, **kw),
 }
 TOLERANCES = [(np.float64, 1e-10), (np.float32, 1e-5)]
-needs_numba = pytest.mark.skipif(not backend.numba_available(), reason="numba is not installed")
+needs_numba = pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba is not installed")
 
 
 def run(layer, x, state, lengths, dy, dstate, record_flow=False):
@@ -69,7 +70,7 @@ def test_time_loop_equals_reference(kernel, B, packed, mode, use_lengths, dtype,
     problem = random_problem(mode, dtype, use_lengths, B=B)
     make = MAKERS[mode]
     if packed:  # as where NumPy's BLAS cannot be called from the loops
-        loops = backend.fused_or_none().loops_for(make().kind)
+        loops = rnnlab.settings.fast.fused().loops_for(make().kind, dtype)
         for name in ("forward_blas", "backward_blas"):
             monkeypatch.setattr(loops, name, None)
     ours = run(make(num_layers=2, bidirectional=True, dtype=dtype, rng=1, kernel=kernel), *problem)
@@ -121,7 +122,7 @@ def test_numba_records_the_same_gradient_flow(B, mode, use_lengths, dtype, tol):
 def test_numba_loops_call_numpys_blas():
     """NumPy's wheels' BLAS is found and called from the compiled loops (else every step would go back
     to Python); what it computes is checked by every test through the numba kernel."""
-    fused = backend.fused_or_none()
+    fused = rnnlab.settings.fast.fused()
     assert fused.numpy_blas() is not None
     assert fused.loops_for(rnnlab.LSTM(2, 3).kind).forward_blas is not None
 
@@ -132,7 +133,7 @@ def test_parts_meet_after_each_step():
     import threading
     import time
 
-    fused = backend.fused_or_none()
+    fused = rnnlab.settings.fast.fused()
     flags = fused.meet_flags(2)
     fused.meet(fused.meet_flags(1), 0, 1)  # compiled before the threads run
     waiter = threading.Thread(target=fused.meet, args=(flags, 1, 1))
@@ -148,11 +149,11 @@ def test_parts_meet_after_each_step():
 @pytest.mark.parametrize("failing", [0, 1], ids=["caller's part", "helper's part"])
 def test_parts_that_wait_for_a_failed_partner_are_let_through(failing):
     """run_parts: should a part fail (the caller's, or a helper's while making its operands, as
-    driver._part_operands does), a part waiting for it at fused.meet is released, not left spinning
+    loop._part_operands does), a part waiting for it at fused.meet is released, not left spinning
     forever; the error reaches the caller."""
     import threading
 
-    fused = backend.fused_or_none()
+    fused = rnnlab.settings.fast.fused()
     flags = fused.meet_flags(2)
     fused.meet(fused.meet_flags(1), 0, 1)  # compiled before a part waits in it
 
@@ -179,7 +180,7 @@ def test_packed_gemm_gives_numpys_product(M, K, N, dtype, rtol, vector_bytes, ti
     CPU's vectors (what the loops call), and with the narrower ones other CPUs get."""
     import numba
 
-    from rnnlab.nn import packed
+    from rnnlab.fast import packed
 
     rng = np.random.default_rng(M * 1000 + N)
     a, W = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
@@ -204,7 +205,7 @@ def test_packed_gemm_of_two_sources_sums_both_products(M, D, H, N, dtype, rtol, 
     continuing the first's accumulators."""
     import numba
 
-    from rnnlab.nn import packed
+    from rnnlab.fast import packed
 
     rng = np.random.default_rng(M + D + H)
     x, W_ih = rng.standard_normal((M, D)).astype(dtype), rng.standard_normal((N, D)).astype(dtype)
@@ -224,7 +225,7 @@ def test_packed_gemm_of_two_sources_sums_both_products(M, D, H, N, dtype, rtol, 
 @needs_numba
 def test_packed_blocks_hold_the_transposed_weights_zero_padded():
     """packed.pack: block c, row k, column l is W[c*NR + l, k], zero past the last row of W."""
-    from rnnlab.nn import packed
+    from rnnlab.fast import packed
 
     W = np.arange(70 * 3, dtype=np.float32).reshape(70, 3)
     NR = packed.block_width(np.float32)
@@ -317,7 +318,7 @@ def test_kernel_output_is_a_read_only_view_and_the_layer_output_a_copy(mode, ker
     params = [p.data for p in layer.parameters()][:4]
     dtype = params[0].dtype
     state = tuple(np.zeros((4, 6), dtype) for _ in range(2 if mode == "lstm" else 1))
-    y_kernel, _, _ = driver.forward(layer.kind, params, np.ones((2, 4, 5), dtype), state, backend=kernel)
+    y_kernel, _, _ = driver.forward(layer.kind, params, np.ones((2, 4, 5), dtype), state, kernel=kernel)
     with pytest.raises(ValueError, match="read-only"):
         y_kernel[0, 0, 0] = 1.0
 
@@ -326,7 +327,7 @@ def test_float32_tanh_is_accurate():
     """The rational tanh the float32 steps use stays within 5e-7 of tanh (float32 rounds at 6e-8)."""
     import numba
 
-    from rnnlab.nn import fused
+    from rnnlab.fast import fused
 
     @numba.njit
     def apply(a, out):
@@ -343,9 +344,9 @@ def test_float32_tanh_is_accurate():
 
 def test_fast_falls_back_to_numpy_without_numba(monkeypatch):
     """With numba unavailable, kernel="fast" runs the NumPy loop (same numbers); "numba" says why not."""
-    monkeypatch.setattr(backend, "_fused", None)
-    monkeypatch.setattr(backend, "_missing", "numba is not installed (simulated)")
-    assert not backend.numba_available()
+    monkeypatch.setattr(rnnlab.settings, "fast", None)
+    monkeypatch.setattr(rnnlab.settings, "fast_missing", "numba is not installed (simulated)")
+    assert not rnnlab.settings.numba_available()
     problem = random_problem("lstm", np.float64, True)
     fast = run(rnnlab.LSTM(5, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=1), *problem)
     ref = run(rnnlab.LSTM(5, 6, num_layers=2, bidirectional=True, dtype=np.float64, rng=1, kernel="reference"),
@@ -364,11 +365,11 @@ def test_import_is_numpy_only_and_runs_where_numba_cannot_import():
         "assert 'numba' not in sys.modules, 'import rnnlab must not import numba'\n"
         "sys.modules['numba'] = None  # from here on, `import numba` fails as if it were missing\n"
         "import numpy as np\n"
-        "from rnnlab.nn import backend\n"
+        "from rnnlab import settings\n"
         "layer = rnnlab.GRU(3, 4, rng=0)\n"
         "y, h = layer(np.ones((2, 5, 3), np.float32))\n"
         "layer.backward(np.ones_like(y))\n"
-        "assert not backend.numba_available() and 'numba' in backend._missing\n"
+        "assert not settings.numba_available() and 'numba' in settings.fast_missing\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -413,12 +414,12 @@ def test_parts_write_no_cache_line_in_common():
     """The driver's buffers start on a cache line and each part's first unit lies a whole number of
     lines into its row (where H allows), so that two threads never write one line (false sharing)."""
     for shape, dtype in [((65, 32, 128), np.float32), ((3, 5), np.float64), ((7,), np.float32)]:
-        a = driver.aligned_empty(shape, dtype)
+        a = loop.aligned_empty(shape, dtype)
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
-        assert a.ctypes.data % driver.CACHE_LINE == 0
-    assert driver._part_ends(128, 2, 4) == [0, 64, 128]
-    assert driver._part_ends(100, 2, 4) == [0, 48, 100]  # 48 floats: three lines
-    assert driver._part_ends(256, 3, 8) == [0, 80, 168, 256]  # float64: lines of 8
-    assert driver._part_ends(6, 3, 4) == [0, 2, 4, 6]  # too few units to align: an even split
-    order = driver._part_order(2, (0, 1, 3))  # G = 2 gates, H = 3 units in parts {0}, {1, 2}
+        assert a.ctypes.data % loop.CACHE_LINE == 0
+    assert loop._part_ends(128, 2, 4) == [0, 64, 128]
+    assert loop._part_ends(100, 2, 4) == [0, 48, 100]  # 48 floats: three lines
+    assert loop._part_ends(256, 3, 8) == [0, 80, 168, 256]  # float64: lines of 8
+    assert loop._part_ends(6, 3, 4) == [0, 2, 4, 6]  # too few units to align: an even split
+    order = loop._part_order(2, (0, 1, 3))  # G = 2 gates, H = 3 units in parts {0}, {1, 2}
     assert order.tolist() == [0, 3, 1, 2, 4, 5]

@@ -8,7 +8,7 @@ import pytest
 
 import rnnlab
 from conftest import assert_rel, numerical_grad
-from rnnlab.nn import backend, cross_entropy, lookup, mse
+from rnnlab.nn import cross_entropy, lookup, mse
 
 
 def as_tuple(state):
@@ -99,13 +99,23 @@ def test_linear_any_leading_shape():
         assert_rel(name, p.grad, numerical_grad(loss, p.data))
 
 
-@pytest.mark.parametrize("path", ["compiled", "one-hot-gemm", "sorted-sum"])
+@pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba is not installed")
+def test_compiled_scatter_of_rows_equals_numpys():
+    """The compiled loop's sum of rows by id (an embedding's table gradient) equals np.add.at's."""
+    from rnnlab.fast.loop import CompiledLoop
+
+    rng = np.random.default_rng(0)
+    values, ids = rng.standard_normal((50, 3)), rng.integers(0, 7, 50)
+    expected = np.zeros((7, 3))
+    np.add.at(expected, ids, values)
+    np.testing.assert_allclose(CompiledLoop(rnnlab.nn.get_cell("lstm")).scatter_rows(values, ids, 7), expected,
+                               rtol=1e-13)
+    np.testing.assert_allclose(lookup.scatter_rows(values, ids, 7), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("path", ["one-hot-gemm", "sorted-sum"])
 def test_embedding_with_repeated_ids(path, monkeypatch):
-    """Each of lookup.scatter_rows's three ways of adding a row's gradient once per use."""
-    if path == "compiled" and not backend.numba_available():
-        pytest.skip("numba is not installed")
-    if path != "compiled":
-        monkeypatch.setattr(backend, "fused_or_none", lambda: None)
+    """Each of lookup.scatter_rows's two ways of adding a row's gradient once per use."""
     if path == "sorted-sum":
         monkeypatch.setattr(lookup, "ONEHOT_MAX", 0)
     rng = np.random.default_rng(0)

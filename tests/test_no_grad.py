@@ -10,14 +10,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
 from conftest import assert_close
-from rnnlab.nn import backend
 from rnnlab.nn.module import NO_CACHE, is_grad_enabled
 from test_torch_equivalence import make_pair
 
-KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available() else [])
+KERNELS = ["numpy", "reference"] + (["fast", "numba"] if rnnlab.settings.numba_available() else [])
 
 
-@pytest.mark.parametrize("kernel", KERNELS + (["numba-parts"] if backend.numba_available() else []))
+@pytest.mark.parametrize("kernel", KERNELS + (["numba-parts"] if rnnlab.settings.numba_available() else []))
 @pytest.mark.parametrize("mode", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
 @pytest.mark.parametrize("layers, bidirectional, use_lengths, B", [(1, False, False, 3), (2, True, True, 3),
                                                                   (3, False, True, 3), (2, False, False, 1)],
@@ -25,11 +24,10 @@ KERNELS = ["numpy", "reference"] + (["fast", "numba"] if backend.numba_available
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-9), (np.float32, 1e-4)], ids=["f64", "f32"])
 def test_no_grad_forward_matches_torch(kernel, mode, layers, bidirectional, use_lengths, B, dtype, tol, monkeypatch):
     """numba-parts: the hidden units shared among three threads (1, 2 and 2 units), as the thread
-    policy does under no_grad() where cores are free. uni3: one direction, 3 layers, so that the
-    compiled kernels run layers 0 and 1 as one loop (driver.forward_pair, not for GRU) and layer 2 alone.
+    policy does under no_grad() where cores are free. uni3: one direction, 3 layers.
     batch1: one sequence, each layer's whole loop in one compiled call (fused.forward_sweep_lean)."""
     if kernel == "numba-parts":
-        from rnnlab.nn import threads
+        from rnnlab.fast import threads
 
         monkeypatch.setattr(threads, "step_parts", lambda B, H, G: 3)
         kernel = "numba"
@@ -130,7 +128,7 @@ def test_no_grad_forwards_reuse_buffers_without_sharing_results(kernel, layers, 
         lstm(*inputs[2])
         assert workspace(lstm, 0, False).empty("xw", (6, 3, 20), np.float64) is buffer  # reused
     # also the first, after three more calls; to rounding: the lean loop adds x_t W_ih^T inside each
-    # step's GEMM (driver.py), the loop with gradients before it
+    # step's GEMM (fast/loop.py), the loop with gradients before it
     for (y, (h, c)), (y_ref, (h_ref, c_ref)) in zip(got, expected):
         for ours, ref in ((y, y_ref), (h, h_ref), (c, c_ref)):
             np.testing.assert_allclose(ours, ref, rtol=1e-13, atol=1e-15)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+import rnnlab
 from rnnlab.clip import clip_grad_norm, clip_grad_value
 from rnnlab.nn.module import Parameter
 from rnnlab.optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, ExponentialLR, RMSprop, StepLR
-from rnnlab.optim_compiled import compiled_adam
 
 CASES = [  # (rnnlab class, torch class, keyword arguments shared by both)
     (SGD, torch.optim.SGD, dict(lr=0.1)),
@@ -375,13 +375,13 @@ def test_clip_arguments():
         clip_grad_norm(p, 1.0)
 
 
-@pytest.mark.skipif(compiled_adam() is None, reason="numba cannot import")
+@pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba cannot import")
 @pytest.mark.parametrize("cls, kwargs", [(Adam, {}), (Adam, {"weight_decay": 0.1, "amsgrad": True}),
                                          (AdamW, {"weight_decay": 0.1}), (AdamW, {"lr": 0.0, "amsgrad": True})],
                          ids=["adam", "adam-l2-amsgrad", "adamw", "adamw-lr0-amsgrad"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_adam_gives_the_ufuncs_bits(cls, kwargs, dtype, monkeypatch):
-    """Adam's one compiled pass (optim_compiled.py) and its NumPy ufuncs give identical bits, step after
+    """Adam's one compiled pass (fast/optim_compiled.py) and its NumPy ufuncs give identical bits, step after
     step, NaN included (a NaN gradient poisons its element in both, and AMSGrad's maximum keeps it)."""
     original, calls = Adam._compiled_update, []
 

@@ -1,15 +1,14 @@
-"""The compiled sampler (sample_compiled.py) against the model it packs: the same logits and state
+"""The compiled sampler (fast/sample_compiled.py) against the model it packs: the same logits and state
 after the same characters, the same text as the Python loop, and the fallback where Numba is absent."""
 import numpy as np
 import pytest
 
-from rnnlab import sample_compiled
+import rnnlab
 from rnnlab.data.text import Vocab
 from rnnlab.models import CELLS, CharRNN, CharRNNConfig
-from rnnlab.nn import backend
 from rnnlab.sample import generate
 
-pytestmark = pytest.mark.skipif(not backend.numba_available(), reason="numba cannot import")
+pytestmark = pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba cannot import")
 VOCAB = Vocab.from_list([chr(65 + i) for i in range(26)] + ["\n", " "])
 
 
@@ -26,7 +25,7 @@ def test_steps_match_the_model(cell, dtype, tol):
     model = model_for(cell, dtype)
     prime = VOCAB.encode("HELLO ")[None, :]
     logits, state = model(prime), model.final_state
-    sampler = sample_compiled.compiled_sampler(model, state)
+    sampler = rnnlab.settings.fast.sampler(model, state)
     ids = sampler.sample(logits[0, -1], np.random.default_rng(0).random(40), 1.3, None)
     expected = model(np.concatenate([prime, ids[None, :]], axis=1))
     expected_state = model.final_state
@@ -56,8 +55,5 @@ def test_greedy_top_1_and_streaming_over_chunks():
 def test_falls_back_to_the_python_loop(monkeypatch):
     model = model_for("gru", "float64", layers=1)
     fast = generate(model, VOCAB, "A", 50, rng=3)
-    monkeypatch.setattr(sample_compiled, "_runs", {})
-    monkeypatch.setattr(sample_compiled, "fused_or_none", lambda: None)  # as where numba cannot import
-    model(VOCAB.encode("A")[None, :])
-    assert sample_compiled.compiled_sampler(model, model.final_state) is None
+    monkeypatch.setattr(rnnlab.settings, "fast", None)  # as where numba is not installed
     assert generate(model, VOCAB, "A", 50, rng=3) == fast

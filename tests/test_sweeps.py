@@ -233,14 +233,14 @@ def test_horizon_runs_stop_once_solved_and_other_runs_keep_their_keys(monkeypatc
 
 def test_a_sweep_worker_pins_the_thread_policy_and_restores_it(monkeypatch):
     from rnnlab.experiments import engine
-    from rnnlab.nn import threads
+    from rnnlab.settings import settings
 
-    monkeypatch.setattr(engine, "run_spec", lambda spec: {"allowed": threads.allowed()})
-    threads.set_threads(None)
-    before = threads.allowed()
+    monkeypatch.setattr(engine, "run_spec", lambda spec: {"allowed": settings.max_threads()})
+    settings.threads = None
+    before = settings.max_threads()
     spec = plan("temporal-order", **TINY)[0]
     assert engine._work(3, spec, 1, os.getpid()) == (3, {"allowed": 1})
-    assert threads.allowed() == before
+    assert settings.max_threads() == before
 
 
 # -- dead workers: retried, then named; finished runs kept; no orphans; no hang --------------------

@@ -1,4 +1,4 @@
-"""The thread policy (nn/threads.py): which GEMM gets how many BLAS threads, the user's ceiling,
+"""The thread policy (fast/threads.py): which GEMM gets how many BLAS threads, the user's ceiling,
 the limit in force inside a time loop, the CLI's --threads and the run's log line."""
 import os
 import subprocess
@@ -10,16 +10,17 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from rnnlab.cli import build_parser
-from rnnlab.nn import backend, threads
+import rnnlab
+from rnnlab.fast import threads
 
 
 @pytest.fixture(autouse=True)
 def no_user_setting(monkeypatch):
     for var in threads.ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(threads, "_ceiling", (-1e9, 1))  # forget the environment last read
+    monkeypatch.setattr(rnnlab.settings.fast, "policy", threads.Policy())  # forget the last readings
     yield
-    threads._user_threads = None
+    rnnlab.settings.threads = None
 
 
 def blas_threads() -> set:
@@ -42,11 +43,11 @@ def test_the_users_number_is_a_ceiling(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setattr(threads, "free_cores", lambda: 16)
     assert threads.allowed() == 3 and threads.for_gemm(10_000, 1024, 4096) == 3
-    threads.set_threads(1)
+    rnnlab.settings.threads = 1
     assert threads.allowed() == 1 and threads.for_gemm(10_000, 1024, 4096) == 1
     assert "--threads" in threads.describe()
     with pytest.raises(ValueError, match="positive integer"):
-        threads.set_threads(0)
+        rnnlab.settings.threads = 0
 
 
 def test_busy_machine_gets_fewer_threads(monkeypatch):
@@ -58,7 +59,7 @@ def test_busy_machine_gets_fewer_threads(monkeypatch):
                             (0.3, 1.0, 8), (1.0, 1.0, 8), (4.0, 1.0, 5), (7.6, 1.0, 1), (30.0, 1.0, 1)]:
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
         monkeypatch.setattr(threads, "own_cores", lambda own=own: own)
-        monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last reading
+        threads.policy().free = (-1e9, 1)  # forget the last reading
         assert threads.free_cores() == free, (load, own)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
     assert threads.for_gemm(64 * 100, 512, 2048) == 1  # big, but the machine is busy
@@ -70,8 +71,7 @@ def test_busy_elsewhere_is_the_median_of_recent_instant_readings(monkeypatch):
     from before a pause are forgotten."""
     clock = {"now": 0.0}
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["now"])
-    monkeypatch.setattr(threads, "_readings", threads.deque(maxlen=5))
-    monkeypatch.setattr(threads, "_free", (-1e9, 1))  # forget the last real reading (its time is not the fake clock's)
+    threads.policy().free = (-1e9, 1)  # forget the last real reading (its time is not the fake clock's)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
     readings = iter([0, 0, 2, 0, 0, 0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 2, 2, 2, 0])
     monkeypatch.setattr(threads, "_running_elsewhere", lambda: next(readings))
@@ -127,7 +127,7 @@ def test_own_cores_is_a_one_minute_mean_of_this_process_cpu_use(monkeypatch):
     clock = {"wall": 100.0, "cpu": 5.0}
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
     monkeypatch.setattr(threads.time, "process_time", lambda: clock["cpu"])
-    monkeypatch.setattr(threads, "_own", None)
+    threads.policy().own = None
     assert threads.own_cores() == 1.0  # no history: one thread assumed
     for _ in range(600):  # ten minutes on two cores: the mean approaches 2
         clock["wall"] += 1.0
@@ -154,7 +154,7 @@ def test_cli_threads_option_reaches_every_command():
     assert parser.parse_args(["generate", "run"]).threads is None
 
 
-@pytest.mark.skipif(not backend.numba_available(), reason="numba cannot import")
+@pytest.mark.skipif(not rnnlab.settings.numba_available(), reason="numba cannot import")
 def test_a_training_runs_log_line_names_the_time_loop(tmp_path):
     from rnnlab.train import Trainer, TrainConfig
 

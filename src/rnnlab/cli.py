@@ -1100,9 +1100,9 @@ def main(argv=None) -> int:
         if check is not None:
             check(args)
         if args.threads is not None:
-            from .nn.threads import set_threads
+            from .settings import settings
 
-            set_threads(args.threads)
+            settings.threads = args.threads
         return args.run(args)
     except BrokenPipeError:  # `rnnlab generate | head`: the reader has all it wanted
         _quiet_stdout()

@@ -130,7 +130,8 @@ def check_char_config(config: CharRNNConfig) -> None:
                                            "num_layers": POSITIVE_INT, "embedding_dim": POSITIVE_INT,
                                            "dropout": PROBABILITY})
     if config.cell not in CELLS:
-        problems.append(f"cell must be one of {', '.join(CELLS)}; got {config.cell!r}")
+        problems.append(f"cell must be one of {', '.join(CELLS)}; got {config.cell!r} (a cell of your own is "
+                        f"loaded from its file by RNNLAB_CELLS=path/to/cell.py)")
     if config.init not in ("orthogonal", "uniform"):
         problems.append(f"init must be orthogonal or uniform; got {config.init!r}")
     if config.dtype not in ("float32", "float64"):
@@ -180,7 +181,9 @@ def check_char_checkpoint(path, doc: dict, shapes: dict) -> None:
         config = CharRNNConfig.from_dict(doc["model_config"])
         check_char_config(config)
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path} does not hold a character-level model ({error})") from None
+        origin = (doc.get("extra") or {}).get("cell_origin")
+        came = f"; its cell came from {origin}" if origin else ""
+        raise CheckpointError(f"{path} does not hold a character-level model ({error}{came})") from None
     got = {k: v for k, v in shapes.items() if k.startswith("model.")}
     definition = get_cell(config.cell)
     # checked first: a forged num_layers of 10**9 is no loop

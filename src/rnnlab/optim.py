@@ -45,9 +45,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .nn.backend import sweep_dtype_ok
 from .nn.module import Parameter
-from .optim_compiled import compiled_adam
+from .settings import settings
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "StepLR", "ExponentialLR", "CosineWarmup"]
@@ -212,7 +211,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction and optional AMSGrad, as torch.optim.Adam."""
 
     decoupled_weight_decay = False
-    use_compiled = True  # one compiled pass where Numba runs (optim_compiled.py); False: the ufuncs
+    use_compiled = True  # one compiled pass where Numba runs (fast/optim_compiled.py); False: the ufuncs
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False):
@@ -259,11 +258,11 @@ class Adam(Optimizer):
         theta -= np.multiply(np.divide(m, denom, out=tmp), step_size, out=tmp)
 
     def _compiled_update(self, theta, g, state, t) -> bool:
-        """The same update in one compiled pass (optim_compiled.py), where Numba runs and the arrays
+        """The same update in one compiled pass (fast/optim_compiled.py), where Numba runs and the arrays
         are contiguous float32/float64 of one dtype; False where the ufuncs above must do it."""
         arrays = [theta, g, *state.values()]
-        update = compiled_adam() if self.use_compiled else None
-        if update is None or not sweep_dtype_ok(*arrays) or not all(a.flags.c_contiguous for a in arrays):
+        update = settings.fast.adam(*arrays) if self.use_compiled and settings.fast is not None else None
+        if update is None or not all(a.flags.c_contiguous for a in arrays):
             return False
         b1, b2 = self.betas
         c = theta.dtype.type  # each constant rounded to the parameter's dtype, as NumPy rounds a Python float

@@ -2,7 +2,7 @@
 
 The priming text is read in one forward pass (not re-read for every new character); each new
 character is then one recurrent step from the carried state: a compiled step of the whole model
-(sample_compiled.py), or a round trip through the layers in Python where Numba cannot run.
+(fast/sample_compiled.py), or a round trip through the layers in Python where Numba cannot run.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .data.text import Vocab
 from .models import CharRNN
 from .nn.losses import log_softmax
 from .nn.module import no_grad
-from .sample_compiled import compiled_sampler
+from .settings import settings
 
 CHUNK = 64  # characters per compiled call: the stream yields them in bursts this size
 
@@ -50,7 +50,7 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, t
              compiled: bool = True) -> str:
     """Continue `prime` by `length` sampled characters; `on_text` receives each one as it comes.
 
-    compiled: step the whole model per character in one compiled loop (sample_compiled.py) where
+    compiled: step the whole model per character in one compiled loop (fast/sample_compiled.py) where
     Numba runs; False, or where it cannot, one Python round trip through the layers per character.
     Both draw the same uniforms from `rng`, so the same seed gives the same text up to the rounding
     of float32 logits (identical in float64 in the tests).
@@ -96,7 +96,7 @@ def _stream(model, vocab, prime_ids, length, temperature, top_k, rng, compiled) 
         with no_grad():
             logits = model(prime_ids[None, :])  # (1, P, V): the whole prime in one pass
         state = model.final_state
-        sampler = compiled_sampler(model, state) if compiled else None
+        sampler = settings.fast.sampler(model, state) if compiled and settings.fast is not None else None
         if sampler is not None:  # the same draws: Generator.random() is what Generator.choice(p=...) uses
             first = logits[0, -1]
             for start in range(0, length, CHUNK):

@@ -43,7 +43,7 @@ from .validate import (INT_GE0, POSITIVE_INT, POSITIVE_REAL, PROBABILITY, REAL_G
 from .nn.cells import get_cell
 from .nn.losses import cross_entropy
 from .nn.module import no_grad
-from .nn.threads import speed_line
+from .settings import settings
 from .optim import SGD, Adagrad, Adam, AdamW, CosineWarmup, RMSprop
 
 OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad}
@@ -546,7 +546,7 @@ class Trainer:
                 self.log(f"rnnlab: training a {cfg.layers}-layer {cfg.model.upper()} ({cfg.hidden} units, "
                          f"{self.model.num_parameters():,} parameters) on {self.description}: "
                          f"{len(self.vocab)} characters in the vocabulary, {self.total_steps} steps of "
-                         f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}; {speed_line()}")
+                         f"{cfg.batch} x {cfg.seq_len}; run directory {self.run_dir}; {settings.describe()}")
                 bar = _progress_bar(self.progress, self.step, self.total_steps)
                 optimize(params, loss_and_backward, self.optimizer, self.total_steps, clip=cfg.clip,
                          clip_mode=cfg.clip_mode, callback=after_step, start=self.step,
@@ -602,7 +602,8 @@ class Trainer:
             train_config=asdict(cfg),
             extra={"position": [self.epoch, self.offset, self.chunk], "schedule": self.schedule.state_dict(),
                    "state": None if state is None else [s.tolist() for s in state],
-                   "total_steps": self.total_steps, "data": self.data_record})
+                   "total_steps": self.total_steps, "data": self.data_record,
+                   "cell_origin": self.model.rnn.kind.origin})
 
     def _write_sample(self) -> str:
         from .sample import generate  # sampling is optional to training; import when used

@@ -31,8 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ..nn import threads as thread_policy
-from ..nn.threads import cores
+from ..settings import cores, settings
 from .registry import EXPERIMENTS, RunSpec
 
 ENGINES = ("local", "dask", "ray")
@@ -97,8 +96,8 @@ def _work(index: int, spec: RunSpec, threads: int | None, driver: int) -> tuple[
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: no worker tracebacks
         die_with_parent()
     if threads is None:
-        threads = max(1, min(thread_policy.allowed(), cores() // _worker_threads()))
-    with threadpool_limits(limits=threads), thread_policy.pinned(threads):  # every pool, and the policy's ceiling
+        threads = max(1, min(settings.max_threads(), cores() // _worker_threads()))
+    with threadpool_limits(limits=threads), settings.pinned(threads):  # every pool, and the policy's ceiling
         return index, run_spec(spec)
 
 

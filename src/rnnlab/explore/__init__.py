@@ -8,7 +8,7 @@
 Modules: trace (states, gates, predictions and connectivity from the model's own forward and
 backward passes), units (text features and the correlation search), codec (packed arrays), page
 (data and HTML), server (`--serve` and its live endpoint), neurone (the lecture's example, live).
-Small GEMMs run on one BLAS thread (nn.threads.limit).
+Small GEMMs run on one BLAS thread (threadpoolctl).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 import types
 from pathlib import Path
 
-from ..nn import threads
+from threadpoolctl import threadpool_limits
 from .neurone import neurone_page
 from .page import connectivity_rows, page_data, read_data, render
 
@@ -105,7 +105,7 @@ def explore_page(run, compare_run=None, *, text_file=None, prime=None, chars: in
     if out is not None:
         check_output(out, reads=_reads(run, compare_run, text_file), overwrite=overwrite)
     started = time.perf_counter()
-    with threads.limit(1):  # loading builds the model too (QR of every W_hh block)
+    with threadpool_limits(1, user_api="blas"):  # loading builds the model too (QR of every W_hh block)
         model, vocab, ckpt = load_char_model(run)
         text = _text_for(model, vocab, ckpt, text_file, prime, chars, seed)
         compare, live_models = [], [LiveModel(str(run), model, vocab)]

@@ -68,7 +68,8 @@ def explore(run=None, compare_run=None, *, neurone: bool = False, text: str | No
 
 
 def _in_memory(trained, text, height, **options) -> ExplorePage:
-    from ..nn import threads
+    from threadpoolctl import threadpool_limits
+
     from .page import page_data, render
     from .trace import default_positions
 
@@ -76,7 +77,7 @@ def _in_memory(trained, text, height, **options) -> ExplorePage:
         raise ValueError("text= is needed to explore a model in memory: the characters it should read")
     trained.vocab.encode(text, source="the text to explore")  # one clear error before any work
     name = options.pop("name", "model in memory")
-    with threads.limit(1):
+    with threadpool_limits(1, user_api="blas"):  # small GEMMs: one BLAS thread
         data = page_data(trained.model, trained.vocab, text, name,
                          positions=default_positions(len(text), options.pop("max_positions", 250)), **options)
     return ExplorePage(render(data), data, height)

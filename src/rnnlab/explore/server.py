@@ -28,7 +28,7 @@ import numpy as np
 
 from ..nn.losses import log_softmax
 from . import codec
-from ..nn import threads
+from threadpoolctl import threadpool_limits
 from .trace import read, top_k
 
 MAX_LIVE = 500  # characters per live request
@@ -83,7 +83,7 @@ class App:
         if len(text) > MAX_LIVE:
             return HTTPStatus.BAD_REQUEST, {"error": f"at most {MAX_LIVE} characters at a time"}
         try:
-            with self.lock, threads.limit(1):
+            with self.lock, threadpool_limits(1, user_api="blas"):
                 answers = [m.answer(text, layer, state, unit) for m in self.models]
         except ValueError as error:  # a character the model never saw
             return HTTPStatus.OK, {"error": str(error).split(". ")[0]}

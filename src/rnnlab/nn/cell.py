@@ -39,6 +39,9 @@ class Cell(Layer):
             return (self.weight_ih.data, self.weight_hh.data, self.bias_ih.data, self.bias_hh.data)
         return (self.weight_ih.data, self.weight_hh.data, None, None)
 
+    def _extras(self) -> tuple:
+        return tuple(getattr(self, name).data for name in self.kind.extra_parameters)
+
     def _parts(self, state) -> tuple:
         """A state as given (one array, or a tuple for a cell of several variables) -> a tuple."""
         many = len(self.kind.state_names) > 1
@@ -58,7 +61,7 @@ class Cell(Layer):
         for n, p in zip(names, parts):
             if p.shape != (B, self.hidden_size):
                 raise ValueError(f"{n} must have shape (batch, hidden_size) = {(B, self.hidden_size)}; got {p.shape}")
-        new_state, cache = driver.step_forward(self.kind, self._params(), x, parts)
+        new_state, cache = driver.step_forward(self.kind, self._params(), x, parts, self._extras())
         if is_grad_enabled():  # under no_grad() nothing is kept for backward
             self._caches.append(cache)
         return new_state if len(names) > 1 else new_state[0]
@@ -74,7 +77,7 @@ class Cell(Layer):
         B = cache.x.shape[0]
         parts = tuple(np.zeros((B, self.hidden_size), self.dtype) if p is None else np.asarray(p, self.dtype)
                       for p in parts)
-        dx, dprev, grads = driver.step_backward(self.kind, self._params(), cache, parts)
+        dx, dprev, grads = driver.step_backward(self.kind, self._params(), cache, parts, self._extras())
         for name, grad in grads.items():
             getattr(self, name).grad += grad
         return dx, (dprev if len(names) > 1 else dprev[0])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import threads
+from ..settings import settings
 from .module import Layer, Parameter, as_generator, check_bool, save_for_backward, saved_for_backward
 
 
@@ -27,8 +27,8 @@ class Linear(Layer):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., in_features={self.in_features}); got {x.shape}")
         self._x = save_for_backward(x)
-        rows = x.reshape(-1, self.in_features)  # one GEMM: on (B, T, D) matmul makes one per sequence, 3.5x slower
-        y = threads.matmul(rows, self.weight.data.T).reshape(x.shape[:-1] + (self.out_features,))  # (..., O)
+        rows = x.reshape(-1, self.in_features)  # one GEMM: on (B, T, D) matmul makes one per sequence
+        y = settings.matmul(rows, self.weight.data.T).reshape(x.shape[:-1] + (self.out_features,))  # (..., O)
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -41,9 +41,8 @@ class Linear(Layer):
         if dy.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"dy must have shape {x.shape[:-1] + (self.out_features,)}; got {dy.shape}")
         dy2 = dy.reshape(-1, self.out_features)
-        with threads.gemm(len(dy2), self.in_features, self.out_features):  # both GEMMs: the same work
-            self.weight.grad += dy2.T @ x.reshape(-1, self.in_features)
-            dx = (dy2 @ self.weight.data).reshape(x.shape)
+        self.weight.grad += settings.matmul(dy2.T, x.reshape(-1, self.in_features))
+        dx = settings.matmul(dy2, self.weight.data).reshape(x.shape)
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
         return dx

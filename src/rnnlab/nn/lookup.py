@@ -20,22 +20,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, threads
-
 ONEHOT_MAX = 2 ** 25  # NumPy's scatter: a one-hot GEMM up to V * N entries, a sort above
 
 
 def scatter_rows(values: np.ndarray, ids: np.ndarray, V: int) -> np.ndarray:
     """(V, F): row v is the sum of the rows of values (N, F) whose id (N,) is v (np.add.at's result)."""
     out = np.zeros((V, values.shape[1]), values.dtype)
-    compiled = backend.fused_or_none()
-    if compiled is not None and backend.sweep_dtype_ok(values):
-        compiled.add_rows(np.ascontiguousarray(values), ids.astype(np.intp, copy=False), out)
-    elif V * len(ids) <= ONEHOT_MAX:  # NumPy: one GEMM with the one-hot matrix (V, N); np.add.at is 6x slower
+    if V * len(ids) <= ONEHOT_MAX:  # one GEMM with the one-hot matrix (V, N): np.add.at is far slower
         onehot = np.zeros((V, len(ids)), values.dtype)
         onehot[ids, np.arange(len(ids))] = 1
-        with threads.gemm(V, len(ids), values.shape[1]):
-            np.matmul(onehot, values, out=out)
+        np.matmul(onehot, values, out=out)
     else:  # a large vocabulary: each id's rows summed after a sort, without a V x N matrix
         order = np.argsort(ids, kind="stable")
         unique, starts = np.unique(ids[order], return_index=True)
@@ -69,17 +63,18 @@ class Lookup(NamedTuple):
     def projected(self, W_ih: np.ndarray) -> np.ndarray:
         """P = table W_ih^T (V, G*H): row v is the input side of every step whose id is v (the compiled
         steps read it by id, so nothing is gathered)."""
-        return threads.matmul(self.table, W_ih.T)
+        return self.table @ W_ih.T
 
-    def input_side(self, dXW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def input_side(self, dXW: np.ndarray, scatter=scatter_rows) -> tuple[np.ndarray, np.ndarray]:
         """(dax, x) with dW_ih = dax^T x and dtable from dax W_ih (table_grad), from dXW (T*B, G*H):
-        (dP (V, G*H), table) when folded, else (dXW, the gathered rows (T*B, D))."""
+        (dP (V, G*H), table) when folded, else (dXW, the gathered rows (T*B, D)). `scatter` sums rows by
+        id (scatter_rows, or the fast path's compiled one)."""
         if self.folded:
-            return scatter_rows(dXW, self.ids.reshape(-1), len(self.table)), self.table
+            return scatter(dXW, self.ids.reshape(-1), len(self.table)), self.table
         return dXW, self.rows().reshape(self.ids.size, -1)
 
-    def table_grad(self, dax_W_ih: np.ndarray) -> np.ndarray:
+    def table_grad(self, dax_W_ih: np.ndarray, scatter=scatter_rows) -> np.ndarray:
         """dtable (V, D) from dax W_ih: already per row of the table when folded, else per step (T*B, D)."""
         if self.folded:
             return dax_W_ih
-        return scatter_rows(dax_W_ih.reshape(self.ids.size, -1), self.ids.reshape(-1), len(self.table))
+        return scatter(dax_W_ih.reshape(self.ids.size, -1), self.ids.reshape(-1), len(self.table))

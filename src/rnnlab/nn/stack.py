@@ -18,16 +18,16 @@ from functools import partial
 
 import numpy as np
 
-from . import backend, driver
+from ..settings import KERNELS, settings
+from . import driver
 from .cells import CellDefinition, get_cell
 from .lookup import Lookup, scatter_rows
 from .module import (Layer, Parameter, as_generator, check_bool, check_probability, is_grad_enabled, save_for_backward,
                      saved_for_backward)
 
 INITS = ("uniform", "orthogonal")
-# "fast": the driver's time loop in Numba where installed, else in NumPy (backend.py);
+# kernel: "fast": the driver's time loop compiled where rnnlab.fast runs, else in NumPy (settings.py);
 # "numba" / "numpy": that time loop, by name; "reference": one whole cell step at a time.
-KERNELS = ("fast", "numba", "numpy", "reference")
 
 
 def check_array(name: str, value, ndim: int, dtype) -> np.ndarray:
@@ -134,7 +134,7 @@ class Recurrent(Layer):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
         if kernel == "numba":
-            backend.resolve("numba")  # fail here, with the reason, if numba cannot run
+            settings.require_numba()  # fail here, with the reason, if numba cannot run
         self.kind = get_cell(cell)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.dropout, self.bidirectional = bias, dropout, bidirectional
@@ -199,6 +199,12 @@ class Recurrent(Layer):
         get = lambda name: getattr(self, f"{name}{suffix}").data if self.bias or "weight" in name else None
         return (get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
 
+    def _extras(self, suffix: str) -> dict:
+        """The cell's own parameters for the driver (definition.py), none for most cells."""
+        if not self.kind.extra_parameters:
+            return {}
+        return {"extras": tuple(getattr(self, f"{name}{suffix}").data for name in self.kind.extra_parameters)}
+
     # -- state in and out ----------------------------------------------------------------------
     def _initial_state(self, state, B: int) -> tuple[np.ndarray, ...]:
         """The initial state as a tuple of (L*K, B, H) arrays (zeros for None)."""
@@ -234,22 +240,8 @@ class Recurrent(Layer):
         """(forward, backward) of this layer's cell with the chosen kernel."""
         if self.kernel == "reference":
             return (partial(driver.reference_forward, self.kind), partial(driver.reference_backward, self.kind))
-        return (partial(driver.forward, self.kind, backend=self._time_loop()),
-                partial(driver.backward, self.kind, backend=self._time_loop()))
-
-    def _time_loop(self) -> str | None:
-        """The time loop's backend for the driver: None (Numba where it runs) for "fast", else by name."""
-        return None if self.kernel == "fast" else self.kernel
-
-    def _pairs(self, layer: int, layer_input) -> bool:
-        """Whether `layer` and the next run as one loop (driver.forward_pair): under no_grad(), one
-        direction, no dropout between them, the compiled kernels, a cell that needs only a_x + a_h."""
-        if layer + 1 >= self.num_layers or self.bidirectional or self.kernel not in ("fast", "numba"):
-            return False
-        if self.dropout > 0 and self.training:
-            return False
-        return driver.pairs(self.kind, layer_input, self._params(f"_l{layer}"), self._params(f"_l{layer + 1}"),
-                            self._time_loop())
+        return (partial(driver.forward, self.kind, kernel=self.kernel),
+                partial(driver.backward, self.kind, kernel=self.kernel))
 
     def _buffers(self, index: int, grad: bool) -> dict:
         """The driver's workspace for one layer and direction: the cache of this layer's previous
@@ -311,34 +303,19 @@ class Recurrent(Layer):
         layer_input = self._first_input(x, grad)  # (T, B, D)
         finals = [np.empty_like(s) for s in state0]
         caches, drop_masks = [], []
-        paired = False  # this layer ran with the one before it (_pairs)
         for layer in range(self.num_layers):
-            if paired:
-                paired = False
-                continue
             if layer > 0 and self.dropout > 0 and self.training:  # between layers, as PyTorch
                 keep = (self.rng.random(layer_input.shape) >= self.dropout) / (1.0 - self.dropout)
                 drop_masks.append(keep.astype(self.dtype))
                 layer_input = layer_input * drop_masks[-1]
             else:
                 drop_masks.append(None)
-            if self._pairs(layer, layer_input):  # this layer and the next in one loop, no cache
-                pair = (layer, layer + 1)
-                y, *pair_finals = driver.forward_pair(
-                    self.kind, *(self._params(f"_l{k}") for k in pair), layer_input,
-                    *(tuple(s[k] for s in state0) for k in pair), mask, self._time_loop(),
-                    tuple(workspace(self, k, False) for k in pair))
-                for index, final in zip(pair, pair_finals):
-                    for f, part in zip(finals, final):
-                        f[index] = part
-                layer_input, paired = y, True
-                continue
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 index = layer * self.num_directions + direction
                 seq = layer_input if direction == 0 else _reversed(layer_input, lengths)
                 y, final, cache = forward(self._params(suffix), seq, tuple(s[index] for s in state0), mask,
-                                          **self._buffers(index, grad))
+                                          **self._buffers(index, grad), **self._extras(suffix))
                 outputs.append(y if direction == 0 else reverse_in_place_order(y, lengths))
                 for f, part in zip(finals, final):
                     f[index] = part
@@ -385,7 +362,8 @@ class Recurrent(Layer):
                 params = self._params(suffix)
                 flow = {} if record_flow else None
                 dx, ds0, grads = backward(params, caches[index], dy_dir, tuple(d[index] for d in dfinal),
-                                          *([flow] if record_flow else []), **self._buffers(index, True))
+                                          *([flow] if record_flow else []), **self._buffers(index, True),
+                                          **self._extras(suffix))
                 if direction == 1 and dx.ndim == 3:  # (an embedding's table has no time axis)
                     dx = reverse_in_place_order(dx, lengths)
                 for name, values in (flow or {}).items():

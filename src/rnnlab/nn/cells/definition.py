@@ -24,10 +24,22 @@ rnnlab.nn.functional (sigmoid, tanh, relu, d*_from_output), which work on both.
         a_h (the driver adds that one: d_ah W_hh, or d_ah * u); d_new_all: the gradient of each new
         state variable counting every path through this step too (what gradient-flow diagnostics
         record as dL/dh_t, dL/dc_t).
+
+A cell may declare parameters of its own beside the standard four (`parameters`, e.g. the peephole
+weights of docs/cells.md): each one value per hidden unit, shape (H,). They are handed to both
+functions as one more argument, a tuple `p` with one entry per such parameter, in their order (an
+(H,) array, or one unit's scalar in the compiled loop), and backward returns their gradients last:
+
+    forward(a_x, a_h, state, p) -> new_state, saved
+    backward(saved, state, new_state, d_new, p) -> d_ax, d_ah, d_state, d_new_all, d_p
+
+where d_p holds, per parameter, the gradient of this step for each row and unit (B, H) (or a
+scalar); the driver sums it over the batch and the steps.
 """
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +47,7 @@ from pathlib import Path
 from typing import Callable
 
 RECURRENCES = ("dense", "diagonal")
+STANDARD = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # every cell's; any other parameter is (H,)
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,12 @@ class CellDefinition:
             problems.append(f"recurrence must be one of {RECURRENCES}; got {self.recurrence!r}")
         if not callable(self.forward) or not callable(self.backward):
             problems.append("forward and backward must be functions")
+        if self.parameters is not None:
+            for p in self.parameters:
+                if p.name not in STANDARD and tuple(p.shape(3, 5, len(self.gates or ()))) != (5,):
+                    problems.append(f"parameter {p.name!r} is not one of {STANDARD}, so it must have one value per "
+                                    f"hidden unit, shape (H,); got {tuple(p.shape(3, 5, len(self.gates or ())))} "
+                                    f"at D = 3, H = 5")
         unknown = set(self.gate_bias) - set(self.gates)
         if unknown:
             problems.append(f"gate_bias names unknown gates {sorted(unknown)}")
@@ -121,6 +140,20 @@ class CellDefinition:
     def G(self) -> int:
         return len(self.gates)
 
+    @property
+    def extra_parameters(self) -> tuple[str, ...]:
+        """The names of the cell's own parameters beyond the standard four, each (H,), in order."""
+        return tuple(p.name for p in self.parameters if p.name not in STANDARD)
+
+    @property
+    def origin(self) -> str:
+        """Where the cell was defined: "rnnlab" for a built-in one, else the file of its forward."""
+        try:
+            path = Path(inspect.getsourcefile(self.forward)).resolve()
+        except (TypeError, OSError):
+            return "<unknown>"
+        return "rnnlab" if Path(__file__).resolve().parents[2] in path.parents else str(path)
+
     def shapes(self, D: int, H: int) -> dict:
         """{parameter name: shape} for input size D and hidden size H."""
         return {p.name: tuple(p.shape(D, H, self.G)) for p in self.parameters}
@@ -140,6 +173,9 @@ def register_cell(definition: CellDefinition, replace: bool = False) -> CellDefi
                          f"identifiers; got {', '.join(map(repr, bad))}")
     if definition.name in _REGISTRY and not replace and _REGISTRY[definition.name] is not definition:
         raise ValueError(f"a cell named {definition.name!r} is already registered (pass replace=True)")
+    from ..driver import check_step  # the driver runs cells; a definition only describes one
+
+    check_step(definition)  # a cell that returns the wrong values fails here, in one line
     _REGISTRY[definition.name] = definition
     return definition
 
@@ -150,7 +186,8 @@ def get_cell(name) -> CellDefinition:
         return name
     load_cell_files()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown cell {name!r}; registered: {', '.join(_REGISTRY)}")
+        raise ValueError(f"unknown cell {name!r}; registered: {', '.join(_REGISTRY)} (a cell of your own is loaded "
+                         f"from its file by RNNLAB_CELLS=path/to/cell.py)")
     return _REGISTRY[name]
 
 

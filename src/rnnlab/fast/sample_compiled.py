@@ -16,9 +16,6 @@ import math
 
 import numpy as np
 
-from .nn.backend import fused_or_none
-
-_runs: dict = {}  # cell definition -> its compiled `run`, or None where numba cannot import
 
 
 # --- the loops, plain Python here; compiled per cell with the cell's step inlined (see _run_for) ---
@@ -111,14 +108,12 @@ def cell_source(G: int, S: int, dense: bool) -> str:
         ""])
 
 
-def _run_for(cell):
-    """`run` compiled for this cell definition (once per process; on disk through Numba's cache)."""
-    if cell in _runs:
-        return _runs[cell]
-    fused = fused_or_none()
-    if fused is None:
-        _runs[cell] = None
-        return None
+def _run_for(fast, cell):
+    """`run` compiled for this cell definition (once per process, kept in fast.compiled; on disk
+    through Numba's cache)."""
+    if ("sampler", cell) in fast.compiled:
+        return fast.compiled["sampler", cell]
+    fused = fast.fused()
     import numba
 
     dense = cell.recurrence == "dense"
@@ -127,7 +122,7 @@ def _run_for(cell):
     module = fused.generated_module(cell, source, "sampler", {
         "np": np, "math": math, "DENSE": dense,
         "step": numba.njit(inline="always", error_model="numpy")(cell.forward)})
-    _runs[cell] = module.run
+    fast.compiled["sampler", cell] = module.run
     return module.run
 
 
@@ -169,11 +164,12 @@ class CompiledSampler:
         return out
 
 
-def compiled_sampler(model, state):
-    """A CompiledSampler for this model from this state, or None where the Python loop must do:
-    numba cannot import, or a dtype or layout the compiled step does not take."""
+def compiled_sampler(fast, model, state):
+    """A CompiledSampler for this model from this state, or None where the Python loop must do: a
+    dtype or layout the compiled step does not take."""
     rnn = getattr(model, "rnn", None)
     if rnn is None or not hasattr(rnn, "kind") or rnn.bidirectional or rnn.dtype not in (np.float32, np.float64):
         return None
-    run_fn = _run_for(rnn.kind)
-    return CompiledSampler(run_fn, model, state) if run_fn is not None else None
+    if rnn.kind.extra_parameters:  # the compiled step takes the four standard parameters: the Python loop
+        return None
+    return CompiledSampler(_run_for(fast, rnn.kind), model, state)

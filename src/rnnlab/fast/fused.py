@@ -13,22 +13,21 @@ compiled loop over the batch and the hidden units: no temporaries, nothing alloc
 whole sequence is one compiled call, its GEMMs included, where NumPy's BLAS can be called from
 Numba (numpy_blas()), else one call per step beside the driver's GEMM.
 
-This module imports numba, so it is imported only on first use (see backend.py). The generated
+This module imports numba, so it is imported only on first use (FastPath.fused, __init__.py). The generated
 source is written to a file named after a hash of itself and of the cell's code, under the cache
 directory, so that Numba's on-disk cache (`cache=True`) serves later runs and a changed cell gets
 a fresh compile.
 
 Shapes: T = time, B = batch, H = hidden units, G = gates; a step reads and writes row t of
 (T, B, ...) arrays. mask (T, B): 1 inside a sequence, 0 past its end (all ones without lengths).
-How the loops are written was measured (LLVM vectorizes a loop over j or it does not): the loop over
-j has no branch inside and writes no array it reads; the forward step patches held rows after all
-rows (patched after each row's loop over j, the LSTM's step over 64 of 128 units took 1.5x as
-long); the backward step indexes per-gate (H,) views with j itself, the forward step offsets
-g * H + j (measured faster each way); the biases are added in the step, not in a separate pass over
-all T steps.
+How the loops are written follows what LLVM vectorizes: the loop over j has no branch inside and
+writes no array it reads; the forward step patches held rows after all rows; the backward step
+indexes per-gate (H,) views with j itself, the forward step offsets g * H + j; the biases are added
+in the step, not in a separate pass over all T steps (BENCHMARKS.md).
 """
 from __future__ import annotations
 
+import ast
 import ctypes
 import functools
 import hashlib
@@ -37,6 +36,7 @@ import math
 import os
 import platform
 import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
 
@@ -49,14 +49,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 from numba.np.numpy_support import as_dtype
 
-from . import functional, packed
+from ..nn import functional
+from ..settings import settings
+from . import packed
 from .blas import handles as blas_handles
 from .packed import pack, pack_rows, packed_matmul, packed_matmul2, packed_shape
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)  # numpy's x/0 -> inf: lets loops vectorize
 # The loops may fuse a*b + c into one FMA (one rounding instead of two), and nothing else of fastmath:
-# no reassociation, NaN and inf as IEEE has them. The LSTM's forward step at (B, H) = (32, 128) is
-# bound by its five activations' polynomials: 38.3 -> 28.3 us a step.
+# no reassociation, NaN and inf as IEEE has them. The LSTM's forward step is bound by its five
+# activations' polynomials, which FMA shortens.
 LOOP_FASTMATH = {"contract"}
 
 
@@ -133,11 +135,13 @@ def _at(name: str, g: int) -> str:
     return f"{name}[j]" if g == 0 else f"{name}[{g} * H + j]"
 
 
-def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = "") -> str:
+def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = "", E: int = 0) -> str:
     """The loop functions for G gates, S state variables, K saved activations; `dense`: the
     recurrence is h W_hh^T (a GEMM between steps, hw), else u * h inside the step; `apart`: the x and
     h sides of the pre-activations have gradients of their own (then dHW is written, else only dXW);
-    `blas`: the names of NumPy's BLAS functions where the loops may call them (numpy_blas())."""
+    `blas`: the names of NumPy's BLAS functions where the loops may call them (numpy_blas()); E: the
+    cell's own parameters, ex (E, H), handed to its functions per unit, their gradients summed into
+    dex (E, H) by the backward step."""
     s = [f"s{k}" for k in range(S)]  # states (T+1, B, H)
     v = [f"v{k}" for k in range(K)]  # saved activations (T, B, H)
     fl = [f"flow{k}" for k in range(S)]  # recorded gradient flow (T or 1, B, H)
@@ -147,7 +151,8 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
     a_h = [_at("ah", g) if dense else f"{_at('u', g)} * p0[j]" for g in range(G)]
     if apart:
         a_h = [f"{a} + {_at('bias_h', g)}" for g, a in enumerate(a_h)]
-    fwd_args = ", ".join(["xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v)
+    fwd_args = ", ".join(["xw", "rows", "hw", "bias_x", "bias_h", "u", "mask"] + s + v + ["ex"])
+    p_fwd = f", {_tuple([f'q{k}[j]' for k in range(E)])}" if E else ""  # the cell's own parameters, per unit
 
     def forward_step(name: str, doc: str, save: bool, x_in_hw: bool = False) -> list[str]:
         """Step t's source for hidden units j0..j1-1; with save, it writes the saved activations v[t] too
@@ -162,9 +167,10 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
             "        ah = hw[b][lo:hi]" if x_in_hw else "        ax, ah = xw[rows[t, b]][lo:hi], hw[b][lo:hi]",
             *[f"        p{k}, n{k} = s{k}[t, b][j0:j1], s{k}[t + 1, b][j0:j1]" for k in range(S)],
             *([f"        w{k} = v{k}[t, b][j0:j1]" for k in range(K)] if save else []),
+            *[f"        q{k} = ex[{k}][j0:j1]" for k in range(E)],
             "        for j in range(H):",
             f"            new, saved = step({_tuple(a_x_bias if x_in_hw else a_x)}, {_tuple(a_h)}, "
-            f"{_tuple([f'p{k}[j]' for k in range(S)])})",
+            f"{_tuple([f'p{k}[j]' for k in range(S)])}{p_fwd})",
             *[f"            n{k}[j] = new[{k}]" for k in range(S)],
             *([f"            w{k}[j] = saved[{k}]" for k in range(K)] if save else []),
             "    for b in range(B):",
@@ -181,9 +187,9 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
                         "no backward will need them).", save=False)
     if dense and not apart:  # the _x loops' step: only a_x + a_h matters, and hw holds both sides
         out += forward_step("forward_step_lean_x", "forward_step_lean where hw holds x_t W_ih^T + h W_hh^T: a_x is "
-                            "the bias alone (reading a row of zeros from xw took 1.1x as long).", save=False,
+                            "the bias alone (no row of zeros read from xw).", save=False,
                             x_in_hw=True)
-    bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d)
+    bwd_args = ", ".join(["t", "mask", "dy", "dh", "carry", "dXW", "dHW", "u"] + fl + s + v + d + ["ex", "dex"])
     dh_side = "dah" if apart else "dax"
     carry = "dprev[0]" + ("" if dense else "".join(f" + {dh_side}[{g}] * u{g}[j]" for g in range(G)))
     out += [
@@ -194,6 +200,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         '    d1.. the gradient reaching step t-1 around the GEMM, records flow[t] (one row: not recording)."""',
         "    B, H = dh.shape",
         "    row = t if flow0.shape[0] > t else 0",
+        *[f"    q{k}, dq{k} = ex[{k}], dex[{k}]" for k in range(E)],
         "    for b in range(B):",
         "        dh_b, carry_b, dy_b = dh[b], carry[b], dy[t, b]",
         *[f"        fl{k} = flow{k}[row, b]" for k in range(S)],
@@ -213,9 +220,10 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         *[f"        w{k} = v{k}[t, b]" for k in range(K)],
         "        for j in range(H):",
         "            g0 = dh_b[j] + carry_b[j] + dy_b[j]",
-        f"            dax, dah, dprev, dall = back({_tuple([f'w{k}[j]' for k in range(K)])}, "
+        f"            dax, dah, dprev, dall{', dp' if E else ''} = back({_tuple([f'w{k}[j]' for k in range(K)])}, "
         f"{_tuple([f'p{k}[j]' for k in range(S)])}, {_tuple([f'n{k}[j]' for k in range(S)])}, "
-        f"{_tuple(['g0'] + [f'e{k}[j]' for k in range(1, S)])})",
+        f"{_tuple(['g0'] + [f'e{k}[j]' for k in range(1, S)])}{p_fwd})",
+        *[f"            dq{k}[j] += dp[{k}]" for k in range(E)],
         *[f"            gx{g}[j] = dax[{g}]" for g in range(G)],
         *([f"            gh{g}[j] = dah[{g}]" for g in range(G)] if apart else []),
         f"            carry_b[j] = {carry}",
@@ -261,9 +269,7 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
         out += sweeps("packed", "{W}_packed, scratch", "packed_matmul({a}, {W}_packed, {out}, scratch)",
                       "any batch: each step's GEMM on the weights packed once")
     # under no_grad(): the units shared among threads (threads.py), the GEMM on W_hh^T packed once
-    # (packed.py); with x_t W_ih^T in that GEMM ("_x") where only a_x + a_h matters; and two stacked
-    # layers in one loop ("pair"), layer b's step t-1 after layer a's step t between the same meetings
-    fwd_args_b = ", ".join(f"{name}_b" for name in fwd_args.split(", "))
+    # (packed.py); with x_t W_ih^T in that GEMM ("_x") where only a_x + a_h matters
     first = {"": ("packed, scratch", "packed_matmul(s0[t], packed, hw_part, scratch)", "forward_step_lean"),
              "_x": ("x, packed_x, packed, scratch", "packed_matmul2(x[t], packed_x, s0[t], packed, hw_part, scratch)",
                     "forward_step_lean_x")}
@@ -284,59 +290,75 @@ def loop_source(G: int, S: int, K: int, dense: bool, apart: bool, blas: str = ""
             "        meet(flags, part, t + 1)",
             "",
         ]
-        if not apart:
-            out += [
-                "@jit",
-                f"def forward_pair_lean{suffix}(part, flags, j0, j1, {operands}, packed_x_b, packed_b, scratch_b, "
-                f"{fwd_args}, {fwd_args_b}):",
-                '    """forward_part_lean for two stacked layers a and b (b reads a\'s h, its x_t W_ih^T in its',
-                "    GEMM): between two meetings, layer a's step t and layer b's step t-1, whose input h_t of a",
-                '    is whole since the last meeting: one meeting a step for both."""',
-                f"    hw_part, hw_part_b = hw[:, {G} * j0:{G} * j1], hw_b[:, {G} * j0:{G} * j1]",
-                "    T = rows.shape[0]",
-                "    for t in range(T + 1):",
-                "        if t < T:",
-                f"            {gemm}",
-                f"            {step_a}(t, j0, j1, {fwd_args})",
-                "        if t > 0:",
-                "            packed_matmul2(s0[t], packed_x_b, s0_b[t - 1], packed_b, hw_part_b, scratch_b)",
-                f"            forward_step_lean_x(t - 1, j0, j1, {fwd_args_b})",
-                "        meet(flags, part, t + 1)",
-                "",
-            ]
     return "\n".join(out)
 
 
 class Loops:
     """The compiled loop functions of one cell definition (attributes forward_step, ..., backward_sweep;
     forward_blas and backward_blas are None where NumPy's BLAS cannot be called, forward_part_lean
-    where the recurrence has no GEMM, forward_part_lean_x and the forward_pair_lean loops also where
-    the x and h sides are apart)."""
+    where the recurrence has no GEMM, forward_part_lean_x also where the x and h sides are apart)."""
 
     def __init__(self, namespace: dict):
         for name in ("forward_step", "forward_step_lean", "backward_step", "forward_sweep", "forward_sweep_lean",
                      "backward_sweep", "forward_blas", "backward_blas", "forward_packed", "backward_packed",
-                     "forward_part_lean", "forward_part_lean_x", "forward_pair_lean", "forward_pair_lean_x"):
+                     "forward_part_lean", "forward_part_lean_x"):
             setattr(self, name, namespace.get(name))
 
 
-_loops: dict = {}  # definition -> Loops
-
-
-def loops_for(cell) -> Loops:
-    """The compiled loops of a cell definition, generated and compiled once per process."""
-    if cell not in _loops:
+def loops_for(cell, dtype=np.float64) -> Loops:
+    """The compiled loops of a cell definition for float32 or float64 arrays, generated and compiled
+    once per process (kept in rnnlab.settings.fast.compiled, by cell and dtype)."""
+    compiled, dtype = settings.fast.compiled, np.dtype(dtype)
+    if ("loops", cell, dtype) not in compiled:
         blas = numpy_blas()
-        source = loop_source(cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense",
-                             cell.h_side_apart, " ".join(blas[:2]) if blas else "")
-        module = generated_module(cell, source, "loops", {
+        source = f"# the loops of cell {cell.name!r} on {dtype.name} arrays\n" + loop_source(
+            cell.G, len(cell.state_names), len(cell.saved), cell.recurrence == "dense", cell.h_side_apart,
+            " ".join(blas[:2]) if blas else "", len(cell.extra_parameters))
+        inline = numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)
+        module = generated_module(cell, source, f"loops_{dtype.name}", {
             "matmul": matmul, "blas_matmul": blas_matmul, "packed_matmul": packed_matmul,
             "packed_matmul2": packed_matmul2, "meet": meet, "_copy": _copy, "_fill": _fill,
-            "step": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.forward),
-            "back": numba.njit(inline="always", error_model="numpy", fastmath=LOOP_FASTMATH)(cell.backward)},
-            fastmath=LOOP_FASTMATH)
-        _loops[cell] = Loops(module.__dict__)
-    return _loops[cell]
+            "step": inline(literals_of_dtype(cell.forward, dtype)),
+            "back": inline(literals_of_dtype(cell.backward, dtype))}, fastmath=LOOP_FASTMATH)
+        compiled["loops", cell, dtype] = Loops(module.__dict__)
+    return compiled["loops", cell, dtype]
+
+
+_LITERAL = "_rnnlab_literal"  # the dtype's scalar type, in the namespace of a cell function's typed copy
+
+
+def literals_of_dtype(fn, dtype):
+    """A copy of the cell function fn whose number literals are scalars of `dtype`: every float literal,
+    and every int literal in arithmetic. Numba types a Python float or int as 64 bits, so `1 - f` or
+    `0.5 * a` would turn a float32 loop into float64 arithmetic. fn itself for float64, or where its
+    source cannot be read."""
+    if np.dtype(dtype) == np.float64:
+        return fn
+    try:
+        source, filename = textwrap.dedent(inspect.getsource(fn)), inspect.getsourcefile(fn)
+    except (OSError, TypeError):
+        return fn
+
+    def typed(node):
+        return ast.copy_location(ast.Call(ast.Name(_LITERAL, ast.Load()), [node], []), node)
+
+    class Literals(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            return typed(node) if isinstance(node.value, float) else node
+
+        def visit_BinOp(self, node):
+            self.generic_visit(node)
+            for side in ("left", "right"):
+                value = getattr(node, side)
+                if isinstance(value, ast.Constant) and type(value.value) is int:
+                    setattr(node, side, typed(value))
+            return node
+
+    tree = ast.fix_missing_locations(Literals().visit(ast.parse(source)))
+    ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)
+    namespace = {**fn.__globals__, _LITERAL: np.dtype(dtype).type}
+    exec(compile(tree, filename or "<cell>", "exec"), namespace)
+    return namespace[fn.__name__]
 
 
 def generated_module(cell, source: str, kind: str, namespace: dict, fastmath=frozenset()) -> ModuleType:
@@ -405,7 +427,7 @@ def matmul(a, b, out):
 
 @jit
 def add_rows(values, ids, out):
-    """out[ids[n]] += values[n] for each row n in order (lookup.scatter_rows): one pass over values
+    """out[ids[n]] += values[n] for each row n in order (loop.py's scatter of an embedding's rows): one pass over values
     (N, F), where NumPy needs a (V, N) one-hot GEMM or a sort."""
     for n in range(values.shape[0]):
         row, value = out[ids[n]], values[n]
@@ -414,8 +436,8 @@ def add_rows(values, ids, out):
 
 
 # --- NumPy's own BLAS, called from the loops ---------------------------------------------------
-# The per-step GEMM called from Python costs a NumPy call and a Numba call per step (~6 us, 6% of an
-# LSTM step at (B, H) = (32, 128)); called from Numba the loop is one call. It must be NumPy's own
+# The per-step GEMM called from Python costs a NumPy call and a Numba call per step; called from
+# Numba the loop is one call. It must be NumPy's own
 # library: the one threads.py sets the threads of, with one thread pool in the process.
 _BLAS_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),  # NumPy's wheels (scipy-openblas, ILP64)
                ("cblas_sgemm64_", "cblas_dgemm64_", 64), ("cblas_sgemm", "cblas_dgemm", 32))
@@ -474,7 +496,7 @@ def _blas_matmul(a, b, out):
 
 
 # --- the threads of one forward loop meet after each step -----------------------------------------
-# Each of P threads runs the whole loop for its share of the hidden units (driver.py); before step
+# Each of P threads runs the whole loop for its share of the hidden units (loop.py); before step
 # t+1 it needs every unit of h_t. A thread says "step t done" by storing t+1 in its own slot of
 # `flags` and waits until every slot reads t+1 or more: an atomic store (release: h_t's values are
 # visible before it) and atomic loads (acquire), which LLVM neither drops nor hoists out of the wait.
@@ -521,7 +543,7 @@ def _spin_pause(typingctx):
 
 
 _sched_yield = types.ExternalFunction("sched_yield", types.int32())  # POSIX: give the core to another thread
-SPINS = 4000  # ~100 us of pauses before a waiting thread yields its core (a step takes 30-400 us)
+SPINS = 4000  # pauses before a waiting thread yields its core: about as long as a short step
 
 
 @jit
@@ -538,7 +560,7 @@ def meet(flags, part, count):
                 _sched_yield()
 
 
-# --- a part's operands, made in its own thread as its loop starts (driver._part_operands) ---------
+# --- a part's operands, made in its own thread as its loop starts (loop._part_operands) ---------
 @jit
 def pack_part(W_hh, W_ih, rows, packed_h, packed_x, inputs, xw_part, scratch):
     """Its gate rows of W_hh and W_ih packed; where xw_part has rows, its columns of xw as well:

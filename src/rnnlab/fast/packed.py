@@ -4,13 +4,11 @@ BLAS packs both operands on every call, and W_hh^T is the same at every step. He
 once per forward (pack): column blocks of NR, each block's K rows of NR in a row, read in order by
 a micro-kernel that computes a tile of RB rows x NR columns of the product with its RB * NV vector
 accumulators held in registers over the whole sum over k (the GotoBLAS scheme without its repacking).
-On this project's 2-core Zen 5 VM, one thread: (32, 128) x (128, 256), one of two threads' per-step
-GEMM at H = 128, 8.9 us (235 GFLOP/s) against OpenBLAS's 15.9; (32, 128) x (128, 512) 17.6 against
-27.5 (BENCHMARKS.md).
+For the small per-step GEMMs it beats BLAS, which packs both operands on every call (BENCHMARKS.md).
 
 The micro-kernel is written in LLVM IR (a Numba intrinsic) on vectors of the CPU's widest width
 (llvmlite's view of the host): the same tile written as Python on scalars is not vectorized by
-LLVM (9 GFLOP/s). RB and NV keep the accumulators within the registers: 8 x 2 vectors of 16 floats
+LLVM. RB and NV keep the accumulators within the registers: 8 x 2 vectors of 16 floats
 on AVX-512 (32 registers), 4 x 2 on AVX2 (16).
 
 Shapes: a (M, K) (h_{t-1}: M = B rows), W^T (K, N) (N = G*H columns, or one thread's share),

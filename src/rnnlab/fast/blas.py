@@ -2,10 +2,8 @@
 finds its GEMMs in), and what NumPy has no fast function for: the transposed copy.
 
 np.copyto(out, W.T) walks down W's columns one element at a time, and where a row of W is a power of
-two long each column's elements fall into the same cache sets. OpenBLAS's omatcopy copies in blocks:
-one thread, against NumPy, W (400, 100) 10 us against 14, (512, 128) 15 against 57, (1024, 256) 67
-against 324, (2048, 512) 0.28 ms against 3.3 (W_hh at H = 512, which the training forward copies
-once per layer and call).
+two long each column's elements fall into the same cache sets. OpenBLAS's omatcopy copies in blocks.
+The compiled training forward copies W_hh^T once per layer and call (BENCHMARKS.md has the gain).
 
 Shapes: a (N, K) -> out (K, N), both C-ordered.
 """

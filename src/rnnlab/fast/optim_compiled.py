@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn.backend import fused_or_none
-
-_compiled = None
-
 
 def adam_update(theta, g, m, v, v_max, one_minus_b1, b2, one_minus_b2, bias2_sqrt, eps, step_size, wd, decay,
                 decoupled):
@@ -39,11 +35,10 @@ def adam_update(theta, g, m, v, v_max, one_minus_b1, b2, one_minus_b2, bias2_sqr
         theta[i] -= (mi / denom) * step_size
 
 
-def compiled_adam():
-    """adam_update compiled by Numba (once per process, cached on disk), or None where numba cannot run."""
-    global _compiled
-    if _compiled is None and fused_or_none() is not None:
+def compiled_adam(fast):
+    """adam_update compiled by Numba, once per process (kept in fast.compiled), cached on disk."""
+    if ("adam", None) not in fast.compiled:
         import numba
 
-        _compiled = numba.njit(cache=True, error_model="numpy", nogil=True)(adam_update)
-    return _compiled
+        fast.compiled["adam", None] = numba.njit(cache=True, error_model="numpy", nogil=True)(adam_update)
+    return fast.compiled["adam", None]

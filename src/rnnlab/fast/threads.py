@@ -8,21 +8,19 @@ Under no_grad() the threads are rnnlab's own helpers: a time loop's hidden units
 (`parts`, each part a whole loop over its units, driver.py), a GEMM's rows; BLAS runs on one thread
 in each. With gradients they are BLAS's threads (see "one thread pool at a time" below).
 
-A GEMM gets one thread per THREAD_FLOPS of work, no more than the cores other programs leave free
-(the 1-minute load average), at most `allowed()`. On a quiet machine a second thread pays from about
-a million flops on: the per-step (32, 128) x (128, 512) took 75 us on one thread and 61 us on two,
-(64, 256) x (256, 1024) 433 and 275 us (benchmarks/thread_policy.py, 2-core VM). On a machine where
-other programs run, a GEMM split over more threads than there are free cores waits for descheduled
-workers: (32, 128) x (128, 512) took 16 ms on two threads on this project's 2-core machine under a
-load of 6, and the output layer's (6400, 256) x (256, 65) a second. So the load average decides
-first: where other programs keep the other cores running, every GEMM runs on one thread. It is read
-from the threads running at an instant (Linux's /proc), the lower median of the last seconds'
-readings, not from the 1-minute load average, which reacts in a minute and counts rnnlab's own
-threads and programs that ran only in turns with it.
+A GEMM gets one thread per THREAD_FLOPS of work, no more than the cores other programs leave free,
+at most `allowed()`: on a machine where other programs run, a GEMM split over more threads than there
+are free cores waits for descheduled workers, so the load decides first. The load is read from the
+threads running at an instant (Linux's /proc), the lower median of the last seconds' readings, not
+from the 1-minute load average, which reacts in a minute and counts rnnlab's own threads. What each
+threshold buys: BENCHMARKS.md and benchmarks/thread_policy.py.
 
-allowed(): `set_threads(n)` (the CLI's --threads) if called, else the user's OPENBLAS_NUM_THREADS /
+allowed(): rnnlab.settings.threads (the CLI's --threads) if set, else the user's OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS, else the cores this process may run on. The user's number is a
 ceiling the policy never exceeds; the policy only ever uses fewer threads.
+
+What the policy remembers between calls (its readings, its helper threads) is one object, Policy,
+held by the fast path: rnnlab.settings.fast.policy.
 """
 from __future__ import annotations
 
@@ -33,83 +31,52 @@ import statistics
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 
 import numpy as np
 
-from .module import is_grad_enabled
+from ..nn.module import is_grad_enabled
+from ..settings import ENV_VARS, cores, environment_threads, settings
 
-THREAD_FLOPS = 1 << 20  # ~1 MFLOP, ~20 us of one core: below it a second thread does not pay (measured on 2 cores)
-ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-_user_threads: int | None = None  # set_threads(n)
-_controller = None  # threadpoolctl's view of the BLAS libraries loaded, made on first use
-_free = (-1e9, 1)  # (when read, free cores): free_cores()' last answer
-_ceiling = (-1e9, 1)  # (when read, the environment's or the affinity's ceiling): allowed()'s last reading
-_readings: deque = deque(maxlen=5)  # busy_elsewhere()' last instant readings (when, value), one a second at most
+THREAD_FLOPS = 1 << 20  # ~1 MFLOP: below it a second thread does not pay (benchmarks/thread_policy.py)
 READINGS_WINDOW = 5.0  # seconds: readings older than this no longer count
-_own = None  # (wall time, CPU time, cores used): own_cores()' last reading
 LOAD_WINDOW = 60.0  # seconds: the 1-minute load average is an exponential mean with this time constant
 
 
-def set_threads(n: int | None) -> None:
-    """Use at most n BLAS threads (None: back to the environment's or the core count), everywhere:
-    also the GEMMs outside any time loop (the output layer, the optimizer's) keep to n."""
-    global _user_threads
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise ValueError(f"threads must be a positive integer; got {n!r}")
-    _user_threads = n
-    _set(allowed())  # process-wide until changed again
+class Policy:
+    """What the thread policy remembers between calls, in one place (rnnlab.settings.fast.policy)."""
+
+    def __init__(self):
+        self.free = (-1e9, 1)  # (when read, free cores): free_cores()' last answer
+        self.ceiling = (-1e9, 1)  # (when read, the environment's ceiling): allowed()'s last reading
+        self.readings: deque = deque(maxlen=5)  # busy_elsewhere()' last instant readings (when, value)
+        self.own = None  # (wall time, CPU time, cores used): own_cores()' last reading
+        self.helpers: list = []  # rnnlab's helper threads, which run the parts after the first
+        self.running = threading.Lock()  # held by the call whose parts the helpers run
 
 
-@contextmanager
-def pinned(n: int):
-    """set_threads(n) inside the block, the ceiling before it after: a sweep worker's share of the
-    cores. threadpoolctl alone would hold BLAS at n, but the policy reads its ceiling from here, so
-    the all-steps GEMMs would ask for more again."""
-    previous = _user_threads
-    set_threads(n)
-    try:
-        yield
-    finally:
-        set_threads(previous)
+def policy() -> Policy:
+    return settings.fast.policy
 
 
 def allowed() -> int:
-    """The most BLAS threads rnnlab may use (see the module docstring). The environment and the CPU
-    affinity are read at most once a second: every GEMM asks, and a read took ~27 us, a sixth of a
-    (1, 25, 100) LSTM forward's Python time."""
-    global _ceiling
-    if _user_threads is not None:
-        return _user_threads
-    now = time.monotonic()
-    if now - _ceiling[0] > 1.0:
-        _ceiling = (now, _environment_ceiling())
-    return _ceiling[1]
-
-
-def _environment_ceiling() -> int:
-    for var in ENV_VARS:
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return cores()
-
-
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The most BLAS threads rnnlab may use (see the module docstring). The environment is read at
+    most once a second: every GEMM asks, and reading it costs a fair share of a small forward."""
+    if settings.threads is not None:
+        return settings.threads
+    state, now = policy(), time.monotonic()
+    if now - state.ceiling[0] > 1.0:
+        state.ceiling = (now, environment_threads())
+    return state.ceiling[1]
 
 
 def free_cores() -> int:
     """Cores the rest of the machine leaves free: those this process may use, less the threads other
     programs keep running (busy_elsewhere()). Read at most once a second."""
-    global _free
-    now = time.monotonic()
-    if now - _free[0] > 1.0:
+    state, now = policy(), time.monotonic()
+    if now - state.free[0] > 1.0:
         usable = cores()
-        _free = (now, max(1, min(usable, int(usable - busy_elsewhere() + 0.5))))
-    return _free[1]
+        state.free = (now, max(1, min(usable, int(usable - busy_elsewhere() + 0.5))))
+    return state.free[1]
 
 
 def busy_elsewhere() -> float:
@@ -129,11 +96,11 @@ def busy_elsewhere() -> float:
             return max(0.0, os.getloadavg()[0] - own_cores())
         except (AttributeError, OSError):  # no load average either: assume the machine is ours
             return 0.0
-    now = time.monotonic()
-    _readings.append((now, value))
+    now, readings = time.monotonic(), policy().readings
+    readings.append((now, value))
     # the lower median: with two readings that disagree (one taken as another program was starting up,
     # one now) the cores count as free; a neighbour counts once most readings see it
-    return float(statistics.median_low(v for when, v in _readings if now - when <= READINGS_WINDOW))
+    return float(statistics.median_low(v for when, v in readings if now - when <= READINGS_WINDOW))
 
 
 RECHECK = 0.001  # seconds between the two counts of one reading
@@ -186,16 +153,16 @@ def own_cores() -> float:
     over a minute), so that its own threads do not count as other programs' load: counted as one
     thread, an idle 2-core machine read as busy after a minute of rnnlab on two threads (load 1.5),
     and the policy halved its own threads. One thread is assumed until there is a history."""
-    global _own
+    state = policy()
     wall, cpu = time.monotonic(), time.process_time()
-    if _own is None:
-        _own = (wall, cpu, 1.0)
+    if state.own is None:
+        state.own = (wall, cpu, 1.0)
     else:
-        elapsed = wall - _own[0]
+        elapsed = wall - state.own[0]
         if elapsed > 0:
             weight = math.exp(-elapsed / LOAD_WINDOW)
-            _own = (wall, cpu, weight * _own[2] + (1 - weight) * (cpu - _own[1]) / elapsed)
-    return _own[2]
+            state.own = (wall, cpu, weight * state.own[2] + (1 - weight) * (cpu - state.own[1]) / elapsed)
+    return state.own[2]
 
 
 def for_gemm(m: int, k: int, n: int) -> int:
@@ -209,32 +176,24 @@ def gemm(m: int, k: int, n: int):
     return limit(for_gemm(m, k, n))
 
 
-def _blas():
-    """threadpoolctl's controllers of the BLAS libraries loaded (made on first use: numpy's is)."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller
-
-
 @functools.cache
 def blas_libraries() -> tuple:
-    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's among them) when first asked."""
-    return tuple(lib for lib in _blas().lib_controllers if lib.user_api == "blas")
+    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's among them) when first asked
+    (a cache of what the process loaded, which does not change what a call computes)."""
+    from threadpoolctl import ThreadpoolController
+
+    return tuple(lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas")
 
 
 def _set(n: int) -> None:
     for lib in blas_libraries():
-        lib.set_num_threads(n)  # one ctypes call: ~5 us, against ~100 us for threadpoolctl's limit()
+        lib.set_num_threads(n)  # one ctypes call, far cheaper than threadpoolctl's limit()
 
 
 class limit:
     """with limit(n): BLAS runs on at most n threads inside the block; the setting in force before comes
     back after (read from the library each time: someone else, e.g. threadpoolctl in the caller, may
-    have set it). A class, not a generator: every GEMM enters one, and @contextmanager's generator
-    took ~2 us a block, three blocks a batch-1 forward."""
+    have set it). A class, not a generator: every GEMM enters one, and a generator costs more."""
 
     __slots__ = ("n", "saved")
 
@@ -255,13 +214,10 @@ class limit:
 # --- one thread pool at a time --------------------------------------------------------------------
 # Two pools can serve a GEMM or a time loop on several cores: BLAS's own workers, and rnnlab's helper
 # threads (run_parts: the time loop's hidden units shared among threads, a GEMM's rows). OpenBLAS's
-# workers spin for ~0.1 s after each call before they sleep, and rnnlab's threads started within that
-# time find a core taken: an LSTM forward at (32, 64, 128) in two parts took 15-23 ms then, 6.2-6.6 ms
-# once they slept. So the two never take turns call by call: under no_grad() (inference, generation,
-# evaluation) rnnlab's helpers do the work and BLAS runs on one thread; with gradients BLAS's threads
-# do, for the backward's per-step GEMMs run there (a training step in parts measured no faster at
-# (32, 64, 128): BENCHMARKS.md). Only the first 0.1-0.2 s of inference after training finds BLAS's
-# workers still spinning.
+# workers spin for a while after each call before they sleep, and rnnlab's threads started meanwhile
+# find a core taken. So the two never take turns call by call: under no_grad() (inference,
+# generation, evaluation) rnnlab's helpers do the work and BLAS runs on one thread; with gradients
+# BLAS's threads do, for the backward's per-step GEMMs run there.
 def helpers_for(n: int) -> int:
     """n threads of rnnlab's own under no_grad(), else 1 (BLAS's threads do the work). POSIX only: a
     part waiting for a partner that lost its core gives its own away (sched_yield, fused.meet)."""
@@ -273,10 +229,9 @@ MIN_PART_UNITS = 16  # hidden units per thread at least: two AVX2 vectors of flo
 
 def step_parts(B: int, H: int, G: int) -> int:
     """How many threads share a time loop's hidden units, each running the whole loop for its own units
-    with a one-thread GEMM (driver.py): as many as the per-step GEMM (B, H) x (H, G*H) would get, where
+    with a one-thread GEMM (loop.py): as many as the per-step GEMM (B, H) x (H, G*H) would get, where
     rnnlab's helpers may run (helpers_for). A per-step GEMM of few rows gains little from a second BLAS
-    thread, while the gate arithmetic runs on one; shared by units, both are halved: LSTM inference at
-    (32, 64, 128), loop alone, 5.2 ms on two BLAS threads, 4.1 in two parts; (64, 100, 256): 50 and 44."""
+    thread, while the gate arithmetic runs on one; shared by units, both are halved."""
     return helpers_for(max(1, min(for_gemm(B, H, G * H), H // MIN_PART_UNITS)))
 
 
@@ -296,16 +251,13 @@ class time_loop(limit):
         return self.parts
 
 
-# ~34 MFLOP: a smaller GEMM split among helpers loses to one thread (~70 us a round trip). (M, 128) x
-# (128, 65), one thread against two helpers: M = 1024 (17 MFLOP) 98 against 114-117 us, 1536 (26) 144
-# against 134-144, 2048 (34, the output layer at (32, 64, 128)) 186-205 against 164-177.
-HELPER_FLOPS = 1 << 25
+HELPER_FLOPS = 1 << 25  # ~34 MFLOP: a smaller GEMM split among helpers loses to one thread (a round trip)
 
 
 def matmul(a, b, out=None):
     """out = a @ b for 2-D a (M, K), b (K, N) on for_gemm's threads: with gradients BLAS's; under
     no_grad() rnnlab's helpers, each a block of rows on one BLAS thread, from HELPER_FLOPS of work on
-    (below it, one BLAS thread: (65, 128) x (128, 512) took 123 us on one, 246 split in two)."""
+    (below it, one BLAS thread)."""
     (M, K), N = a.shape, b.shape[1]
     if out is None:
         out = np.empty((M, N), np.result_type(a, b))
@@ -325,8 +277,8 @@ def matmul(a, b, out=None):
 
 class _Helper:
     """One of rnnlab's helper threads: it runs one part at a time, handed over by releasing a lock and
-    handed back by another, and sleeps in between, so that it never spins beside BLAS's pool. (A lock
-    wakes a thread in ~15 us here; a ThreadPoolExecutor's future took ~80 us a round trip.)"""
+    handed back by another, and sleeps in between, so that it never spins beside BLAS's pool (a lock
+    wakes a thread sooner than a ThreadPoolExecutor's future makes a round trip)."""
 
     def __init__(self):
         self._go, self._done = threading.Lock(), threading.Lock()
@@ -356,14 +308,10 @@ class _Helper:
             raise error
 
 
-_helpers: list = []  # rnnlab's helper threads, which run the parts after the first
-_running = threading.Lock()  # held by the call whose parts the helpers run
-
-
 def _forget_helpers() -> None:
     """In a forked child the helper threads are gone: a part handed to them would never run."""
-    global _helpers, _running
-    _helpers, _running = [], threading.Lock()
+    if settings.fast is not None:
+        settings.fast.policy.helpers, settings.fast.policy.running = [], threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -384,10 +332,11 @@ def run_parts(part, parts: int, flags=None) -> None:
                 flags[:] = np.iinfo(flags.dtype).max
             raise
 
-    with _running, limit(1):
-        while len(_helpers) < parts - 1:
-            _helpers.append(_Helper())
-        helpers = _helpers[:parts - 1]
+    state = policy()
+    with state.running, limit(1):
+        while len(state.helpers) < parts - 1:
+            state.helpers.append(_Helper())
+        helpers = state.helpers[:parts - 1]
         for p, helper in enumerate(helpers, start=1):
             helper.start(functools.partial(guarded, p))
         errors = []
@@ -406,7 +355,7 @@ def run_parts(part, parts: int, flags=None) -> None:
 
 def describe() -> str:
     """One line for logs: the ceiling and where it comes from."""
-    if _user_threads is not None:
+    if settings.threads is not None:
         source = "--threads"
     else:
         source = next((var for var in ENV_VARS if os.environ.get(var, "").strip().isdigit()), "cores available")
@@ -414,10 +363,3 @@ def describe() -> str:
                         for info in (lib.info() for lib in blas_libraries()) if info.get("architecture"))
     return (f"BLAS threads <= {allowed()} ({source}), one per MFLOP of a GEMM, {free_cores()} core(s) free of "
             f"other programs" + (f"; {kernels}" if kernels else ""))
-
-
-def speed_line() -> str:
-    """What a training run's log says about its speed setup: the time loop's code and the threads."""
-    from .backend import describe as time_loop_code
-
-    return f"{time_loop_code()}, {describe()}"
