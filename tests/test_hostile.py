@@ -133,7 +133,7 @@ CASES = {
     "explore window 0": (["explore", "{home}/run", "--window", "0", "--out", "{home}/new/p.html"],
                          "--window must be an integer >= 1; got 0"),
     "explore positions x window": (["explore", "{home}/run", "--text", "{home}/text.txt", "--chars", "100000",
-                                    "--positions", "100000", "--window", "100000", "--out", "{home}/new/p.html"],
+                                    "--positions", "100000", "--window", "100000", "--out", "{home}/p.html"],
                                    "values, more than one page holds (5,000,000); lower --positions or --window"),
     "seeds 0-1000000000": (["experiment", "adding", "--seeds", "0-1000000000", "--out", "{home}/new"],
                            "seeds: at most 1000 seeds per sweep; '0-1000000000' lists 1,000,000,001"),

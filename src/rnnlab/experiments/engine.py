@@ -179,7 +179,7 @@ def _run_loky(specs, workers, finished, work) -> list[int]:
     killed their worker RETRIES + 1 times (each of those deaths with no other run in flight)."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.executor import get_memmapping_executor  # joblib's own reusable pool, which its Parallel shares
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     threads = max(1, cores() // workers)
@@ -196,8 +196,7 @@ def _run_loky(specs, workers, finished, work) -> list[int]:
             while (suspects or queue) and len(in_flight) < (1 if alone else workers) and not (alone and in_flight):
                 index = suspects.pop(0) if alone else queue.pop(0)
                 if executor is None:
-                    executor = get_reusable_executor(max_workers=workers, initializer=_worker_start,
-                                                     initargs=(driver,))
+                    executor = get_memmapping_executor(workers, initializer=_worker_start, initargs=(driver,))
                 in_flight[executor.submit(work, index, specs[index], threads, driver)] = index
             done, _ = wait(list(in_flight), timeout=POLL, return_when=FIRST_COMPLETED)
             broken = []
@@ -210,7 +209,7 @@ def _run_loky(specs, workers, finished, work) -> list[int]:
             if broken:  # the pool is gone: every run in it comes back
                 broken += list(in_flight.values())
                 in_flight.clear()
-                executor = None  # get_reusable_executor makes a fresh one
+                executor = None  # get_memmapping_executor makes a fresh one
                 if len(broken) == 1:  # it ran alone: the death was its own
                     deaths[broken[0]] += 1
                     target = failed if deaths[broken[0]] > RETRIES else suspects
