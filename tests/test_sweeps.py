@@ -366,7 +366,9 @@ def test_ctrl_c_stops_a_dask_sweep_at_once(tmp_path):
             time.sleep(0.02)                                           # a Ctrl-C now must not be lost
         workers = {p.pid for p in driver.children(recursive=True)}
         sent = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)
+        # To the driver alone: a worker still booting Python when the whole group gets SIGINT may print
+        # "Fatal Python error: init_import_site" (seen once, under load); the driver's promptness is the claim.
+        os.kill(proc.pid, signal.SIGINT)
         while proc.poll() is None and time.monotonic() - sent < 90:  # the runs themselves would take minutes
             try:
                 workers |= {p.pid for p in driver.children(recursive=True)}  # those started after the Ctrl-C too
