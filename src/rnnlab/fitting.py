@@ -310,18 +310,22 @@ def _classes(model) -> int:
 def _measure(kind: _Kind, model, data: dict, task: str, batch_size: int) -> _Tally:
     """Loss and metrics of `data` in eval mode, no caches kept."""
     tally = _Tally(task, _classes(model))
+    for batch, out in _evaluated(kind, model, data, len(data["y"]), batch_size):
+        tally.add(_loss(task, out, batch)[0], out, batch)
+    return tally
+
+
+def _evaluated(kind: _Kind, model, data: dict, n: int, batch_size: int):
+    """(batch, model output) over the n rows of `data` in order, in eval mode with no caches kept."""
     was = model.training
     model.eval()
     try:
         with no_grad():
-            n = len(data["y"])
             for start in range(0, n, batch_size):
                 batch = _take(kind, data, np.arange(start, min(start + batch_size, n)))
-                out = kind.forward(model, batch)
-                tally.add(_loss(task, out, batch)[0], out, batch)
+                yield batch, kind.forward(model, batch)
     finally:
         model.train(was)
-    return tally
 
 
 # -- fit ---------------------------------------------------------------------------------------------
@@ -534,20 +538,11 @@ def forward_all(model, X, batch_size: int = 256):
         raise TypeError(f"{type(model).__name__} generates sequences; use predict")
     data = {k: v for k, v in kind.inputs(model, X).items() if v is not None}
     outs = []
-    was = model.training
-    model.eval()
-    try:
-        with no_grad():
-            n = len(data["x"])
-            for start in range(0, n, batch_size):
-                batch = _take(kind, data, np.arange(start, min(start + batch_size, n)))
-                out = kind.forward(model, batch)
-                if out.ndim == 3 and out.shape[1] < data["x"].shape[1]:  # a trimmed batch: pad back to T
-                    out = np.concatenate([out, np.zeros((out.shape[0], data["x"].shape[1] - out.shape[1],
-                                                         out.shape[2]), out.dtype)], axis=1)
-                outs.append(out)
-    finally:
-        model.train(was)
+    for _, out in _evaluated(kind, model, data, len(data["x"]), batch_size):
+        if out.ndim == 3 and out.shape[1] < data["x"].shape[1]:  # a trimmed batch: pad back to T
+            out = np.concatenate([out, np.zeros((out.shape[0], data["x"].shape[1] - out.shape[1],
+                                                 out.shape[2]), out.dtype)], axis=1)
+        outs.append(out)
     out = np.concatenate(outs)
     if isinstance(model, models.ManyToMany) and "lengths" in data:
         return [out[i, :t] for i, t in enumerate(data["lengths"])]
