@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import DataError, Vocab, _from_code_points, cache_dir, resolve_source
+from .text import DataError, Vocab, _from_code_points, _sha256_file, cache_dir, resolve_source
 
 __all__ = ["Corpus", "IdFile", "open_corpus", "corpus_from_text", "CHUNK_BYTES", "ERRORS", "id_dtype",
            "loading_bytes", "data_loading_bytes"]
@@ -494,27 +494,14 @@ def _cached(header_path: Path, ids_path: Path, sha: str, size: int, options: dic
               and isinstance(header.get("notes"), list)
               and (vocab is None or own_vocab == vocab)
               and ids_path.stat().st_size == int(header["length"]) * dtype.itemsize)
-        if not ok or _ids_sha256(ids_path) != header.get("ids_sha256"):
+        if not ok or _sha256_file(ids_path) != header.get("ids_sha256"):
             return None
     except (OSError, ValueError, TypeError, KeyError, OverflowError):  # absent, damaged or forged
         return None
     return header, own_vocab
 
 
-def _ids_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, value: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..io import atomic_write_bytes  # the one atomic writer
+
+    atomic_write_bytes(path, json.dumps(value))

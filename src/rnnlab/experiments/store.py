@@ -76,10 +76,9 @@ class RunStore:
     def save(self, spec: RunSpec, row: dict) -> Path:
         path = self.path(spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"spec": asdict(spec), "row": row}), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        from ..io import atomic_write_bytes  # the one atomic writer (fsynced temp file, renamed)
+
+        return atomic_write_bytes(path, json.dumps({"spec": asdict(spec), "row": row}))
 
 
 def _real(x) -> bool:
