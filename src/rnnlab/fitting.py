@@ -453,9 +453,9 @@ def fit(model, X, y, *, epochs: int = 10, batch_size: int = 32, validation_split
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .display import progress_bar  # one widget or one line in a notebook, as training's
 
-        bar = tqdm(total=epochs * per_epoch, initial=start, unit="step", dynamic_ncols=True, desc="fit")
+        bar = progress_bar(total=epochs * per_epoch, initial=start, unit="step", dynamic_ncols=True, desc="fit")
 
     def loss_and_backward(step):
         nonlocal order, tally
