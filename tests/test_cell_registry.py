@@ -17,6 +17,33 @@ def test_built_in_cells_are_registered_in_order():
     assert rnnlab.cell_names()[:6] == ("lstm", "gru", "rnn", "rnn_relu", "lstm_noforget", "indrnn")
 
 
+def test_the_registry_is_one_object_on_settings(tmp_path):
+    """rnnlab.settings.cells holds every name; a user's cell comes and goes, rnnlab's own stay."""
+    registry = rnnlab.settings.cells
+    assert registry.names() == rnnlab.cell_names() and "gru" in registry and "lstn" not in registry
+    assert repr(registry).startswith("CellRegistry(lstm, gru, rnn")
+    lstm = get_cell("lstm")
+    path = tmp_path / "mine.py"  # a user's cell is defined in a file of its own
+    path.write_text("# the user's cell\n")
+    mine = CellDefinition("mine", lstm.gates, lstm.state_names, lstm.saved, _copied(lstm.forward, path),
+                          lstm.backward)
+    rnnlab.register_cell(mine)
+    assert "mine" in registry and get_cell("mine") is mine
+    registry.unregister("mine")
+    assert "mine" not in registry
+    with pytest.raises(ValueError, match="one of rnnlab's own cells"):
+        registry.unregister("lstm")
+    with pytest.raises(ValueError, match="no cell named 'mine'"):
+        registry.unregister("mine")
+
+
+def _copied(fn, path):
+    """fn's code as a function whose source file is `path` (a cell defined outside rnnlab)."""
+    import types
+
+    return types.FunctionType(fn.__code__.replace(co_filename=str(path)), fn.__globals__, "forward")
+
+
 def test_unknown_name_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown cell 'lstn'; registered: lstm, gru"):
         rnnlab.Recurrent("lstn", 3, 4)

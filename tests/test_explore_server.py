@@ -9,11 +9,12 @@ import time
 import pytest
 
 from explore_helpers import CODE, tiny_checkpoint
+import rnnlab
 from rnnlab.cli import main
 from rnnlab.explore import explore_page
 from rnnlab.explore.server import App, LiveModel, LocalServer, serve
 from rnnlab.nn.cells import get_cell, register_cell
-from rnnlab.nn.cells.definition import _REGISTRY, CellDefinition
+from rnnlab.nn.cells.definition import CellDefinition
 
 
 @pytest.fixture
@@ -147,4 +148,4 @@ def test_registration_refuses_names_that_are_not_identifiers():
                                  "name": "evil_cell", field: value, "gate_bias": {}})
         with pytest.raises(ValueError, match="names must be Python identifiers; got '"):
             register_cell(evil)
-        assert "evil_cell" not in _REGISTRY
+        assert "evil_cell" not in rnnlab.settings.cells.cells

@@ -57,3 +57,54 @@ def test_falls_back_to_the_python_loop(monkeypatch):
     fast = generate(model, VOCAB, "A", 50, rng=3)
     monkeypatch.setattr(rnnlab.settings, "fast", None)  # as where numba is not installed
     assert generate(model, VOCAB, "A", 50, rng=3) == fast
+
+
+GRU_WITH_LITERALS = '''
+from rnnlab.nn.functional import sigmoid, tanh
+
+
+def forward(a_x, a_h, state):
+    (x_r, x_z, x_n), (h_r, h_z, h_n), (h,) = a_x, a_h, state
+    r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+    n = tanh(x_n + r * h_n)
+    return ((1 - z) * n + z * h,), (r, z, n, h_n)
+'''
+
+
+def test_a_cells_literals_keep_float32_in_the_sampler(tmp_path):
+    """The sampler inlines the cell's typed copy, as the time loops do: `1 - z` in a float32 model is
+    float32 arithmetic (Numba alone would compute it in float64), and the text still follows the model."""
+    import importlib.util
+
+    path = tmp_path / "gru_literal.py"
+    path.write_text(GRU_WITH_LITERALS)
+    spec = importlib.util.spec_from_file_location("gru_literal_for_the_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from rnnlab.nn.cells.gru import GRU
+
+    cell = rnnlab.register_cell(rnnlab.CellDefinition(
+        "gru_literal", gates=GRU.gates, state_names=GRU.state_names, saved=GRU.saved, forward=module.forward,
+        backward=GRU.backward, h_side_apart=True), replace=True)
+    try:
+        _literals_stay_float32(module.forward, model_for(cell.name, "float32", layers=1))
+    finally:
+        rnnlab.settings.cells.unregister(cell.name)  # the other tests see the built-in cells only
+
+
+def _literals_stay_float32(forward, model):
+    import numba
+
+    logits, state = model(VOCAB.encode("AB")[None, :]), model.final_state
+    sampler = rnnlab.settings.fast.sampler(model, state)
+    ids = sampler.sample(logits[0, -1], np.random.default_rng(0).random(20), 1.0, None)
+    expected = model(np.concatenate([VOCAB.encode("AB")[None, :], ids[None, :]], axis=1))
+    np.testing.assert_allclose(sampler.logits, expected[0, -1], rtol=1e-5, atol=1e-5)
+    step = sampler.run.py_func.__globals__["step"].py_func  # the cell's forward the sampler inlined
+    checked = numba.njit(step)
+    one = np.float32(0.3)
+    checked((one,) * 3, (one,) * 3, (one,))
+    assert "float64" not in str(checked.nopython_signatures[0].return_type)
+    plain = numba.njit(forward)
+    plain((one,) * 3, (one,) * 3, (one,))
+    assert "float64" in str(plain.nopython_signatures[0].return_type)  # what the typed copy mends

@@ -3,6 +3,7 @@
     rnnlab.settings.threads = 2     # at most 2 BLAS threads (the CLI's --threads); None: the environment's
     rnnlab.settings.fast            # the compiled path (rnnlab.fast) where it loaded, else None
     rnnlab.settings.fast_missing    # why there is none, in words
+    rnnlab.settings.cells           # the cells known by name (rnnlab.register_cell, RNNLAB_CELLS)
     print(rnnlab.settings)          # all of it, and which code runs the time loop
 
 Which time loop a layer runs is its `kernel` argument ("fast", "numba", "numpy", "reference");
@@ -43,6 +44,17 @@ class Settings:
         self._threads: int | None = None  # set by the user (--threads), else None
         self.fast = None  # rnnlab.fast.FastPath, registered by rnnlab.fast itself
         self.fast_missing = "numba is not installed (pip install numba)"
+        self._cells = None  # the cell registry, made on first use
+
+    @property
+    def cells(self):
+        """The cells known by name (nn/cells/definition.py's CellRegistry): built-in, registered by
+        rnnlab.register_cell, or loaded from RNNLAB_CELLS files."""
+        if self._cells is None:
+            from .nn.cells.definition import CellRegistry
+
+            self._cells = CellRegistry()
+        return self._cells
 
     @property
     def threads(self) -> int | None:

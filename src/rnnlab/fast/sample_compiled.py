@@ -108,21 +108,24 @@ def cell_source(G: int, S: int, dense: bool) -> str:
         ""])
 
 
-def _run_for(fast, cell):
-    """`run` compiled for this cell definition (once per process, kept in fast.compiled; on disk
-    through Numba's cache)."""
-    if ("sampler", cell) in fast.compiled:
-        return fast.compiled["sampler", cell]
+def _run_for(fast, cell, dtype):
+    """`run` compiled for this cell definition and dtype (once per process, kept in fast.compiled; on
+    disk through Numba's cache). The cell's step is its typed copy (fused.literals_of_dtype): a literal
+    in its equations keeps float32 arithmetic float32, as in the time loops."""
+    dtype = np.dtype(dtype)
+    if ("sampler", cell, dtype) in fast.compiled:
+        return fast.compiled["sampler", cell, dtype]
     fused = fast.fused()
     import numba
 
     dense = cell.recurrence == "dense"
-    source = "\n\n".join(["@jit\n" + inspect.getsource(fn) for fn in (matvec_add, sample, run)]
-                         + ["@jit\n" + cell_source(cell.G, len(cell.state_names), dense)])
-    module = fused.generated_module(cell, source, "sampler", {
+    functions = ["@jit\n" + inspect.getsource(fn) for fn in (matvec_add, sample, run)]
+    functions.append("@jit\n" + cell_source(cell.G, len(cell.state_names), dense))
+    source = f"# the sampler of cell {cell.name!r} on {dtype.name} arrays\n" + "\n\n".join(functions)
+    module = fused.generated_module(cell, source, f"sampler_{dtype.name}", {
         "np": np, "math": math, "DENSE": dense,
-        "step": numba.njit(inline="always", error_model="numpy")(cell.forward)})
-    fast.compiled["sampler", cell] = module.run
+        "step": numba.njit(inline="always", error_model="numpy")(fused.literals_of_dtype(cell.forward, dtype))})
+    fast.compiled["sampler", cell, dtype] = module.run
     return module.run
 
 
@@ -172,4 +175,4 @@ def compiled_sampler(fast, model, state):
         return None
     if rnn.kind.extra_parameters:  # the compiled step takes the four standard parameters: the Python loop
         return None
-    return CompiledSampler(_run_for(fast, rnn.kind), model, state)
+    return CompiledSampler(_run_for(fast, rnn.kind, rnn.dtype), model, state)

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ...settings import settings
+
 RECURRENCES = ("dense", "diagonal")
 STANDARD = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # every cell's; any other parameter is (H,)
 
@@ -159,42 +161,104 @@ class CellDefinition:
         return {p.name: tuple(p.shape(D, H, self.G)) for p in self.parameters}
 
 
-_REGISTRY: dict[str, CellDefinition] = {}
+class CellRegistry:
+    """The cells rnnlab knows by name, in one object: `rnnlab.settings.cells`. The built-in cells are
+    registered when rnnlab.nn.cells is imported, a user's by register_cell or by a file named in
+    RNNLAB_CELLS (imported once, when a name is first looked up), so the CLI and the models see them too.
+
+        cells             {name: CellDefinition}, built-in ones first
+        files_loaded      the RNNLAB_CELLS files already imported (resolved paths)
+    """
+
+    def __init__(self):
+        self.cells: dict[str, CellDefinition] = {}
+        self.files_loaded: set[str] = set()
+
+    def register(self, definition: CellDefinition, replace: bool = False) -> CellDefinition:
+        """Make a cell known by its name to rnnlab.Recurrent, the models, the CLI and the diagnostics."""
+        if not isinstance(definition, CellDefinition):
+            raise TypeError(f"register_cell takes a CellDefinition; got {type(definition).__name__}")
+        names = (*definition.gates, *definition.state_names, *definition.saved,
+                 *(p.name for p in definition.parameters))
+        bad = [n for n in names if not (isinstance(n, str) and n.isidentifier())]
+        if bad:  # names reach Python code, files and HTML pages: identifiers only
+            raise ValueError(f"cell {definition.name!r}: gate, state, saved and parameter names must be Python "
+                             f"identifiers; got {', '.join(map(repr, bad))}")
+        known = self.cells.get(definition.name)
+        if known is not None and not replace and known is not definition:
+            raise ValueError(f"a cell named {definition.name!r} is already registered (pass replace=True)")
+        from ..driver import check_step  # the driver runs cells; a definition only describes one
+
+        check_step(definition)  # a cell that returns the wrong values fails here, in one line
+        self.cells[definition.name] = definition
+        return definition
+
+    def unregister(self, name: str) -> None:
+        """Forget a cell registered by the user (rnnlab's own cells stay)."""
+        definition = self.cells.get(name)
+        if definition is None:
+            raise ValueError(f"no cell named {name!r} is registered")
+        if definition.origin == "rnnlab":
+            raise ValueError(f"{name!r} is one of rnnlab's own cells and stays registered")
+        del self.cells[name]
+
+    def get(self, name) -> CellDefinition:
+        """The definition registered under `name` (a definition passes through), or one clear error."""
+        if isinstance(name, CellDefinition):
+            return name
+        self.load_files()
+        if name not in self.cells:
+            raise ValueError(f"unknown cell {name!r}; registered: {', '.join(self.cells)} (a cell of your own is "
+                             f"loaded from its file by RNNLAB_CELLS=path/to/cell.py)")
+        return self.cells[name]
+
+    def names(self) -> tuple[str, ...]:
+        """The names of every registered cell, built-in ones first."""
+        self.load_files()
+        return tuple(self.cells)
+
+    def __contains__(self, name) -> bool:
+        return name in self.names()
+
+    def __repr__(self) -> str:
+        return f"CellRegistry({', '.join(self.names())})"
+
+    def load_files(self) -> None:
+        """Import the cell files named in RNNLAB_CELLS (paths separated by os.pathsep), once each: each
+        registers its cells, so the CLI (rnnlab train --model NAME, ...) sees them too."""
+        for entry in filter(None, os.environ.get("RNNLAB_CELLS", "").split(os.pathsep)):
+            path = Path(entry).expanduser().resolve()
+            if str(path) in self.files_loaded:
+                continue
+            self.files_loaded.add(str(path))
+            if not path.is_file():
+                raise ValueError(f"RNNLAB_CELLS names {entry!r}, which is not a file")
+            spec = importlib.util.spec_from_file_location(f"rnnlab_user_cells_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as error:  # the user's code: say which file, in one line
+                raise ValueError(f"RNNLAB_CELLS: {entry} failed to load: {type(error).__name__}: {error}") from error
 
 
 def register_cell(definition: CellDefinition, replace: bool = False) -> CellDefinition:
-    """Make a cell known by its name to rnnlab.Recurrent, the models, the CLI and the diagnostics."""
-    if not isinstance(definition, CellDefinition):
-        raise TypeError(f"register_cell takes a CellDefinition; got {type(definition).__name__}")
-    names = (*definition.gates, *definition.state_names, *definition.saved, *(p.name for p in definition.parameters))
-    bad = [n for n in names if not (isinstance(n, str) and n.isidentifier())]
-    if bad:  # names reach Python code, files and HTML pages: identifiers only
-        raise ValueError(f"cell {definition.name!r}: gate, state, saved and parameter names must be Python "
-                         f"identifiers; got {', '.join(map(repr, bad))}")
-    if definition.name in _REGISTRY and not replace and _REGISTRY[definition.name] is not definition:
-        raise ValueError(f"a cell named {definition.name!r} is already registered (pass replace=True)")
-    from ..driver import check_step  # the driver runs cells; a definition only describes one
-
-    check_step(definition)  # a cell that returns the wrong values fails here, in one line
-    _REGISTRY[definition.name] = definition
-    return definition
+    """Make a cell known by its name (rnnlab.settings.cells.register; see CellRegistry)."""
+    return settings.cells.register(definition, replace)
 
 
 def get_cell(name) -> CellDefinition:
-    """The definition registered under `name` (a definition passes through), or one clear error."""
-    if isinstance(name, CellDefinition):
-        return name
-    load_cell_files()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown cell {name!r}; registered: {', '.join(_REGISTRY)} (a cell of your own is loaded "
-                         f"from its file by RNNLAB_CELLS=path/to/cell.py)")
-    return _REGISTRY[name]
+    """The definition registered under `name`, or one clear error (rnnlab.settings.cells.get)."""
+    return settings.cells.get(name)
 
 
 def cell_names() -> tuple[str, ...]:
-    """The names of every registered cell, built-in ones first."""
-    load_cell_files()
-    return tuple(_REGISTRY)
+    """Every registered cell's name, built-in ones first (rnnlab.settings.cells.names())."""
+    return settings.cells.names()
+
+
+def load_cell_files() -> None:
+    """Import the files named in RNNLAB_CELLS, once each (rnnlab.settings.cells.load_files())."""
+    settings.cells.load_files()
 
 
 class RegisteredNames(Sequence):
@@ -215,24 +279,3 @@ class RegisteredNames(Sequence):
 
     def __repr__(self) -> str:
         return repr(cell_names())
-
-
-_loaded: set[str] = set()
-
-
-def load_cell_files() -> None:
-    """Import the cell files named in RNNLAB_CELLS (paths separated by os.pathsep), once each: each
-    registers its cells, so the CLI (rnnlab train --model NAME, ...) sees them too."""
-    for entry in filter(None, os.environ.get("RNNLAB_CELLS", "").split(os.pathsep)):
-        path = Path(entry).expanduser().resolve()
-        if str(path) in _loaded:
-            continue
-        _loaded.add(str(path))
-        if not path.is_file():
-            raise ValueError(f"RNNLAB_CELLS names {entry!r}, which is not a file")
-        spec = importlib.util.spec_from_file_location(f"rnnlab_user_cells_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as error:  # the user's code: say which file, in one line
-            raise ValueError(f"RNNLAB_CELLS: {entry} failed to load: {type(error).__name__}: {error}") from error
