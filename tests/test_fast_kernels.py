@@ -269,6 +269,7 @@ def test_rows_shared_among_helpers_give_numpys_product(monkeypatch):
     a, b = rng.standard_normal((37, 11)), rng.standard_normal((5, 11)).T  # b: a transposed view, as W.T
     monkeypatch.setattr(threads, "for_gemm", lambda m, k, n: 3)
     monkeypatch.setattr(threads, "HELPER_FLOPS", 1)
+    monkeypatch.setattr(threads, "OPENBLAS_ALONE", 0)  # a small product, as if large enough for threads
     split = []
     monkeypatch.setattr(threads, "run_parts", lambda part, parts, flags=None: [split.append(parts), *map(part, range(parts))])
     with rnnlab.no_grad():

@@ -177,3 +177,22 @@ def test_a_callers_own_limit_survives():
         with threads.limit(2):
             pass
         assert blas_threads() == {1}
+
+
+def test_a_gemm_openblas_runs_alone_sets_no_threads(monkeypatch):
+    """Below OPENBLAS_ALONE multiply-adds OpenBLAS uses one thread whatever its setting: threads.matmul
+    leaves the setting alone (two library calls saved on a batch-1 output layer); above, it sets it."""
+    from rnnlab.fast import threads
+
+    if not threads.openblas_only():
+        pytest.skip("a BLAS other than OpenBLAS is loaded")
+    entered = []
+    real = threads.limit.__enter__
+    monkeypatch.setattr(threads.limit, "__enter__", lambda self: [entered.append(self.n), real(self)][1])
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((25, 100)), rng.standard_normal((100, 65))  # 162,500 multiply-adds
+    np.testing.assert_array_equal(threads.matmul(a, b), a @ b)
+    assert entered == []
+    big = rng.standard_normal((400, 100))  # 2.6 million
+    np.testing.assert_allclose(threads.matmul(big, b), big @ b, rtol=1e-12)
+    assert len(entered) == 1

@@ -34,7 +34,8 @@ class FastPath:
     """The fast path as rnnlab.settings holds it, with its state in one place:
 
     compiled   {(what, cell definition[, dtype]): compiled code}: the loops of each cell and dtype
-               (fused.loops_for), its sampler, Adam's update. Made once per process; Numba's disk cache serves later runs.
+               (fused.loops_for) and the CompiledLoop around them, its sampler, Adam's update. Made
+               once per process; Numba's disk cache serves later runs.
     policy     the thread policy's readings of the machine and its helper threads (threads.Policy).
     missing    why Numba cannot run here, once an import failed (then every loop is NumPy's).
     """
@@ -42,19 +43,20 @@ class FastPath:
     def __init__(self):
         self.compiled: dict = {}
         self.missing: str | None = None
+        self._fused = None  # the fused module once imported: every layer call and Adam step asks for it
         from .threads import Policy
 
         self.policy = Policy()
 
     def fused(self):
         """The fused module (imports numba on first call), or None where numba fails to import."""
-        if self.missing is None:
+        if self._fused is None and self.missing is None:
             try:
-                return importlib.import_module(f"{__name__}.fused")
+                self._fused = importlib.import_module(f"{__name__}.fused")
             except ImportError as error:  # a broken numba install: run on NumPy
                 self.missing = f"numba failed to import ({error})"
                 settings.fast_missing = self.missing
-        return None
+        return self._fused
 
     def loop_for(self, cell, kernel: str, *arrays):
         """The compiled loop (loop.CompiledLoop) for this cell and dtype, or None for the NumPy loop."""
@@ -67,17 +69,24 @@ class FastPath:
                 raise TypeError(f"kernel 'numba' takes float32 or float64 arrays of one dtype; got "
                                 f"{sorted({str(a.dtype) for a in arrays if a is not None})}")
             return None
-        from .loop import CompiledLoop
+        key = ("loop", cell, arrays[0].dtype)
+        loop = self.compiled.get(key)  # made once: a layer asks twice a call (its forward and backward)
+        if loop is None:
+            from .loop import CompiledLoop
 
-        return CompiledLoop(cell, arrays[0].dtype)
+            loop = self.compiled[key] = CompiledLoop(cell, arrays[0].dtype)
+        return loop
 
     def adam(self, *arrays):
         """Adam's update compiled (optim_compiled.py) where it takes these arrays, else None."""
         if self.fused() is None or not dtype_ok(*arrays):
             return None
-        from .optim_compiled import compiled_adam
+        update = self.compiled.get(("adam", None))
+        if update is None:
+            from .optim_compiled import compiled_adam
 
-        return compiled_adam(self)
+            update = compiled_adam(self)
+        return update
 
     def sampler(self, model, state):
         """A compiled sampler for a char model from this state (sample_compiled.py), or None."""
@@ -107,7 +116,12 @@ class FastPath:
 def dtype_ok(*arrays) -> bool:
     """Numba's loops take float32 or float64 arrays, all of one dtype (None entries are skipped)."""
     dtype = arrays[0].dtype
-    return dtype.kind == "f" and dtype.itemsize in (4, 8) and all(a is None or a.dtype == dtype for a in arrays)
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        return False
+    for a in arrays:  # a loop, not all(genexpr): every layer call asks
+        if a is not None and a.dtype != dtype:
+            return False
+    return True
 
 
 settings.fast = FastPath()

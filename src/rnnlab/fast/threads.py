@@ -251,6 +251,18 @@ class time_loop(limit):
         return self.parts
 
 
+# OpenBLAS runs a GEMM of fewer than 65536 * 4 multiply-adds on one thread whatever its setting
+# (interface/gemm.c: SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD): setting its threads around one
+# (two calls into the library) costs more than a batch-1 output layer's GEMM itself.
+OPENBLAS_ALONE = 65536 * 4
+
+
+@functools.cache
+def openblas_only() -> bool:
+    """Whether every BLAS library loaded is OpenBLAS (NumPy's wheels): OPENBLAS_ALONE holds for it."""
+    return all(lib.internal_api == "openblas" for lib in blas_libraries())
+
+
 HELPER_FLOPS = 1 << 25  # ~34 MFLOP: a smaller GEMM split among helpers loses to one thread (a round trip)
 
 
@@ -261,6 +273,8 @@ def matmul(a, b, out=None):
     (M, K), N = a.shape, b.shape[1]
     if out is None:
         out = np.empty((M, N), np.result_type(a, b))
+    if M * K * N < OPENBLAS_ALONE and openblas_only():  # one thread whatever the setting: nothing to set
+        return np.matmul(a, b, out=out)
     n = for_gemm(M, K, N)
     parts = helpers_for(n)
     if parts == 1:

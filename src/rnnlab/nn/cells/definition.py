@@ -134,7 +134,7 @@ class CellDefinition:
     def __reduce_ex__(self, protocol):
         """Pickled (and deep-copied) by name when registered, so a worker's layer runs the registered
         definition and its compiled loops; by value otherwise."""
-        if _REGISTRY.get(self.name) is self:
+        if settings.cells.cells.get(self.name) is self:
             return (get_cell, (self.name,))
         return super().__reduce_ex__(protocol)
 
