@@ -54,3 +54,17 @@ def test_the_commits_it_names_are_in_the_history():
     for commit in commits:
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True)
         assert found.returncode == 0, f"BENCHMARKS.md names commit {commit}, which is not in this repository"
+
+
+def test_the_readme_states_the_tables_ranges():
+    """README's summary is BENCHMARKS.md's tables: the dense rows' and the char LSTM rows' ranges."""
+    readme = (ROOT / "README.md").read_text().replace("\n", " ")
+    dense = re.findall(r"^\| \d+, \d+, \d+ \| (?:\*\*)?(\d+\.\d+)[^|]*\| (?:\*\*)?(\d+\.\d+)", DOC, re.M)
+    train, infer = [float(t) for t, _ in dense], [float(i) for _, i in dense]
+    assert len(dense) == 4
+    assert f"takes {min(train):.2f} to {max(train):.2f} of torch's time in training" in readme
+    assert f"{min(infer):.2f} to {max(infer):.2f} in inference" in readme
+    lstm = [float(m) for b, m in re.findall(r"^\| lstm (\d+), \d+, \d+, \d \| [\d., ]+ \| (\d+\.\d+) \|", DOC, re.M)
+            if b != "1"]
+    assert len(lstm) == 6
+    assert f"LSTM training step takes {min(lstm):.2f} to {max(lstm):.2f} of torch's time" in readme
