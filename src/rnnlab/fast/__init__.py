@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 
 from ..settings import settings
+from .optim_compiled import compiled_adam  # NumPy alone until first called
 
 __all__ = ["FastPath"]
 
@@ -81,12 +82,7 @@ class FastPath:
         """Adam's update compiled (optim_compiled.py) where it takes these arrays, else None."""
         if self.fused() is None or not dtype_ok(*arrays):
             return None
-        update = self.compiled.get(("adam", None))
-        if update is None:
-            from .optim_compiled import compiled_adam
-
-            update = compiled_adam(self)
-        return update
+        return compiled_adam(self)
 
     def sampler(self, model, state):
         """A compiled sampler for a char model from this state (sample_compiled.py), or None."""
