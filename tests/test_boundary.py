@@ -75,6 +75,11 @@ def test_nn_trains_with_fast_blocked():
         "assert not [m for m in sys.modules if m.startswith('rnnlab.fast.') or m == 'numba'], 'fast was imported'\n"
         "print('ok')\n"
     )
+    _prints_ok(code)
+
+
+def _prints_ok(code: str) -> None:
+    """Run code in a fresh interpreter (what it imports is its own) and expect it to print ok."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(),
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
@@ -104,6 +109,4 @@ def test_numpy_kernel_runs_no_thread_policy_and_no_ctypes():
         "assert not called, sorted(called)\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=_env(),
-                         timeout=300)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+    _prints_ok(code)
